@@ -1,0 +1,35 @@
+# One entry point for set-up, tests, the demo and the benchmarks.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TF_KERAS := tf-keras==2.21.0
+
+.PHONY: install test lint demo bench clean
+
+$(STAMP): requirements/base.txt requirements/cpu.txt requirements/dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements/cpu.txt -r requirements/dev.txt
+	$(PIP) install -q --no-deps $(TF_KERAS)
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/vermin --target=3.7- --violations --no-tips --eval-annotations \
+		densenet3d_keras generators callbacks tests benchmarks *.py
+
+test: lint
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) train_keras.py --demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Data side of the project: BraTS case discovery, volume loading, sampling and batching."""
