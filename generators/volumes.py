@@ -25,15 +25,17 @@ class CaseVolumes(object):
         background: float32 ``(4,)``, each channel's value where the raw volume was 0.
         affine: 4x4 voxel-to-world matrix of the flair file.
         header: the flair file's NIfTI header (for writing outputs on the same grid).
+        brain: bool array ``(depth, height, width)``, raw flair > 0 (negative sampling region).
     """
 
-    def __init__(self, case_id, image, label, background, affine, header):
+    def __init__(self, case_id, image, label, background, affine, header, brain=None):
         self.case_id = case_id
         self.image = image
         self.label = label
         self.background = background
         self.affine = affine
         self.header = header
+        self.brain = brain
 
     @property
     def shape(self):
@@ -120,9 +122,12 @@ def load_case_volumes(case, with_label=True):
     channels = []
     backgrounds = []
     reference = None
+    brain = None
     for modality in MODALITIES:
         path = case.images[modality]
         data, image = load_nifti(path, np.float32)
+        if modality == "flair":
+            brain = data > 0
         if not np.all(np.isfinite(data)):
             raise ValueError("%s contains NaN or infinite values" % path)
         if reference is None:
@@ -146,7 +151,7 @@ def load_case_volumes(case, with_label=True):
             raise ValueError("%s: %s" % (case.label, error))
     image = np.stack(channels, axis=-1)
     return CaseVolumes(case.case_id, image, label, np.asarray(backgrounds, np.float32),
-                       reference[2], reference[3])
+                       reference[2], reference[3], brain)
 
 
 def _check_same_grid(reference, path, shape, affine):

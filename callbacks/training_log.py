@@ -1,0 +1,124 @@
+"""The training log: one line per batch and per patient in the reference format.
+
+The Ascend ModelZoo scripts split these lines on spaces and read fixed fields, so the format
+is fixed (SPEC.md)::
+
+    epoch-patient: 1, 1, iter: 1-200, p%: 0.5000, loss: 1.2345, acc_flair_t2: 97.50%, acc_t1_t1ce: 88.25%, time cust: 0.1234
+    patient loss: 1.2345, patient acc: 92.8750
+
+Field 16 of a batch line is the step time in seconds; fields 3 and 6 of a patient line are the
+patient's mean loss and mean accuracy (both heads).
+"""
+import io
+import os
+import sys
+import time
+
+import numpy as np
+
+from densenet3d_keras.compat import keras
+
+WT_ACCURACY = "wt_accuracy_percent"
+LABEL_ACCURACY = "labels_accuracy_percent"
+
+
+def log_path_for_device(log_dir, device_id=None):
+    """``<log_dir>/train_<ASCEND_DEVICE_ID>.log`` (device id from the environment, 0 if unset)."""
+    if device_id is None:
+        device_id = os.environ.get("ASCEND_DEVICE_ID", "0") or "0"
+    return os.path.join(log_dir, "train_%s.log" % device_id)
+
+
+def format_batch_line(info, loss, acc_wt, acc_labels, seconds):
+    """One batch line (see the module docstring)."""
+    return ("epoch-patient: %d, %d, iter: %d-%d, p%%: %.4f, loss: %.4f, acc_flair_t2: %.2f%%, "
+            "acc_t1_t1ce: %.2f%%, time cust: %.4f"
+            % (info.epoch, info.patient, info.iteration, info.iterations, info.positive_fraction,
+               loss, acc_wt, acc_labels, seconds))
+
+
+def format_patient_line(loss, accuracy):
+    """One patient line (see the module docstring)."""
+    return "patient loss: %.4f, patient acc: %.4f" % (loss, accuracy)
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """Write the per-batch and per-patient lines to a log file and a stream.
+
+    Metrics are reset before every batch so that Keras reports that batch's own loss and
+    accuracies rather than running means over the epoch.
+
+    Args:
+        sequence: the :class:`~generators.sequence.PatchSequence` being trained on (for the
+            batch's patient, iteration and positive fraction).
+        log_path: file to append to (its folder is created).
+        stream: also write here (default ``sys.stdout``; ``None`` for file only).
+        header: lines written once at the start of training (configuration, strategy).
+    """
+
+    def __init__(self, sequence, log_path, stream=sys.stdout, header=()):
+        super(TrainingLog, self).__init__()
+        self.sequence = sequence
+        self.log_path = log_path
+        self.stream = stream
+        self.header = list(header)
+        self._file = None
+        self._infos = []
+        self._losses = []
+        self._accuracies = []
+        self._started = 0.0
+        self.epoch_losses = []
+
+    def write(self, line):
+        """Write one line to the log file and the stream, flushed."""
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+        if self.stream is not None:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def on_train_begin(self, logs=None):
+        folder = os.path.dirname(self.log_path)
+        if folder and not os.path.isdir(folder):
+            os.makedirs(folder)
+        self._file = io.open(self.log_path, "a", encoding="utf-8")
+        for line in self.header:
+            self.write(line)
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._infos = self.sequence.epoch_infos()
+        self._losses = []
+        self._accuracies = []
+        self._epoch_loss = []
+        self._epoch_started = time.time()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.reset_metrics()
+        self._started = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        seconds = time.time() - self._started
+        logs = logs or {}
+        info = self._infos[batch]
+        loss = float(logs.get("loss", np.nan))
+        acc_wt = float(logs.get(WT_ACCURACY, np.nan))
+        acc_labels = float(logs.get(LABEL_ACCURACY, np.nan))
+        self.write(format_batch_line(info, loss, acc_wt, acc_labels, seconds))
+        self._losses.append(loss)
+        self._accuracies.append((acc_wt + acc_labels) / 2.0)
+        self._epoch_loss.append(loss)
+        if info.iteration == info.iterations:
+            self.write(format_patient_line(float(np.mean(self._losses)), float(np.mean(self._accuracies))))
+            self._losses = []
+            self._accuracies = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        mean = float(np.mean(self._epoch_loss)) if self._epoch_loss else float("nan")
+        self.epoch_losses.append(mean)
+        self.write("epoch %d done: mean loss %.4f, %.1f s" % (epoch + 1, mean, time.time() - self._epoch_started))

@@ -1,0 +1,150 @@
+"""Model factories: one generic builder, one table row per architecture.
+
+``build_model("dense24")`` returns a Keras model with one input ``(batch, S, S, S, 4)``
+(channels flair, t2, t1, t1ce) and two outputs, ``wt`` (2 whole-tumour logits) and
+``labels`` (5 label logits), each ``S - 26`` voxels per side.
+"""
+from collections import OrderedDict, namedtuple
+
+from densenet3d_keras import geometry
+from densenet3d_keras.compat import keras
+from densenet3d_keras.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead, PlainBlock3D,
+                                     TransitionDown)
+
+#: How one pathway is built. ``kind`` is ``"dense"`` (init conv, two dense blocks, two taps)
+#: or ``"plain"`` (two chains of conv-BN-ReLU; the chains' outputs are the taps).
+Architecture = namedtuple("Architecture", [
+    "kind", "init_filters", "growth_rates", "units", "tap_filters", "plain_filters"])
+
+
+def _dense(init_filters, growth_rates, units, tap_filters):
+    return Architecture("dense", init_filters, tuple(growth_rates), tuple(units), tuple(tap_filters), None)
+
+
+def _plain(first, second):
+    return Architecture("plain", None, None, None, None, (tuple(first), tuple(second)))
+
+
+ARCHITECTURES = OrderedDict([
+    ("dense24", _dense(24, (12, 12), (6, 6), (96, 168))),
+    ("dense48", _dense(48, (12, 24), (6, 6), (192, 336))),
+    ("no_dense", _plain(range(24, 97, 12), range(108, 169, 12))),
+    # Same geometry as dense24 with a fraction of its width: smoke tests and CI.
+    ("tiny", _dense(8, (4, 4), (6, 6), (32, 56))),
+])
+
+#: Names accepted on the command line -> (architecture, N4 correction default).
+MODEL_NAMES = OrderedDict([
+    ("dense24", ("dense24", None)),
+    ("dense48", ("dense48", None)),
+    ("no_dense", ("no_dense", None)),
+    ("no-dense", ("no_dense", None)),
+    ("dense24_nocorrection", ("dense24", False)),
+    ("tiny", ("tiny", None)),
+])
+
+PATHWAYS = (("flair_t2", 0, 2), ("t1_t1ce", 2, 4))
+NUM_CHANNELS = 4
+NUM_WT_CLASSES = 2
+NUM_LABEL_CLASSES = 5
+
+
+def resolve_model_name(name):
+    """Map a model name to ``(architecture name, N4 default)``.
+
+    ``N4 default`` is ``False`` for ``dense24_nocorrection`` (the name turns correction off)
+    and ``None`` otherwise (the ``-nc`` flag decides).
+
+    Raises:
+        ValueError: unknown name; the message lists the choices.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError("unknown model name %r (choose from %s)" % (name, ", ".join(MODEL_NAMES)))
+    return MODEL_NAMES[name]
+
+
+def margins(architecture):
+    """``(radius of the 15-voxel tap, radius of the 27-voxel tap)`` in voxels.
+
+    Each 3x3x3 convolution on the path adds one voxel per side: 7 and 13 for the paper's models.
+    """
+    if architecture.kind == "dense":
+        return 1 + architecture.units[0], 1 + architecture.units[0] + architecture.units[1]
+    first, second = architecture.plain_filters
+    return len(first), len(first) + len(second)
+
+
+def _pathway(inputs, architecture, prefix, padding):
+    """Build one pathway; return its two scale taps."""
+    radius_15, radius_27 = margins(architecture)
+    # Valid padding: the 15-voxel tap is larger than the kept region by the difference of radii.
+    crop_15 = radius_27 - radius_15 if padding == "valid" else 0
+    if architecture.kind == "dense":
+        x = keras.layers.Conv3D(architecture.init_filters, 3, padding=padding, use_bias=True,
+                                name=prefix + "_init_conv")(inputs)
+        x = DenseBlock3D(architecture.units[0], architecture.growth_rates[0], padding=padding,
+                         name=prefix + "_block1")(x)
+        tap_15 = TransitionDown(architecture.tap_filters[0], crop=crop_15, name=prefix + "_tap15")(x)
+        x = DenseBlock3D(architecture.units[1], architecture.growth_rates[1], padding=padding,
+                         name=prefix + "_block2")(x)
+        tap_27 = TransitionDown(architecture.tap_filters[1], name=prefix + "_tap27")(x)
+        return tap_15, tap_27
+    first, second = architecture.plain_filters
+    x = PlainBlock3D(first, padding=padding, name=prefix + "_block1")(inputs)
+    tap_15 = keras.layers.Cropping3D(crop_15, name=prefix + "_tap15_crop")(x) if crop_15 else x
+    tap_27 = PlainBlock3D(second, padding=padding, name=prefix + "_block2")(x)
+    return tap_15, tap_27
+
+
+def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", architecture=None):
+    """Build the hierarchical two-pathway network.
+
+    Args:
+        name: a key of :data:`MODEL_NAMES` (``dense24``, ``dense48``, ``no_dense`` /
+            ``no-dense``, ``dense24_nocorrection``, ``tiny``); also the model's name.
+        input_size: cubic input size (38 for training patches), or ``None`` for a fully
+            convolutional model that takes any size larger than 2 x margin.
+        padding: ``"same"`` (the reference: every layer over the whole patch) or ``"valid"``
+            (unpadded convolutions computing only what reaches the kept outputs; the same
+            weights and, in inference mode, the same logits).
+        architecture: an :class:`Architecture` overriding the table row for ``name``.
+
+    Returns:
+        ``keras.Model`` with input ``image`` ``(batch, S, S, S, 4)`` and outputs ``wt``
+        ``(batch, S-2m, S-2m, S-2m, 2)`` and ``labels`` ``(..., 5)``, m the margin (13).
+
+    Raises:
+        ValueError: unknown name or padding, or an input too small for the margin.
+    """
+    arch_name, _ = resolve_model_name(name)
+    if padding not in ("same", "valid"):
+        raise ValueError("padding must be 'same' or 'valid', got %r" % (padding,))
+    architecture = architecture or ARCHITECTURES[arch_name]
+    _, margin = margins(architecture)
+    if input_size is not None:
+        geometry.output_size(input_size, margin)
+    shape = (input_size, input_size, input_size, NUM_CHANNELS)
+    inputs = keras.layers.Input(shape=shape, name="image")
+    taps = {}
+    for prefix, start, stop in PATHWAYS:
+        channels = ChannelSlice(start, stop, name=prefix + "_channels")(inputs)
+        taps[prefix] = _pathway(channels, architecture, prefix, padding)
+    flair_15, flair_27 = taps["flair_t2"]
+    t1_15, t1_27 = taps["t1_t1ce"]
+    head_crop = margin if padding == "same" else 0
+    wt, labels = HierarchicalHead(NUM_WT_CLASSES, NUM_LABEL_CLASSES, crop=head_crop, name="head")(
+        [flair_15, flair_27, t1_15, t1_27])
+    wt = keras.layers.Activation("linear", name="wt")(wt)
+    labels = keras.layers.Activation("linear", name="labels")(labels)
+    return keras.Model(inputs, [wt, labels], name=name.replace("-", "_"))
+
+
+def model_margin(name_or_model):
+    """Receptive-field radius (voxels cropped per side) of a model name or built model."""
+    if isinstance(name_or_model, str):
+        return margins(ARCHITECTURES[resolve_model_name(name_or_model)[0]])[1]
+    input_size = name_or_model.input_shape[1]
+    output = name_or_model.output_shape[0][1]
+    if input_size is None or output is None:
+        raise ValueError("margin of a fully convolutional model is not in its shapes; pass the name")
+    return (input_size - output) // 2

@@ -1,0 +1,162 @@
+"""Training: resolved configuration in, checkpoints and the training log out."""
+import os
+import sys
+import time
+
+from densenet3d_keras import compat
+from densenet3d_keras.objectives import CUSTOM_OBJECTS
+from densenet3d_keras.config import describe, save_config
+from densenet3d_keras.models import build_model, resolve_model_name
+from densenet3d_keras.objectives import compile_model
+from densenet3d_keras.compat import keras
+
+#: Synthetic dataset of ``--demo``: cases, shape, sampling and epochs sized for a 2-core CPU.
+#: The demo trains with valid padding (same weights and inference logits, ~3x faster steps).
+DEMO = {"n_cases": 5, "shape": (96, 96, 72), "n_pos": 16, "n_neg": 16, "num_epochs": 3,
+        "seed": 7, "padding": "valid"}
+
+
+def demo_root(cache_dir=None):
+    """Folder of the demo dataset (inside the preprocessing cache)."""
+    from generators.cache import default_cache_dir
+
+    return os.path.join(cache_dir or default_cache_dir(), "demo_data")
+
+
+def ensure_demo_dataset(root, log=print):
+    """Write the synthetic demo dataset into ``root`` unless it is already there."""
+    from generators.synthetic import write_dataset
+
+    if os.path.isfile(os.path.join(root, "train.txt")):
+        return root
+    log("writing a synthetic BraTS-like demo dataset (%d cases) to %s" % (DEMO["n_cases"], root))
+    write_dataset(root, n_cases=DEMO["n_cases"], shape=DEMO["shape"], seed=DEMO["seed"])
+    return root
+
+
+def apply_demo_defaults(config, argv_flags=()):
+    """Fill a ``--demo`` configuration: its dataset and sizes unless given on the command line."""
+    config["root_path"] = config["root_path"] or demo_root(config["cache_dir"])
+    for key, flag in (("n_pos", "--n-pos"), ("n_neg", "--n-neg"), ("num_epochs", "-e"),
+                      ("padding", "--padding")):
+        if not any(a == f or a.startswith(f + "=") for a in argv_flags for f in _aliases(flag)):
+            config[key] = DEMO[key]
+    return config
+
+
+def _aliases(flag):
+    table = {"-e": ("-e", "--num-epochs"), "--n-pos": ("--n-pos",), "--n-neg": ("--n-neg",),
+             "--padding": ("--padding",)}
+    return table[flag]
+
+
+def select_cases(config):
+    """The training cases of a configuration (list file, ``train.txt`` or all), N4 applied."""
+    from generators.brats import discover_cases, resolve_case_list
+
+    names = resolve_case_list(config["root_path"], config["train_list"])
+    cases = discover_cases(config["root_path"], names, require_label=True)
+    if config["n4correction"]:
+        cases = [case.corrected() for case in cases]
+    return cases
+
+
+def prepare_cases(cases, cache_dir=None, patch_size=38, log=print):
+    """Load every case through the preprocessing cache, reporting progress."""
+    from generators.cache import load_cached
+
+    prepared = []
+    started = time.time()
+    for index, case in enumerate(cases, 1):
+        prepared.append(load_cached(case, cache_dir, minimum=patch_size))
+        log("prepared case %d/%d: %s (%.1f s)" % (index, len(cases), case.case_id, time.time() - started))
+    return prepared
+
+
+def load_for_training(config, log=print):
+    """Build the model, or load it from ``--load-path``.
+
+    Returns:
+        (compiled model, number of epochs already completed).
+
+    Raises:
+        ValueError: the checkpoint holds another architecture than ``--model-name``.
+    """
+    from callbacks.checkpoint import find_checkpoint, read_checkpoint_info
+
+    architecture = config["architecture"]
+    if not config["load_path"]:
+        model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
+        return compile_model(model, config["lr"]), 0
+    path = find_checkpoint(config["load_path"])
+    info = read_checkpoint_info(path)
+    if info["model"] is not None and resolve_model_name(info["model"])[0] != architecture:
+        raise ValueError("checkpoint %s holds a %s model, not %s (-mn)"
+                         % (path, info["model"], config["model_name"]))
+    if config["continue_training"]:
+        model = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
+        if info["padding"] != config["padding"]:
+            model = _rebuilt_with(model, config)
+        epoch = info["epoch"] or 0
+        log("resumed from %s after epoch %d" % (path, epoch))
+        return model, epoch
+    model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
+    model.load_weights(path)
+    log("initialised weights from %s" % path)
+    return compile_model(model, config["lr"]), 0
+
+
+def _rebuilt_with(loaded, config):
+    """Move weights and optimizer state of a loaded model into one with another padding."""
+    model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
+    model.set_weights(loaded.get_weights())
+    compile_model(model, optimizer=loaded.optimizer)
+    return model
+
+
+def train(config, stream=sys.stdout):
+    """Train according to a resolved configuration (see :mod:`densenet3d_keras.config`).
+
+    Returns:
+        dict with ``model``, ``log_path``, ``checkpoints`` (paths written), ``epoch_losses``
+        and ``initial_epoch``.
+    """
+    from callbacks.checkpoint import EpochCheckpoint
+    from callbacks.training_log import TrainingLog, log_path_for_device
+    from generators.sequence import PatchSequence
+
+    def log(line):
+        if stream is not None:
+            stream.write(line + "\n")
+            stream.flush()
+
+    if config.get("gpu") is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(config["gpu"])
+    cases = select_cases(config)
+    log("%d training cases from %s" % (len(cases), config["root_path"]))
+    prepared = prepare_cases(cases, config["cache_dir"], config["patch_size"], log)
+    keras.backend.clear_session()
+    model, initial_epoch = load_for_training(config, log)
+    if initial_epoch >= config["num_epochs"]:
+        log("nothing to do: the checkpoint has completed %d of %d epochs"
+            % (initial_epoch, config["num_epochs"]))
+        return {"model": model, "log_path": None, "checkpoints": [], "epoch_losses": [],
+                "initial_epoch": initial_epoch}
+    sequence = PatchSequence(prepared, batch_size=config["batch_size"], n_pos=config["n_pos"],
+                             n_neg=config["n_neg"], seed=config["seed"], epoch=initial_epoch,
+                             patch_size=config["patch_size"], output_size=config["output_size"],
+                             max_batches_per_patient=config["max_batches_per_patient"])
+    if not os.path.isdir(config["save_path"]):
+        os.makedirs(config["save_path"])
+    save_config(config, os.path.join(config["save_path"], "config.json"))
+    log_path = log_path_for_device(config["log_dir"])
+    header = [describe(config),
+              "tensorflow %s, keras %s, %d batches per epoch" % (compat.tf.__version__, keras.__version__, len(sequence))]
+    training_log = TrainingLog(sequence, log_path, stream=stream, header=header)
+    checkpoint = EpochCheckpoint(config["save_path"], config["model_name"], config["padding"],
+                                 keep=config["keep"], log=training_log.write)
+    model.fit(sequence, epochs=config["num_epochs"], initial_epoch=initial_epoch, shuffle=False,
+              verbose=0, callbacks=[training_log, checkpoint], workers=config["workers"],
+              use_multiprocessing=False, max_queue_size=max(10, 2 * config["workers"]))
+    return {"model": model, "log_path": log_path, "checkpoints": checkpoint.saved,
+            "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}

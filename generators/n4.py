@@ -1,0 +1,552 @@
+"""N4 bias-field correction of BraTS modalities with SimpleITK (replaces the ANTs binary).
+
+The reference ran ANTs ``N4BiasFieldCorrection -d 3 -s 3 -c [50x50x30x20] -b [300]`` on each
+of flair, t1, t1ce and t2 and wrote ``<case>_<modality>_corrected.nii.gz`` beside the
+original (SPEC.md). This module does the same with ``sitk.N4BiasFieldCorrectionImageFilter``:
+
+* the bias field is estimated on the image shrunk by ``shrink_factor`` (``sitk.Shrink``) and
+  evaluated at full resolution (``GetLogBiasFieldAsImage``); the corrected image is
+  ``image / exp(log_field)``, so background voxels (0) stay 0;
+* the voxels used for the estimate are the mask (default: every nonzero voxel) restricted to
+  positive intensities, because N4 works on ``log(intensity)`` and ITK leaves nonpositive
+  voxels un-logged (they would corrupt the histogram);
+* one fitting level per entry of ``iterations`` (``50x50x30x20`` -> 4 levels), as ANTs does;
+* ANTs' ``-b [300]`` (a B-spline knot distance in mm) becomes a number of control points per
+  axis: ``ceil(extent / distance) + spline order`` with ``extent = (size - 1) * spacing`` of
+  the full-resolution image, the formula ANTs uses (:func:`control_points_for_distance`).
+  ANTs additionally zero-pads the image so that each span is exactly ``distance`` mm long;
+  here the lattice spans the image itself (for BraTS, 240 x 240 x 155 at 1 mm and 300 mm:
+  4 control points per axis either way, with spans of 239 / 239 / 154 mm instead of 300);
+* the convergence threshold defaults to 0, what ANTs uses when ``-c`` gives only the
+  iterations (as the reference did), so every level runs all its iterations. SimpleITK's own
+  default is 0.001. The histogram-sharpening settings (FWHM 0.15, Wiener noise 0.01, 200 bins)
+  are the ITK defaults, which ANTs shares.
+
+Other differences from the reference command: ANTs without ``-x`` estimates over the whole
+image including the zero background; this module estimates over the nonzero voxels only.
+
+Command line::
+
+    python -m generators.n4 <dataset root> [--workers N] [--list train.txt] [--overwrite]
+        [--shrink-factor 3] [--iterations 50x50x30x20] [--spline-distance 300]
+        [--convergence-threshold 0] [--modalities flair,t2,t1,t1ce]
+
+Exit codes: 0 every case succeeded, 1 at least one case failed, 2 bad arguments or dataset.
+"""
+import argparse
+import math
+import multiprocessing
+import os
+import sys
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from generators.brats import (MODALITIES, corrected_path, discover_cases,
+                              resolve_case_list, split_nifti_extension)
+from generators.volumes import load_nifti
+
+#: Reference settings (ANTs ``-s 3 -c [50x50x30x20] -b [300]``).
+DEFAULT_SHRINK_FACTOR = 3
+DEFAULT_ITERATIONS = (50, 50, 30, 20)
+DEFAULT_SPLINE_DISTANCE_MM = 300.0
+#: ANTs sets 0 when ``-c`` names only the iterations: every iteration runs.
+DEFAULT_CONVERGENCE_THRESHOLD = 0.0
+#: ITK / ANTs default number of bins of the intensity histogram that N4 sharpens.
+DEFAULT_HISTOGRAM_BINS = 200
+SPLINE_ORDER = 3
+#: The reference corrected all four modalities.
+DEFAULT_MODALITIES = MODALITIES
+MAX_DEFAULT_WORKERS = 4
+
+STATUS_CORRECTED = "corrected"
+STATUS_SKIPPED = "skipped"
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def control_points_for_distance(size, spacing, spline_distance_mm, spline_order=SPLINE_ORDER):
+    # type: (Sequence[int], Sequence[float], float, int) -> Tuple[int, ...]
+    """Number of B-spline control points per axis for a knot distance in millimetres.
+
+    ANTs' mapping: a physical extent of ``(size - 1) * spacing`` needs
+    ``ceil(extent / distance)`` spans (at least one), and a B-spline of order ``k`` over ``n``
+    spans has ``n + k`` control points.
+
+    Args:
+        size: voxels per axis.
+        spacing: voxel size per axis in mm (same axis order as ``size``).
+        spline_distance_mm: wanted distance between knots, in mm.
+        spline_order: B-spline order (3, cubic).
+
+    Returns:
+        Tuple of control-point counts, one per axis of ``size``.
+
+    Raises:
+        ValueError: non-positive distance, size or spacing, or mismatched lengths.
+    """
+    if not spline_distance_mm > 0:
+        raise ValueError("spline distance must be > 0 mm, got %r" % (spline_distance_mm,))
+    if len(size) != len(spacing):
+        raise ValueError("size %s and spacing %s have different lengths" % (tuple(size), tuple(spacing)))
+    points = []
+    for voxels, step in zip(size, spacing):
+        if voxels < 1 or not step > 0:
+            raise ValueError("invalid size %s / spacing %s" % (tuple(size), tuple(spacing)))
+        extent = (voxels - 1) * float(step)
+        # A small tolerance keeps extent == k * distance at k spans despite rounding.
+        spans = max(1, int(math.ceil(extent / float(spline_distance_mm) - 1e-9)))
+        points.append(spans + int(spline_order))
+    return tuple(points)
+
+
+def parse_iterations(text):
+    # type: (str) -> Tuple[int, ...]
+    """Parse an ANTs-style iteration schedule such as ``50x50x30x20``.
+
+    Raises:
+        ValueError: empty, non-integer or non-positive entries.
+    """
+    parts = str(text).strip().lower().split("x")
+    try:
+        values = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError("iterations %r: expected positive integers joined by 'x', e.g. 50x50x30x20"
+                         % (text,))
+    if not values or any(value < 1 for value in values):
+        raise ValueError("iterations %r: every level needs at least 1 iteration" % (text,))
+    return values
+
+
+def format_iterations(iterations):
+    # type: (Sequence[int]) -> str
+    """The ANTs spelling of an iteration schedule: ``(50, 50, 30, 20)`` -> ``50x50x30x20``."""
+    return "x".join(str(int(value)) for value in iterations)
+
+
+def parse_modalities(text):
+    # type: (str) -> Tuple[str, ...]
+    """Parse a comma-separated modality list (``flair,t2,t1,t1ce``).
+
+    Raises:
+        ValueError: an unknown or repeated modality, or an empty list.
+    """
+    names = tuple(name.strip().lower() for name in str(text).split(",") if name.strip())
+    if not names:
+        raise ValueError("no modality given (choose from %s)" % ", ".join(MODALITIES))
+    unknown = [name for name in names if name not in MODALITIES]
+    if unknown:
+        raise ValueError("unknown modality %s (choose from %s)" % (", ".join(unknown), ", ".join(MODALITIES)))
+    if len(set(names)) != len(names):
+        raise ValueError("modality listed twice in %r" % (text,))
+    return names
+
+
+def _check_parameters(shrink_factor, iterations, spline_distance_mm, convergence_threshold,
+                      histogram_bins):
+    if int(shrink_factor) != shrink_factor or shrink_factor < 1:
+        raise ValueError("shrink factor must be an integer >= 1, got %r" % (shrink_factor,))
+    iterations = tuple(iterations)
+    if not iterations or any(int(value) != value or value < 1 for value in iterations):
+        raise ValueError("iterations must be a non-empty sequence of integers >= 1, got %r"
+                         % (iterations,))
+    if not spline_distance_mm > 0:
+        raise ValueError("spline distance must be > 0 mm, got %r" % (spline_distance_mm,))
+    if not convergence_threshold >= 0:
+        raise ValueError("convergence threshold must be >= 0, got %r" % (convergence_threshold,))
+    if int(histogram_bins) != histogram_bins or histogram_bins < 2:
+        raise ValueError("histogram bins must be an integer >= 2, got %r" % (histogram_bins,))
+
+
+# ----------------------------------------------------------------------------------------------
+# Library
+
+
+def _as_sitk_image(image, spacing):
+    """Return (float32 SimpleITK image, its array in SimpleITK's (z, y, x) order)."""
+    if isinstance(image, sitk.Image):
+        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+            raise ValueError("expected a scalar 3-D image, got dimension %d with %d components"
+                             % (image.GetDimension(), image.GetNumberOfComponentsPerPixel()))
+        if spacing is not None and not np.allclose(spacing, image.GetSpacing()):
+            raise ValueError("spacing %s differs from the image's own spacing %s"
+                             % (tuple(spacing), image.GetSpacing()))
+        result = sitk.Cast(image, sitk.sitkFloat32)
+        return result, sitk.GetArrayFromImage(result)
+    array = np.asarray(image)
+    if array.ndim != 3:
+        raise ValueError("expected a 3-D volume, got shape %s" % (array.shape,))
+    if spacing is None or len(spacing) != 3:
+        raise ValueError("a numpy volume needs its voxel spacing (3 values in mm), got %r" % (spacing,))
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    # GetImageFromArray reads array axes (0, 1, 2) as SimpleITK axes (z, y, x).
+    result = sitk.GetImageFromArray(array)
+    result.SetSpacing(tuple(float(step) for step in reversed(tuple(spacing))))
+    return result, array
+
+
+def _mask_array(mask, shape):
+    if isinstance(mask, sitk.Image):
+        mask = sitk.GetArrayFromImage(mask)
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise ValueError("mask shape %s differs from the image shape %s" % (mask.shape, tuple(shape)))
+    return mask != 0
+
+
+def correct_volume(image, spacing=None, shrink_factor=DEFAULT_SHRINK_FACTOR,
+                   iterations=DEFAULT_ITERATIONS, spline_distance_mm=DEFAULT_SPLINE_DISTANCE_MM,
+                   mask=None, convergence_threshold=DEFAULT_CONVERGENCE_THRESHOLD,
+                   histogram_bins=DEFAULT_HISTOGRAM_BINS):
+    """N4-correct one volume: estimate the bias field on a shrunk copy, divide at full size.
+
+    Args:
+        image: 3-D numpy array, or a scalar 3-D ``SimpleITK.Image``.
+        spacing: voxel size in mm per array axis (required for an array; for a SimpleITK image
+            ``None`` or equal to the image's spacing).
+        shrink_factor: integer subsampling factor per axis for the estimate (ANTs ``-s``).
+        iterations: maximum iterations per fitting level; its length is the number of levels
+            (ANTs ``-c [50x50x30x20]``).
+        spline_distance_mm: B-spline knot distance in mm (ANTs ``-b [300]``); see
+            :func:`control_points_for_distance`.
+        mask: optional array (same shape as the image array) or SimpleITK image; nonzero marks
+            voxels used for the estimate. Default: the nonzero voxels. Either way only voxels
+            with positive intensity are used.
+        convergence_threshold: stop a level early when the field changes less than this
+            (0: run every iteration, like ANTs).
+        histogram_bins: bins of the intensity histogram N4 sharpens.
+
+    Returns:
+        (corrected, bias_field): float32 arrays shaped like the input array (for a SimpleITK
+        input: like ``sitk.GetArrayFromImage(image)``, axes z, y, x). ``corrected = image /
+        bias_field``; voxels that were 0 stay 0. The field is defined up to a global scale.
+
+    Raises:
+        ValueError: bad parameters, a non-3-D image, NaN/infinite values, a mask of the wrong
+            shape, or no positive voxel to estimate from.
+        RuntimeError: SimpleITK failed.
+    """
+    _check_parameters(shrink_factor, iterations, spline_distance_mm, convergence_threshold,
+                      histogram_bins)
+    full, array = _as_sitk_image(image, spacing)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("the volume contains NaN or infinite values")
+    estimate = array > 0
+    if mask is not None:
+        estimate &= _mask_array(mask, array.shape)
+    if not estimate.any():
+        raise ValueError("no voxel with positive intensity%s to estimate the bias field from"
+                         % ("" if mask is None else " inside the mask"))
+    mask_image = sitk.GetImageFromArray(estimate.astype(np.uint8))
+    mask_image.CopyInformation(full)
+
+    factors = [int(min(shrink_factor, size)) for size in full.GetSize()]
+    small = sitk.Shrink(full, factors)
+    small_mask = sitk.Shrink(mask_image, factors)
+    if not sitk.GetArrayViewFromImage(small_mask).any():
+        raise ValueError("the mask has no voxel left after shrinking by %d" % shrink_factor)
+
+    corrector = sitk.N4BiasFieldCorrectionImageFilter()
+    corrector.SetMaximumNumberOfIterations([int(value) for value in iterations])
+    corrector.SetSplineOrder(SPLINE_ORDER)
+    corrector.SetNumberOfControlPoints(
+        list(control_points_for_distance(full.GetSize(), full.GetSpacing(), spline_distance_mm)))
+    corrector.SetConvergenceThreshold(float(convergence_threshold))
+    corrector.SetNumberOfHistogramBins(int(histogram_bins))
+    corrector.Execute(small, small_mask)
+
+    log_field = sitk.GetArrayFromImage(corrector.GetLogBiasFieldAsImage(full))
+    bias_field = np.exp(log_field).astype(np.float32)
+    corrected = (array / bias_field).astype(np.float32)
+    corrected[array == 0] = 0
+    return corrected, bias_field
+
+
+def _write_like(array, reference, path):
+    """Write ``array`` as float32 NIfTI at ``path`` with the geometry of nibabel ``reference``."""
+    import nibabel as nib
+
+    header = reference.header.copy()
+    header.set_data_dtype(np.float32)
+    klass = type(reference) if isinstance(reference, nib.Nifti1Image) else nib.Nifti1Image
+    if klass is not type(reference):
+        header = None
+    image = klass(np.asarray(array, dtype=np.float32), reference.affine, header)
+    image.header.set_slope_inter(1.0, 0.0)
+    nib.save(image, path)
+
+
+def correct_file(src, dst, **params):
+    """Correct one NIfTI file and write the float32 result atomically.
+
+    The result goes to a temporary file in the folder of ``dst`` which is then renamed over
+    ``dst`` (``os.replace``), so an interrupted run never leaves a truncated ``dst``; the
+    temporary file is removed on any error. ``src`` is only read.
+
+    Args:
+        src: input ``.nii`` / ``.nii.gz`` file.
+        dst: output path (``.nii`` or ``.nii.gz``); may not be ``src``.
+        **params: keyword arguments of :func:`correct_volume` (not ``mask``).
+
+    Returns:
+        ``dst``.
+
+    Raises:
+        FileNotFoundError: ``src`` is missing.
+        ValueError: ``src`` is unreadable or not 3-D, the correction failed, or ``dst`` has no
+            NIfTI extension or equals ``src``; the message names the file.
+    """
+    if os.path.abspath(src) == os.path.abspath(dst):
+        raise ValueError("refusing to overwrite the original %s" % src)
+    stem, extension = split_nifti_extension(os.path.basename(dst))
+    if not extension:
+        raise ValueError("output %s must end in .nii.gz or .nii" % dst)
+    data, reference = load_nifti(src, np.float32)
+    spacing = tuple(float(step) for step in reference.header.get_zooms()[:3])
+    try:
+        corrected, _ = correct_volume(data, spacing, **params)
+    except (ValueError, RuntimeError) as error:
+        raise ValueError("N4 correction of %s failed: %s" % (src, _first_line(error)))
+
+    # A hidden, unique name in the destination folder (so os.replace is an atomic rename);
+    # not tempfile.mkstemp, whose 0600 mode would carry over to the output.
+    temporary = os.path.join(os.path.dirname(os.path.abspath(dst)), ".%s.%d.%s.tmp%s"
+                             % (stem, os.getpid(), uuid.uuid4().hex[:8], extension))
+    try:
+        _write_like(corrected, reference, temporary)
+        os.replace(temporary, dst)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return dst
+
+
+def correct_case(case, overwrite=False, modalities=DEFAULT_MODALITIES, **params):
+    """Correct the modalities of one case, writing ``corrected_path(original)`` beside each.
+
+    Args:
+        case: a :class:`~generators.brats.Case` (originals are never modified).
+        overwrite: recompute outputs that already exist (default: skip them).
+        modalities: which modalities to correct (default: all four).
+        **params: keyword arguments of :func:`correct_volume`.
+
+    Returns:
+        OrderedDict modality -> ``"corrected"`` or ``"skipped"``.
+
+    Raises:
+        FileNotFoundError, ValueError: from :func:`correct_file`, naming the file; the
+            modalities before the failing one are already written.
+    """
+    statuses = OrderedDict()
+    for modality in modalities:
+        if modality not in case.images:
+            raise ValueError("unknown modality %r for case %s" % (modality, case.case_id))
+        source = case.images[modality]
+        target = corrected_path(source)
+        if os.path.exists(target) and not overwrite:
+            statuses[modality] = STATUS_SKIPPED
+            continue
+        correct_file(source, target, **params)
+        statuses[modality] = STATUS_CORRECTED
+    return statuses
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def available_cpus():
+    # type: () -> int
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers, cpus=None):
+    # type: (int, Optional[int]) -> int
+    """SimpleITK threads for each of ``workers`` processes so that workers x threads ~ CPUs."""
+    cpus = available_cpus() if cpus is None else cpus
+    return max(1, cpus // max(1, workers))
+
+
+def _init_worker(threads):
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(int(threads))
+
+
+def _process_case(case, overwrite, modalities, params):
+    """Worker entry point: returns (statuses, seconds)."""
+    start = time.time()
+    statuses = correct_case(case, overwrite=overwrite, modalities=modalities, **params)
+    return statuses, time.time() - start
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write("error: %s (see --help)\n" % message)
+        sys.exit(2)
+
+
+def build_parser():
+    """The ``python -m generators.n4`` argument parser."""
+    parser = _ArgumentParser(
+        prog="python -m generators.n4",
+        description="N4 bias-field correction of BraTS cases with SimpleITK; writes "
+                    "<case>_<modality>_corrected.nii.gz beside each original.")
+    parser.add_argument("root", help="dataset root with one folder per case")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel worker processes (default: min(%d, CPUs))" % MAX_DEFAULT_WORKERS)
+    parser.add_argument("--list", default=None,
+                        help="case list file (one folder name per line; relative paths are also "
+                             "looked up in the root); default: every case folder")
+    parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
+    parser.add_argument("--shrink-factor", type=int, default=DEFAULT_SHRINK_FACTOR,
+                        help="subsampling for the estimate (default %(default)s)")
+    parser.add_argument("--iterations", default=format_iterations(DEFAULT_ITERATIONS),
+                        help="iterations per fitting level (default %(default)s)")
+    parser.add_argument("--spline-distance", type=float, default=DEFAULT_SPLINE_DISTANCE_MM,
+                        help="B-spline knot distance in mm (default %(default)s)")
+    parser.add_argument("--convergence-threshold", type=float, default=DEFAULT_CONVERGENCE_THRESHOLD,
+                        help="stop a level when the field changes less than this "
+                             "(default %(default)s: all iterations, as ANTs)")
+    parser.add_argument("--modalities", default=",".join(DEFAULT_MODALITIES),
+                        help="comma-separated modalities to correct (default %(default)s)")
+    return parser
+
+
+def _resolve(args):
+    """Validate the arguments into (cases, params, modalities, workers); ValueError/OSError."""
+    if not os.path.isdir(args.root):
+        raise FileNotFoundError("dataset root not found: %s" % args.root)
+    iterations = parse_iterations(args.iterations)
+    modalities = parse_modalities(args.modalities)
+    params = dict(shrink_factor=args.shrink_factor, iterations=iterations,
+                  spline_distance_mm=args.spline_distance,
+                  convergence_threshold=args.convergence_threshold)
+    _check_parameters(histogram_bins=DEFAULT_HISTOGRAM_BINS, **params)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError("--workers must be >= 1, got %d" % args.workers)
+    names = resolve_case_list(args.root, args.list) if args.list else None
+    cases = discover_cases(args.root, names)
+    workers = args.workers if args.workers is not None else min(MAX_DEFAULT_WORKERS, available_cpus())
+    return cases, params, modalities, max(1, min(workers, len(cases)))
+
+
+def _run_inline(cases, overwrite, modalities, params):
+    for case in cases:
+        start = time.time()
+        try:
+            statuses, seconds = _process_case(case, overwrite, modalities, params)
+        except Exception as error:  # reported per case; the run carries on
+            yield case, None, time.time() - start, error
+        else:
+            yield case, statuses, seconds, None
+
+
+def _run_pool(cases, overwrite, modalities, params, workers, threads):
+    # Spawned (not forked) workers: forking a process whose ITK thread pool already exists can
+    # deadlock, and a fresh interpreter is cheap next to one N4 run.
+    context = multiprocessing.get_context("spawn")
+    starts = {}
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_init_worker, initargs=(threads,))
+    futures = OrderedDict()
+    try:
+        for case in cases:
+            future = executor.submit(_process_case, case, overwrite, modalities, params)
+            futures[future] = case
+            starts[future] = time.time()
+        for future in as_completed(futures):
+            case = futures[future]
+            try:
+                statuses, seconds = future.result()
+            except BrokenProcessPool:
+                yield case, None, time.time() - starts[future], RuntimeError(
+                    "worker process died (killed, or out of memory?)")
+            except Exception as error:
+                yield case, None, time.time() - starts[future], error
+            else:
+                yield case, statuses, seconds, None
+    finally:
+        for future in futures:
+            future.cancel()
+        executor.shutdown(wait=True)
+
+
+def main(argv=None):
+    # type: (Optional[List[str]]) -> int
+    """Run the command line; returns the exit code (0 ok, 1 a case failed, 2 bad arguments)."""
+    args = build_parser().parse_args(argv)
+    try:
+        cases, params, modalities, workers = _resolve(args)
+    except (ValueError, OSError) as error:
+        sys.stderr.write("error: %s\n" % _first_line(error))
+        return 2
+    threads = threads_per_worker(workers)
+    print("n4: %d case(s) under %s; %d worker(s) x %d SimpleITK thread(s); shrink factor %d, "
+          "iterations %s, spline distance %g mm, convergence threshold %g, modalities %s%s"
+          % (len(cases), args.root, workers, threads, params["shrink_factor"],
+             format_iterations(params["iterations"]), params["spline_distance_mm"],
+             params["convergence_threshold"], ",".join(modalities),
+             ", overwrite" if args.overwrite else ""))
+    sys.stdout.flush()
+
+    if workers == 1:
+        _init_worker(threads)
+        results = _run_inline(cases, args.overwrite, modalities, params)
+    else:
+        results = _run_pool(cases, args.overwrite, modalities, params, workers, threads)
+
+    counts = OrderedDict([("corrected", 0), ("skipped", 0), ("failed", 0)])
+    files = OrderedDict([(STATUS_CORRECTED, 0), (STATUS_SKIPPED, 0)])
+    failures = []
+    try:
+        for done, (case, statuses, seconds, error) in enumerate(results, 1):
+            prefix = "[%d/%d] %s" % (done, len(cases), case.case_id)
+            if error is not None:
+                counts["failed"] += 1
+                failures.append((case.case_id, _first_line(error)))
+                sys.stderr.write("%s FAILED after %.1f s: %s\n" % (prefix, seconds, _first_line(error)))
+                sys.stderr.flush()
+                continue
+            for status in statuses.values():
+                files[status] += 1
+            written = sum(1 for status in statuses.values() if status == STATUS_CORRECTED)
+            if written:
+                counts["corrected"] += 1
+                print("%s done in %.1f s (%d file(s) corrected, %d already present)"
+                      % (prefix, seconds, written, len(statuses) - written))
+            else:
+                counts["skipped"] += 1
+                print("%s skipped (all %d outputs exist; --overwrite recomputes them)"
+                      % (prefix, len(statuses)))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: no partial _corrected file is left behind; "
+                         "run again to finish (existing outputs are skipped)\n")
+        return 130
+
+    print("n4 summary: %d case(s) corrected, %d skipped, %d failed (%d file(s) written, %d already present)"
+          % (counts["corrected"], counts["skipped"], counts["failed"],
+             files[STATUS_CORRECTED], files[STATUS_SKIPPED]))
+    for case_id, message in failures:
+        sys.stderr.write("failed: %s: %s\n" % (case_id, message))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
