@@ -21,7 +21,7 @@ def main(argv=None):
         if config["summary"]:
             from densenet3d_keras.models import build_model
 
-            build_model(config["model_name"], config["patch_size"], padding=config["padding"]).summary()
+            build_model(config["model_name"], config["patch_size"], padding=config["padding"]).summary(line_length=120)
             return 0
         if config["demo"]:
             training.apply_demo_defaults(config, argv)

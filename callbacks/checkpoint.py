@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import warnings
 
 from densenet3d_keras.compat import keras
 
@@ -45,7 +46,10 @@ def save_checkpoint(model, path, epoch, model_name, padding="same"):
     folder = os.path.dirname(path) or "."
     temporary = os.path.join(folder, "." + os.path.basename(path) + ".tmp.h5")
     try:
-        model.save(temporary, include_optimizer=True)
+        with warnings.catch_warnings():
+            # HDF5 is deliberate: TF 1.15 and TF 2.x both read and write it.
+            warnings.simplefilter("ignore", UserWarning)
+            model.save(temporary, include_optimizer=True)
         with h5py.File(temporary, "a") as handle:
             handle.attrs[ATTR_EPOCH] = int(epoch)
             handle.attrs[ATTR_MODEL] = str(model_name)

@@ -56,11 +56,11 @@ class TrainingLog(keras.callbacks.Callback):
         header: lines written once at the start of training (configuration, strategy).
     """
 
-    def __init__(self, sequence, log_path, stream=sys.stdout, header=()):
+    def __init__(self, sequence, log_path, stream="stdout", header=()):
         super(TrainingLog, self).__init__()
         self.sequence = sequence
         self.log_path = log_path
-        self.stream = stream
+        self.stream = sys.stdout if stream == "stdout" else stream
         self.header = list(header)
         self._file = None
         self._infos = []

@@ -1,0 +1,35 @@
+"""Shared fixtures: small synthetic datasets and a clean Keras session per test."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """Four labelled synthetic cases of 48x48x40 (3 train, 1 test), BraTS 2017 layout."""
+    from generators.synthetic import write_dataset
+
+    root = str(tmp_path_factory.mktemp("small_dataset"))
+    write_dataset(root, n_cases=4, shape=(48, 48, 40), seed=3, splits=(0.75, 0.0, 0.25))
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    """A private preprocessing cache for one test."""
+    return str(tmp_path / "cache")
+
+
+@pytest.fixture
+def keras_session():
+    """Clear Keras state before and after a test that builds models."""
+    from densenet3d_keras.compat import clear_session
+
+    clear_session()
+    yield
+    clear_session()
