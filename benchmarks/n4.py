@@ -69,15 +69,17 @@ def time_correction(volume, repeat=1, **params):
     """Best wall time of ``repeat`` runs of :func:`generators.n4.correct_volume`.
 
     Returns:
-        (seconds, corrected, bias_field) of the fastest run.
+        (wall seconds, CPU seconds, corrected, bias_field) of the fastest run. CPU time counts
+        every thread of this process; with one SimpleITK thread it is the time on one core
+        even when other processes share the machine.
     """
     best = None
     for _ in range(max(1, repeat)):
-        start = time.time()
+        start, start_cpu = time.time(), time.process_time()
         corrected, field = n4.correct_volume(volume, (1.0, 1.0, 1.0), **params)
-        seconds = time.time() - start
+        seconds, cpu = time.time() - start, time.process_time() - start_cpu
         if best is None or seconds < best[0]:
-            best = (seconds, corrected, field)
+            best = (seconds, cpu, corrected, field)
     return best
 
 
@@ -106,18 +108,20 @@ def main(argv=None):
         n4.DEFAULT_SHRINK_FACTOR, n4.format_iterations(n4.DEFAULT_ITERATIONS),
         n4.DEFAULT_SPLINE_DISTANCE_MM, n4.DEFAULT_CONVERGENCE_THRESHOLD, n4.DEFAULT_HISTOGRAM_BINS)
 
-    seconds, corrected, estimated = time_correction(observed, args.repeat)
+    seconds, cpu, corrected, estimated = time_correction(observed, args.repeat)
     before, after, r = quality(corrected, estimated, true_field, homogeneous, brain, observed)
-    print("reference defaults (%s): %.1f s  [CoV %.3f -> %.3f, field r = %.3f]"
-          % (defaults, seconds, before, after, r))
-    print("goal < %.0f s on one core: %s" % (GOAL_SECONDS, "met" if seconds < GOAL_SECONDS else "NOT met"))
+    print("reference defaults (%s): %.1f s wall, %.1f s CPU  [CoV %.3f -> %.3f, field r = %.3f]"
+          % (defaults, seconds, cpu, before, after, r))
+    print("goal < %.0f s on one core: %s (wall time; a wall time far above the CPU time means "
+          "other processes shared the core)"
+          % (GOAL_SECONDS, "met" if seconds < GOAL_SECONDS else "NOT met"))
 
     if args.compare:
         for label, params in ALTERNATIVES.items():
-            alt_seconds, corrected, estimated = time_correction(observed, args.repeat, **params)
+            alt_seconds, alt_cpu, corrected, estimated = time_correction(observed, args.repeat, **params)
             before, after, r = quality(corrected, estimated, true_field, homogeneous, brain, observed)
-            print("  %-48s %.1f s  [CoV %.3f -> %.3f, field r = %.3f]"
-                  % (label + ":", alt_seconds, before, after, r))
+            print("  %-48s %.1f s wall, %.1f s CPU  [CoV %.3f -> %.3f, field r = %.3f]"
+                  % (label + ":", alt_seconds, alt_cpu, before, after, r))
     return 0
 
 

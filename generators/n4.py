@@ -31,13 +31,22 @@ Command line::
         [--shrink-factor 3] [--iterations 50x50x30x20] [--spline-distance 300]
         [--convergence-threshold 0] [--modalities flair,t2,t1,t1ce]
 
-Exit codes: 0 every case succeeded, 1 at least one case failed, 2 bad arguments or dataset.
+Cases run in spawned worker processes, each limited to ``CPUs // workers`` SimpleITK threads.
+Exit codes: 0 every case succeeded, 1 at least one case failed (the others are still
+corrected), 2 bad arguments or dataset, 130 interrupted.
+
+Interrupts: outputs are written to a hidden temporary file and renamed, so a ``_corrected``
+file is never truncated. On Ctrl-C or SIGTERM, N4 (which ignores ITK's Abort()) is stopped at
+its next iteration through an iteration callback, temporary files are removed, and a rerun
+skips the outputs already written.
 """
 import argparse
 import math
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -169,6 +178,31 @@ def _check_parameters(shrink_factor, iterations, spline_distance_mm, convergence
 # ----------------------------------------------------------------------------------------------
 # Library
 
+#: Stop requests, only ever set by the command line's processes (a library caller never sees
+#: them set): a signal noted in this process, and the pool's event shared with the workers.
+_SIGNALLED = threading.Event()
+_STOP = None
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised inside N4's iteration callback to stop it (SimpleITK reports a RuntimeError)."""
+
+
+def _stop_requested():
+    return _SIGNALLED.is_set() or (_STOP is not None and _STOP.is_set())
+
+
+def _raise_if_stop_requested():
+    if _stop_requested():
+        raise _Stopped("stop requested")
+
+
+def _quiet_interrupts(kind, value, traceback):
+    """``sys.excepthook`` for the command's processes: SimpleITK prints the exception that
+    ended a callback through the hook; an interrupt is expected there, not a crash."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+
 
 def _as_sitk_image(image, spacing):
     """Return (float32 SimpleITK image, its array in SimpleITK's (z, y, x) order)."""
@@ -261,7 +295,16 @@ def correct_volume(image, spacing=None, shrink_factor=DEFAULT_SHRINK_FACTOR,
         list(control_points_for_distance(full.GetSize(), full.GetSpacing(), spline_distance_mm)))
     corrector.SetConvergenceThreshold(float(convergence_threshold))
     corrector.SetNumberOfHistogramBins(int(histogram_bins))
-    corrector.Execute(small, small_mask)
+    # A callback per iteration lets Python run signal handlers during the C++ filter, and
+    # raising in it is the only way to stop N4 early (ITK's N4 ignores Abort()).
+    corrector.AddCommand(sitk.sitkIterationEvent, _raise_if_stop_requested)
+    try:
+        corrector.Execute(small, small_mask)
+    except RuntimeError as error:
+        # The callback fails only by an interrupt: ours, or a default Ctrl-C handler's.
+        if _stop_requested() or "Python Callable" in str(error):
+            raise KeyboardInterrupt("N4 correction interrupted")
+        raise
 
     log_field = sitk.GetArrayFromImage(corrector.GetLogBiasFieldAsImage(full))
     bias_field = np.exp(log_field).astype(np.float32)
@@ -384,14 +427,36 @@ def threads_per_worker(workers, cpus=None):
     return max(1, cpus // max(1, workers))
 
 
-def _init_worker(threads):
+def _interrupt(signum, frame):
+    """SIGTERM handler of the pool's main process: unwind like Ctrl-C."""
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def _note_signal(signum, frame):
+    """SIGINT/SIGTERM handler of processes running N4: N4 polls the flag once per iteration."""
+    _SIGNALLED.set()
+
+
+def _init_worker(threads, stop=None):
+    """Set up a process that runs cases: SimpleITK threads, stop event, signal handlers."""
+    global _STOP
+    _STOP = stop
+    _SIGNALLED.clear()
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(int(threads))
+    sys.excepthook = _quiet_interrupts
+    for number in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(number) != signal.SIG_IGN:  # e.g. nohup: keep ignoring
+            signal.signal(number, _note_signal)
 
 
 def _process_case(case, overwrite, modalities, params):
-    """Worker entry point: returns (statuses, seconds)."""
+    """Worker entry point: returns (statuses, seconds); checks for a stop between files."""
     start = time.time()
-    statuses = correct_case(case, overwrite=overwrite, modalities=modalities, **params)
+    statuses = OrderedDict()
+    for modality in modalities:
+        if _stop_requested():
+            raise KeyboardInterrupt("stopped before %s of %s" % (modality, case.case_id))
+        statuses.update(correct_case(case, overwrite=overwrite, modalities=(modality,), **params))
     return statuses, time.time() - start
 
 
@@ -461,9 +526,10 @@ def _run_pool(cases, overwrite, modalities, params, workers, threads):
     # Spawned (not forked) workers: forking a process whose ITK thread pool already exists can
     # deadlock, and a fresh interpreter is cheap next to one N4 run.
     context = multiprocessing.get_context("spawn")
+    stop = context.Event()
     starts = {}
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_init_worker, initargs=(threads,))
+                                   initializer=_init_worker, initargs=(threads, stop))
     futures = OrderedDict()
     try:
         for case in cases:
@@ -481,6 +547,11 @@ def _run_pool(cases, overwrite, modalities, params, workers, threads):
                 yield case, None, time.time() - starts[future], error
             else:
                 yield case, statuses, seconds, None
+    except BaseException:
+        # Ctrl-C / SIGTERM: running N4s stop at their next iteration, their temporary outputs
+        # are removed, and queued cases do not start.
+        stop.set()
+        raise
     finally:
         for future in futures:
             future.cancel()
@@ -505,11 +576,37 @@ def main(argv=None):
              ", overwrite" if args.overwrite else ""))
     sys.stdout.flush()
 
+    # Ctrl-C / SIGTERM: with one worker this process runs N4 and only notes the signal (N4
+    # aborts at its next iteration); with a pool it unwinds at once and stops the workers.
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(number)
+            if previous is None or previous == signal.SIG_IGN:  # e.g. nohup: keep ignoring
+                continue
+            handlers[number] = previous
+            signal.signal(number, _note_signal if workers == 1 else
+                          (_interrupt if number == signal.SIGTERM else signal.default_int_handler))
+    _SIGNALLED.clear()
+    excepthook = sys.excepthook
     if workers == 1:
-        _init_worker(threads)
-        results = _run_inline(cases, args.overwrite, modalities, params)
+        sys.excepthook = _quiet_interrupts
+    try:
+        return _run(cases, args.overwrite, modalities, params, workers, threads)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        sys.excepthook = excepthook
+        _SIGNALLED.clear()
+
+
+def _run(cases, overwrite, modalities, params, workers, threads):
+    """Correct the cases, print progress and a summary; returns the exit code."""
+    if workers == 1:
+        sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(threads)
+        results = _run_inline(cases, overwrite, modalities, params)
     else:
-        results = _run_pool(cases, args.overwrite, modalities, params, workers, threads)
+        results = _run_pool(cases, overwrite, modalities, params, workers, threads)
 
     counts = OrderedDict([("corrected", 0), ("skipped", 0), ("failed", 0)])
     files = OrderedDict([(STATUS_CORRECTED, 0), (STATUS_SKIPPED, 0)])

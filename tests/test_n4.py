@@ -7,15 +7,13 @@ import sys
 import numpy as np
 import pytest
 
+import nibabel as nib
+import SimpleITK as sitk
+
+from generators import n4
+from generators.brats import corrected_path, discover_cases
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # the package is not installed in the venv; spawned workers inherit this
-    sys.path.insert(0, REPO)
-
-import nibabel as nib  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
-
-from generators import n4  # noqa: E402
-from generators.brats import corrected_path, discover_cases  # noqa: E402
 
 # BraTS 2017 files: 1 mm voxels, x and y flipped, y offset by 239 mm.
 BRATS_AFFINE = np.array([[-1.0, 0.0, 0.0, 0.0],
@@ -224,6 +222,25 @@ def test_correct_file_leaves_no_partial_output(tmp_path, monkeypatch, failure):
     with pytest.raises(failure):
         n4.correct_file(source, corrected_path(source), **FAST)
     assert sorted(os.listdir(folder)) == before
+
+
+def test_a_stop_request_interrupts_n4_quietly_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    folder = write_case(tmp_path, "Brats17_A")
+    source = os.path.join(folder, "Brats17_A_flair.nii.gz")
+    before = sorted(os.listdir(folder))
+    polls = []
+
+    def stop_at_the_fourth_poll():  # what a noted Ctrl-C / SIGTERM looks like to N4
+        polls.append(1)
+        return len(polls) >= 4
+
+    monkeypatch.setattr(n4, "_stop_requested", stop_at_the_fourth_poll)
+    monkeypatch.setattr(sys, "excepthook", n4._quiet_interrupts)  # as in the CLI's processes
+    with pytest.raises(KeyboardInterrupt):
+        n4.correct_file(source, corrected_path(source))  # 150 iterations unless stopped
+    assert len(polls) <= 5  # stopped at the iteration that saw it, not after all 150
+    assert sorted(os.listdir(folder)) == before
+    assert "Traceback" not in capsys.readouterr()[1]
 
 
 def test_correct_file_names_a_corrupt_file(tmp_path):
