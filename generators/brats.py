@@ -229,9 +229,8 @@ def resolve_case_list(root, case_list=None, default_name="train.txt"):
         if not os.path.isfile(case_list) and os.path.isfile(os.path.join(root, case_list)):
             case_list = os.path.join(root, case_list)
         return read_case_list(case_list)
-    default = os.path.join(root, default_name)
-    if default_name and os.path.isfile(default):
-        return read_case_list(default)
+    if default_name and os.path.isfile(os.path.join(root, default_name)):
+        return read_case_list(os.path.join(root, default_name))
     return None
 
 

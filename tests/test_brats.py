@@ -34,6 +34,8 @@ def test_case_list_selects_and_orders(tmp_path):
     assert names == ["Brats17_A_2_1", "Brats17_A_0_1"]
     assert [c.case_id for c in brats.discover_cases(root, names)] == names
     assert brats.resolve_case_list(root, None, default_name="val.txt") is None
+    assert brats.resolve_case_list(root, None, default_name=None) is None
+    assert brats.resolve_case_list(root, "train.txt") == names  # relative to the root
 
 
 def test_missing_modality_is_named(tmp_path):
