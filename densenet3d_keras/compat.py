@@ -45,3 +45,31 @@ def optimizer_iterations(optimizer):
 def run_eagerly_supported():
     """Whether ``Model.compile(run_eagerly=...)`` exists (TF >= 2.0)."""
     return not IS_TF1
+
+
+def new_session(config=None):
+    """A TensorFlow 1.x-style session with ``config`` (``tf.Session``; ``tf.compat.v1`` on 2.x)."""
+    return tf.compat.v1.Session(config=config)
+
+
+def set_keras_session(session):
+    """Make ``session`` the session graph-mode Keras runs in (TensorFlow 1.x; no effect on eager 2.x)."""
+    setter = getattr(keras.backend, "set_session", None) or tf.compat.v1.keras.backend.set_session
+    setter(session)
+
+
+def session_config():
+    """An empty ``ConfigProto`` (``tf.ConfigProto`` on 1.x)."""
+    return tf.compat.v1.ConfigProto()
+
+
+def rewriter_off():
+    """``RewriterConfig.OFF``: the value that switches a Grappler pass off."""
+    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+    return RewriterConfig.OFF
+
+
+def v1_adam(learning_rate):
+    """``tf.train.AdamOptimizer`` (graph-mode TensorFlow optimizer, e.g. for Ascend loss scaling)."""
+    return tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)

@@ -9,7 +9,9 @@ import json
 import os
 
 from densenet3d_keras import geometry
+from densenet3d_keras.distribute import STRATEGIES
 from densenet3d_keras.models import MODEL_NAMES, margins, ARCHITECTURES, resolve_model_name
+from densenet3d_keras.npu import DEFAULT_PRECISION_MODE, PRECISION_MODES, parse_loss_scale
 
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 _FALSE = ("0", "false", "f", "no", "n", "off")
@@ -88,6 +90,17 @@ def build_parser():
     device = parser.add_argument_group("device")
     device.add_argument("-gpu", "--gpu-id", dest="gpu", default=None,
                         help="CUDA_VISIBLE_DEVICES for this run (e.g. 0 or 0,1)")
+    scale = parser.add_argument_group("scale-out (docs/distributed.md)")
+    scale.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                       help="tf.distribute strategy: auto = multiworker with a TF_CONFIG cluster, "
+                            "mirrored with several GPUs, else default")
+    scale.add_argument("--scale-lr", dest="scale_lr", action="store_true",
+                       help="multiply --lr by the number of workers / Ascend ranks")
+    scale.add_argument("--precision-mode", dest="precision_mode", choices=PRECISION_MODES,
+                       default=DEFAULT_PRECISION_MODE,
+                       help="Ascend NPU precision mode (must_keep_origin_dtype: pure FP32)")
+    scale.add_argument("--loss-scale", dest="loss_scale", default=None,
+                       help="Ascend NPU loss scaling: dynamic or a fixed number (default off)")
     return parser
 
 
@@ -129,6 +142,7 @@ def resolve(args):
         raise ValueError("--n-pos + --n-neg must be at least the batch size")
     if not config["lr"] > 0:
         raise ValueError("--lr must be positive, got %r" % config["lr"])
+    config["loss_scale"] = parse_loss_scale(config["loss_scale"])
     if config["continue_training"] and not config["load_path"]:
         raise ValueError("-c true needs -lp <checkpoint file or folder>")
     if not config["summary"] and not config["demo"] and not config["root_path"]:

@@ -114,16 +114,27 @@ def _rebuilt_with(loaded, config):
     return model
 
 
-def train(config, stream=sys.stdout):
+def train(config, stream="stdout"):
     """Train according to a resolved configuration (see :mod:`densenet3d_keras.config`).
 
+    In a data-parallel run (``TF_CONFIG``, several GPUs, or Ascend ``RANK_SIZE``) this process
+    trains its share of the patients and only the chief writes checkpoints and the
+    configuration (see :mod:`densenet3d_keras.distribute`).
+
+    Args:
+        config: the resolved configuration.
+        stream: where progress and log lines go besides the log file: ``"stdout"`` (the
+            current ``sys.stdout``), a file object, or ``None``.
+
     Returns:
-        dict with ``model``, ``log_path``, ``checkpoints`` (paths written), ``epoch_losses``
-        and ``initial_epoch``.
+        dict with ``model``, ``log_path``, ``checkpoints`` (paths written), ``epoch_losses``,
+        ``initial_epoch`` and ``cases`` (ids of this worker's patients). On an Ascend NPU the
+        model's session is closed when this returns.
     """
-    from callbacks.checkpoint import EpochCheckpoint
-    from callbacks.training_log import TrainingLog, log_path_for_device
-    from generators.sequence import PatchSequence
+    from densenet3d_keras.distribute import scaled_learning_rate, select_runtime
+
+    if stream == "stdout":
+        stream = sys.stdout
 
     def log(line):
         if stream is not None:
@@ -132,11 +143,36 @@ def train(config, stream=sys.stdout):
 
     if config.get("gpu") is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(config["gpu"])
-    cases = select_cases(config)
-    log("%d training cases from %s" % (len(cases), config["root_path"]))
+    runtime = select_runtime(config)
+    all_cases = select_cases(config)
+    cases, dropped = runtime.shard(all_cases)
+    log("%d training cases from %s, %d for this worker" % (len(all_cases), config["root_path"], len(cases)))
     prepared = prepare_cases(cases, config["cache_dir"], config["patch_size"], log)
     keras.backend.clear_session()
-    model, initial_epoch = load_for_training(config, log)
+    header = runtime.describe(config["batch_size"])
+    header.append("patients of worker %d: %s" % (runtime.worker.index, ", ".join(c.case_id for c in cases)))
+    if dropped:
+        header.append("patients left out so that every worker has %d: %s"
+                      % (len(cases), ", ".join(c.case_id for c in dropped)))
+    learning_rate = None
+    if config.get("scale_lr"):
+        learning_rate = scaled_learning_rate(config["lr"], runtime.worker.count, True)
+        header.append("learning rate %g x %d workers = %g (--scale-lr)"
+                      % (config["lr"], runtime.worker.count, learning_rate))
+    with runtime:
+        with runtime.scope():
+            model, initial_epoch = load_for_training(config, log)
+            model = runtime.prepare_model(model, learning_rate)
+        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log)
+    result["cases"] = [case.case_id for case in cases]
+    return result
+
+
+def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
+    from callbacks.checkpoint import EpochCheckpoint
+    from callbacks.training_log import TrainingLog, log_path_for_device
+    from generators.sequence import PatchSequence
+
     if initial_epoch >= config["num_epochs"]:
         log("nothing to do: the checkpoint has completed %d of %d epochs"
             % (initial_epoch, config["num_epochs"]))
@@ -146,17 +182,22 @@ def train(config, stream=sys.stdout):
                              n_neg=config["n_neg"], seed=config["seed"], epoch=initial_epoch,
                              patch_size=config["patch_size"], output_size=config["output_size"],
                              max_batches_per_patient=config["max_batches_per_patient"])
-    if not os.path.isdir(config["save_path"]):
-        os.makedirs(config["save_path"])
-    save_config(config, os.path.join(config["save_path"], "config.json"))
-    log_path = log_path_for_device(config["log_dir"])
-    header = [describe(config),
-              "tensorflow %s, keras %s, %d batches per epoch" % (compat.tf.__version__, keras.__version__, len(sequence))]
+    if runtime.is_chief:
+        if not os.path.isdir(config["save_path"]):
+            os.makedirs(config["save_path"])
+        save_config(config, os.path.join(config["save_path"], "config.json"))
+    log_path = log_path_for_device(config["log_dir"], runtime.log_id)
+    header = [describe(config)] + header + ["tensorflow %s, keras %s, %d batches per epoch"
+                                            % (compat.tf.__version__, keras.__version__, len(sequence))]
     training_log = TrainingLog(sequence, log_path, stream=stream, header=header)
-    checkpoint = EpochCheckpoint(config["save_path"], config["model_name"], config["padding"],
-                                 keep=config["keep"], log=training_log.write)
-    model.fit(sequence, epochs=config["num_epochs"], initial_epoch=initial_epoch, shuffle=False,
-              verbose=0, callbacks=[training_log, checkpoint], workers=config["workers"],
-              use_multiprocessing=False, max_queue_size=max(10, 2 * config["workers"]))
-    return {"model": model, "log_path": log_path, "checkpoints": checkpoint.saved,
+    callbacks = runtime.callbacks(sequence) + [training_log]
+    checkpoint_dir = runtime.checkpoint_dir(config["save_path"])
+    if checkpoint_dir is not None:
+        callbacks.append(EpochCheckpoint(checkpoint_dir, config["model_name"], config["padding"],
+                                         keep=config["keep"] if runtime.is_chief else 1,
+                                         log=training_log.write if runtime.is_chief else None))
+    model.fit(epochs=config["num_epochs"], initial_epoch=initial_epoch, shuffle=False, verbose=0,
+              callbacks=callbacks, **runtime.fit_arguments(sequence, config["workers"]))
+    saved = callbacks[-1].saved if checkpoint_dir is not None and runtime.is_chief else []
+    return {"model": model, "log_path": log_path, "checkpoints": saved,
             "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}

@@ -1,0 +1,11 @@
+#!/bin/bash
+# Performance run (the first 5 batches of each patient, 1 epoch) on 8 Ascend devices, one process each (needs npu_bridge).
+# Usage: bash test/train_performance_8p.sh --data_path=<BraTS root> [--epochs=1] [--batch_size=2]
+#        [--model_name=dense24] [--precision_mode=allow_fp32_to_fp16] [--rank_table_file=<json>] [train_keras.py flags]
+# Works from the model root or from test/. Writes test/output/<device>/train_<device>.log
+# and test/output/<device>/<CaseName>.log (see test/modelzoo_common.sh).
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+source test/modelzoo_common.sh
+epochs=1
+parse_args "$@"
+run_8p perf --performance
