@@ -13,6 +13,7 @@ import re
 import warnings
 
 from densenet3d_keras.compat import keras
+from densenet3d_keras.fileio import atomic_output, write_bytes_atomic
 
 POINTER = "checkpoint.json"
 ATTR_EPOCH = "densenet3d_epoch"
@@ -23,12 +24,8 @@ _NAME = re.compile(r"^(?P<model>.+)_epoch_(?P<epoch>\d+)\.h5$")
 
 def write_json_atomic(path, payload):
     """Write JSON to ``path`` through a temporary file and a rename."""
-    temporary = os.path.join(os.path.dirname(path) or ".", "." + os.path.basename(path) + ".tmp")
-    with open(temporary, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_checkpoint(model, path, epoch, model_name, padding="same"):
@@ -43,9 +40,7 @@ def save_checkpoint(model, path, epoch, model_name, padding="same"):
     """
     import h5py
 
-    folder = os.path.dirname(path) or "."
-    temporary = os.path.join(folder, "." + os.path.basename(path) + ".tmp.h5")
-    try:
+    with atomic_output(path, suffix=".h5") as temporary:
         with warnings.catch_warnings():
             # HDF5 is deliberate: TF 1.15 and TF 2.x both read and write it.
             warnings.simplefilter("ignore", UserWarning)
@@ -54,10 +49,6 @@ def save_checkpoint(model, path, epoch, model_name, padding="same"):
             handle.attrs[ATTR_EPOCH] = int(epoch)
             handle.attrs[ATTR_MODEL] = str(model_name)
             handle.attrs[ATTR_PADDING] = str(padding)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def read_checkpoint_info(path):

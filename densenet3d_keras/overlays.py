@@ -15,11 +15,12 @@ convention). Rendering uses matplotlib's Agg canvas directly (``Figure`` + ``Fig
 no pyplot), so it needs no display and leaves the process-wide pyplot backend alone.
 """
 import os
-import tempfile
 from collections import OrderedDict
 
 import numpy as np
 from scipy import ndimage
+
+from densenet3d_keras.fileio import atomic_output
 
 #: Internal label -> (name, colour) of its outline.
 LABEL_STYLES = OrderedDict([
@@ -172,14 +173,7 @@ def write_overlay(path_png, flair, gt_label, pred_label, spacing, title):
     figure.suptitle(title, fontsize=11)
     figure.subplots_adjust(left=0.03, right=0.99, top=0.92, bottom=0.06, wspace=0.03, hspace=0.08)
 
-    directory = os.path.dirname(os.path.abspath(path_png))
-    handle, temporary = tempfile.mkstemp(prefix=".overlay-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    with atomic_output(path_png, suffix=".png") as temporary:
+        with open(temporary, "wb") as stream:
             figure.savefig(stream, format="png", facecolor="white")
-        os.replace(temporary, path_png)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path_png

@@ -48,7 +48,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -57,6 +56,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from densenet3d_keras.fileio import atomic_output
 from generators.brats import (MODALITIES, corrected_path, discover_cases,
                               resolve_case_list, split_nifti_extension)
 from generators.volumes import load_nifti
@@ -349,7 +349,7 @@ def correct_file(src, dst, **params):
     """
     if os.path.abspath(src) == os.path.abspath(dst):
         raise ValueError("refusing to overwrite the original %s" % src)
-    stem, extension = split_nifti_extension(os.path.basename(dst))
+    _, extension = split_nifti_extension(os.path.basename(dst))
     if not extension:
         raise ValueError("output %s must end in .nii.gz or .nii" % dst)
     data, reference = load_nifti(src, np.float32)
@@ -359,17 +359,8 @@ def correct_file(src, dst, **params):
     except (ValueError, RuntimeError) as error:
         raise ValueError("N4 correction of %s failed: %s" % (src, _first_line(error)))
 
-    # A hidden, unique name in the destination folder (so os.replace is an atomic rename);
-    # not tempfile.mkstemp, whose 0600 mode would carry over to the output.
-    temporary = os.path.join(os.path.dirname(os.path.abspath(dst)), ".%s.%d.%s.tmp%s"
-                             % (stem, os.getpid(), uuid.uuid4().hex[:8], extension))
-    try:
+    with atomic_output(dst, suffix=extension) as temporary:
         _write_like(corrected, reference, temporary)
-        os.replace(temporary, dst)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return dst
 
 

@@ -18,8 +18,6 @@ Files written by :func:`write_case` hold float32 modalities (the exact arrays of
 same LPS-like affine ``diag(-sx, -sy, sz)`` centred on the volume. They are gzip-compressed
 with a zero time stamp, so equal arguments give byte-identical files.
 """
-import gzip
-import io
 import numbers
 import os
 from collections import OrderedDict
@@ -28,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy.special import expit
 
+from densenet3d_keras.fileio import write_nifti_gz
 from generators.brats import LAYOUTS, MODALITIES, from_internal_labels
 
 __all__ = ["INTENSITIES", "GAINS", "TISSUES", "make_case", "write_case", "write_dataset",
@@ -428,30 +427,14 @@ def case_affine(shape, spacing=(1.0, 1.0, 1.0)):
 
 
 def _write_nifti(path, data, affine):
-    """Write a NIfTI-1 ``.nii.gz`` atomically (temporary file in the same folder, then rename).
-
-    The gzip stream carries no time stamp or name, so equal data give byte-identical files.
-    """
+    """Write a NIfTI-1 ``.nii.gz`` atomically and reproducibly (see :mod:`densenet3d_keras.fileio`)."""
     import nibabel as nib
 
     image = nib.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    buffer = io.BytesIO()
-    image.to_file_map(nib.Nifti1Image.make_file_map({"image": buffer, "header": buffer}))
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))
-    try:
-        with open(temporary, "wb") as handle:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=handle, compresslevel=1,
-                               mtime=0) as stream:
-                stream.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    write_nifti_gz(path, image)
 
 
 def write_case(root, case_id, shape=(96, 96, 64), seed=0, layout="brats2017", bias_field=True,
