@@ -43,6 +43,25 @@ def _centre_crop(x, crop):
     return cropped
 
 
+def _norm_relu(norm, x, training):
+    """``relu(norm(x))`` for a 5-D ``x``, the batch norm applied to a 4-D view of it.
+
+    Batch norm over every axis but the channels is the same on ``(batch, D, H * W, C)``
+    (a reshape, no copy), and TensorFlow's oneDNN build has batch-norm kernels for 4-D
+    tensors only: on the CPU they are faster than the generic 5-D ones (docs/performance.md).
+    """
+    shape = x.shape.as_list()
+    if None in shape[1:4]:
+        dynamic = tf.shape(x)
+        flat = tf.reshape(x, tf.stack([-1, dynamic[1], dynamic[2] * dynamic[3], shape[4]]))
+    else:
+        flat = tf.reshape(x, [-1, shape[1], shape[2] * shape[3], shape[4]])
+        dynamic = [-1] + shape[1:]
+    y = tf.reshape(tf.nn.relu(norm(flat, training=training)), dynamic)
+    y.set_shape(shape)
+    return y
+
+
 class ChannelSlice(keras.layers.Layer):
     """Select channels ``[start, stop)`` of a 5-D tensor.
 
@@ -117,7 +136,7 @@ class DenseBlock3D(keras.layers.Layer):
         x = inputs
         crop = (self.kernel_size - 1) // 2 if self.padding == "valid" else 0
         for norm, conv in zip(self.norms, self.convs):
-            y = conv(tf.nn.relu(norm(x, training=training)))
+            y = conv(_norm_relu(norm, x, training))
             x = tf.concat([_centre_crop(x, crop), y], axis=-1)
         return x
 
@@ -176,7 +195,7 @@ class PlainBlock3D(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for conv, norm in zip(self.convs, self.norms):
-            x = tf.nn.relu(norm(conv(x), training=training))
+            x = _norm_relu(norm, conv(x), training)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -235,9 +254,9 @@ class TransitionDown(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = _centre_crop(inputs, self.crop)
-        x = self.conv(tf.nn.relu(self.norm_in(x, training=training)))
+        x = self.conv(_norm_relu(self.norm_in, x, training))
         if self.norm_out is not None:
-            x = tf.nn.relu(self.norm_out(x, training=training))
+            x = _norm_relu(self.norm_out, x, training)
         if self.pooling is not None:
             x = self.pooling(x)
         return x
