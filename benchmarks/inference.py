@@ -1,0 +1,235 @@
+"""Benchmark: whole-case inference, reference sliding windows (patch) against tiles (fcn).
+
+One synthetic BraTS-sized case (240 x 240 x 155, written as NIfTI files and read back like
+the command does) is segmented with dense24 (random initial weights with randomised batch-norm
+statistics: timing does not depend on the weights, and the equality check needs non-trivial
+ones). Stages, in this order:
+
+1. ``fcn``: :func:`densenet3d_keras.inference.predict_fcn` over the brain's bounding box with
+   valid padding and the default tile size, the whole case, then the label file written.
+   Peak RSS is read right after this stage (before the patch model is built).
+2. ``patch``: the reference's 38^3 windows (same padding). A full case is 3564 windows, over an
+   hour on two cores, so a subset of windows spread over the brain is timed (after one
+   untimed warm-up batch) and the time extrapolated to all windows; the output says so.
+   The subset's logits are checked against the fcn logits (1e-3 relative) and labels.
+3. Padding of the fcn tiles: a few of the case's tiles are run with a same-padding model too,
+   same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
+
+Printed: wall and CPU seconds per stage, the fcn / patch ratio, achieved GFLOP/s against the
+analytic count of :mod:`densenet3d_keras.flops`, and peak RSS. Goals on a 2-core CPU: fcn at
+least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 GB.
+
+Run standalone::
+
+    .venv/bin/python benchmarks/inference.py [--patch-windows 24] [--tile-size 88]
+        [--same-tiles 2] [--full-same] [--fcn-only]
+"""
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from densenet3d_keras import inference  # noqa: E402
+from densenet3d_keras.flops import model_flops  # noqa: E402
+
+SHAPE = (240, 240, 155)
+MODEL = "dense24"
+GOAL_RATIO = 20.0
+GOAL_SECONDS = 120.0
+GOAL_RSS_GB = 4.0
+
+
+def peak_rss_gb():
+    """Peak resident set size of this process so far, in GB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 ** 2
+
+
+class Stopwatch(object):
+    """Wall and CPU time of a block."""
+
+    def __enter__(self):
+        self.wall = time.time()
+        self.cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.time() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def randomise_batch_norm(model, seed=0):
+    """Random BN statistics and affine terms, so inference mode is not the identity."""
+    rng = np.random.RandomState(seed)
+    values = []
+    for weight in model.weights:
+        value = weight.numpy()
+        if "moving_mean" in weight.name:
+            value = rng.normal(0.0, 0.3, value.shape)
+        elif "moving_variance" in weight.name:
+            value = rng.uniform(0.5, 2.0, value.shape)
+        elif "gamma" in weight.name:
+            value = rng.uniform(0.6, 1.4, value.shape)
+        elif "beta" in weight.name:
+            value = rng.normal(0.0, 0.2, value.shape)
+        values.append(value.astype(np.float32))
+    model.set_weights(values)
+
+
+def choose_windows(shape, box, count):
+    """``count`` window starts spread evenly over the windows whose block is in ``box``."""
+    start, stop = box
+    inside = [w for w in inference.window_plan(shape)
+              if all(a <= s + inference.MARGIN and s + inference.MARGIN + inference.PATCH_STEP <= b
+                     for s, a, b in zip(w, start, stop))]
+    picks = np.linspace(0, len(inside) - 1, min(count, len(inside))).round().astype(int)
+    return [inside[i] for i in sorted(set(picks.tolist()))]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patch-windows", type=int, default=24,
+                        help="windows timed for the patch extrapolation (default 24)")
+    parser.add_argument("--tile-size", type=int, default=inference.DEFAULT_TILE_SIZE)
+    parser.add_argument("--same-tiles", type=int, default=2,
+                        help="fcn tiles timed with same padding as well (default 2)")
+    parser.add_argument("--full-same", action="store_true",
+                        help="run the whole case with same-padding tiles too")
+    parser.add_argument("--fcn-only", action="store_true",
+                        help="only stage 1 (e.g. to compare tile sizes)")
+    args = parser.parse_args(argv)
+
+    from densenet3d_keras.compat import clear_session, keras, tf
+    from densenet3d_keras.models import build_model
+    from generators.brats import load_case
+    from generators.synthetic import write_case
+    from generators.volumes import load_case_volumes
+
+    print("inference benchmark: %s, synthetic case %s, tensorflow %s, %d CPU(s), tile size %d"
+          % (MODEL, "x".join(map(str, SHAPE)), tf.__version__, os.cpu_count() or 0,
+             args.tile_size))
+    workdir = tempfile.mkdtemp(prefix="bench-inference-")
+    try:
+        with Stopwatch() as write_time:
+            folder = write_case(workdir, "Brats17_BENCH_1", shape=SHAPE, seed=0)
+        with Stopwatch() as load_time:
+            volumes = load_case_volumes(load_case(folder), with_label=False)
+        print("case written in %.1f s, loaded and normalised in %.1f s"
+              % (write_time.wall, load_time.wall))
+
+        # 1. fcn, valid padding, the whole case.
+        clear_session()
+        keras.utils.set_random_seed(0)
+        fcn_model = build_model(MODEL, None, padding="valid")
+        randomise_batch_norm(fcn_model)
+        weights = fcn_model.get_weights()
+        with Stopwatch() as fcn_time:
+            fcn = inference.predict_fcn(fcn_model, volumes.image, volumes.background,
+                                        tile_size=args.tile_size)
+        with Stopwatch() as save_time:
+            inference.write_nifti_like(os.path.join(workdir, "labels.nii.gz"), fcn.labels,
+                                       volumes.header)
+        fcn_flops = fcn.num_passes * model_flops(MODEL, fcn.pass_shape, "valid")
+        rss_fcn = peak_rss_gb()
+        box = inference.bounding_box(fcn.scored)
+        print("fcn   : brain box %s, %d tiles of %s (valid padding), %.1f TFLOP"
+              % ("x".join(str(b - a) for a, b in zip(*box)), fcn.num_passes,
+                 "x".join(map(str, fcn.pass_shape)), fcn_flops / 1e12))
+        print("fcn   : %.1f s wall (%.1f s CPU), %.1f GFLOP/s; labels written in %.1f s; "
+              "load + predict + write %.1f s; peak RSS %.2f GB"
+              % (fcn_time.wall, fcn_time.cpu, fcn_flops / fcn_time.wall / 1e9, save_time.wall,
+                 load_time.wall + fcn_time.wall + save_time.wall, rss_fcn))
+
+        if args.fcn_only:
+            return 0
+
+        # 2. patch, same padding, a subset of windows, extrapolated.
+        clear_session()
+        patch_model = build_model(MODEL, inference.PATCH_SIZE, padding="same")
+        patch_model.set_weights(weights)
+        all_windows = len(inference.window_plan(volumes.shape))
+        windows = choose_windows(volumes.shape, box, args.patch_windows)
+        warmup = windows[:inference.PATCH_BATCH_SIZE]
+        inference.predict_patch(patch_model, volumes.image, volumes.background, windows=warmup)
+        with Stopwatch() as patch_time:
+            patch = inference.predict_patch(patch_model, volumes.image, volumes.background,
+                                            windows=windows)
+        per_window = patch_time.wall / len(windows)
+        patch_total = per_window * all_windows
+        patch_flops = len(windows) * model_flops(MODEL, inference.PATCH_SIZE, "same")
+        print("patch : %d of %d windows (38^3, same padding, batches of %d) in %.1f s wall "
+              "(%.1f s CPU), %.2f s per window, %.1f GFLOP/s"
+              % (len(windows), all_windows, inference.PATCH_BATCH_SIZE, patch_time.wall,
+                 patch_time.cpu, per_window, patch_flops / patch_time.wall / 1e9))
+        print("patch : EXTRAPOLATED to all %d windows: %.0f s (%.1f min), %.0f TFLOP"
+              % (all_windows, patch_total, patch_total / 60.0,
+                 all_windows * model_flops(MODEL, inference.PATCH_SIZE, "same") / 1e12))
+        scored = patch.scored
+        reference = patch.logits[scored]
+        difference = np.abs(fcn.logits[scored] - reference).max()
+        scale = np.abs(reference).max()
+        agree = np.mean(fcn.labels[scored] == patch.labels[scored])
+        equal = difference <= 1e-3 * scale and agree >= 0.9999
+        print("check : on the %d voxels of the timed windows, max |fcn - patch| logit = %.2e "
+              "(%.1e of max |logit| %.2f), labels agree on %.4f%% -> %s"
+              % (scored.sum(), difference, difference / scale, scale, 100 * agree,
+                 "EQUAL" if equal else "DIFFERENT"))
+
+        # 3. same-padding tiles against valid-padding tiles.
+        clear_session()
+        same_model = build_model(MODEL, None, padding="same")
+        same_model.set_weights(weights)
+        plan = inference.tile_plan(box[0], box[1], args.tile_size)
+        tiles = plan[:max(1, args.same_tiles)]
+        blocks = [inference.extract_block(volumes.image,
+                                          [a - inference.MARGIN for a in tile.start],
+                                          [b + inference.MARGIN for b in tile.stop],
+                                          volumes.background)[None] for tile in tiles]
+        timings = {}
+        for name, model in (("same", same_model), ("valid", fcn_model)):
+            model.predict_on_batch(blocks[0])  # warm-up: tracing and oneDNN primitives
+            with Stopwatch() as watch:
+                for block in blocks:
+                    model.predict_on_batch(block)
+            timings[name] = watch.wall / len(tiles)
+            flops = model_flops(MODEL, fcn.pass_shape, name)
+            print("tiles : %s padding, %.1f s per %s tile, %.1f GFLOP per tile, %.1f GFLOP/s"
+                  % (name, timings[name], "x".join(map(str, fcn.pass_shape)), flops / 1e9,
+                     flops / timings[name] / 1e9))
+        print("tiles : valid padding is %.2fx faster than same padding (%.2fx fewer FLOPs)"
+              % (timings["same"] / timings["valid"],
+                 model_flops(MODEL, fcn.pass_shape, "same")
+                 / float(model_flops(MODEL, fcn.pass_shape, "valid"))))
+        if args.full_same:
+            with Stopwatch() as same_time:
+                same = inference.predict_fcn(same_model, volumes.image, volumes.background,
+                                             tile_size=args.tile_size)
+            print("fcn   : whole case with same-padding tiles %.1f s; logits max difference "
+                  "to valid %.2e" % (same_time.wall, np.abs(same.logits - fcn.logits).max()))
+
+        ratio = patch_total / fcn_time.wall
+        print("")
+        print("RESULT: fcn %.1f s per case, patch %.0f s per case (extrapolated from %d windows), "
+              "ratio %.1fx (goal >= %.0fx: %s); fcn under %.0f s: %s; peak RSS after fcn %.2f GB "
+              "(goal < %.0f GB: %s); results %s"
+              % (fcn_time.wall, patch_total, len(windows), ratio, GOAL_RATIO,
+                 "met" if ratio >= GOAL_RATIO else "NOT met", GOAL_SECONDS,
+                 "met" if fcn_time.wall < GOAL_SECONDS else "NOT met", rss_fcn, GOAL_RSS_GB,
+                 "met" if rss_fcn < GOAL_RSS_GB else "NOT met", "equal" if equal else "DIFFERENT"))
+        print("peak RSS of the whole benchmark (patch batches and same-padding tiles included): "
+              "%.2f GB" % peak_rss_gb())
+        return 0 if equal else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
