@@ -21,7 +21,7 @@ least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 G
 
 Run standalone::
 
-    .venv/bin/python benchmarks/inference.py [--patch-windows 24] [--tile-size 88]
+    .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--tile-size 88]
         [--same-tiles 2] [--full-same] [--fcn-only]
 """
 import argparse
@@ -96,8 +96,8 @@ def choose_windows(shape, box, count):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patch-windows", type=int, default=24,
-                        help="windows timed for the patch extrapolation (default 24)")
+    parser.add_argument("--patch-windows", type=int, default=48,
+                        help="windows timed for the patch extrapolation (default 48)")
     parser.add_argument("--tile-size", type=int, default=inference.DEFAULT_TILE_SIZE)
     parser.add_argument("--same-tiles", type=int, default=2,
                         help="fcn tiles timed with same padding as well (default 2)")
@@ -164,13 +164,14 @@ def main(argv=None):
                                             windows=windows)
         per_window = patch_time.wall / len(windows)
         patch_total = per_window * all_windows
+        patch_total_cpu = patch_time.cpu / len(windows) * all_windows
         patch_flops = len(windows) * model_flops(MODEL, inference.PATCH_SIZE, "same")
         print("patch : %d of %d windows (38^3, same padding, batches of %d) in %.1f s wall "
               "(%.1f s CPU), %.2f s per window, %.1f GFLOP/s"
               % (len(windows), all_windows, inference.PATCH_BATCH_SIZE, patch_time.wall,
                  patch_time.cpu, per_window, patch_flops / patch_time.wall / 1e9))
-        print("patch : EXTRAPOLATED to all %d windows: %.0f s (%.1f min), %.0f TFLOP"
-              % (all_windows, patch_total, patch_total / 60.0,
+        print("patch : EXTRAPOLATED to all %d windows: %.0f s wall (%.1f min), %.0f s CPU, %.0f TFLOP"
+              % (all_windows, patch_total, patch_total / 60.0, patch_total_cpu,
                  all_windows * model_flops(MODEL, inference.PATCH_SIZE, "same") / 1e12))
         scored = patch.scored
         reference = patch.logits[scored]
@@ -217,11 +218,14 @@ def main(argv=None):
 
         ratio = patch_total / fcn_time.wall
         print("")
+        # On a shared machine the wall ratio moves with the other jobs' load; the CPU-time
+        # ratio (work done, whatever the number of cores we got) is the steadier figure.
         print("RESULT: fcn %.1f s per case, patch %.0f s per case (extrapolated from %d windows), "
-              "ratio %.1fx (goal >= %.0fx: %s); fcn under %.0f s: %s; peak RSS after fcn %.2f GB "
-              "(goal < %.0f GB: %s); results %s"
+              "ratio %.1fx (goal >= %.0fx: %s; CPU-time ratio %.1fx); fcn under %.0f s: %s; "
+              "peak RSS after fcn %.2f GB (goal < %.0f GB: %s); results %s"
               % (fcn_time.wall, patch_total, len(windows), ratio, GOAL_RATIO,
-                 "met" if ratio >= GOAL_RATIO else "NOT met", GOAL_SECONDS,
+                 "met" if ratio >= GOAL_RATIO else "NOT met", patch_total_cpu / fcn_time.cpu,
+                 GOAL_SECONDS,
                  "met" if fcn_time.wall < GOAL_SECONDS else "NOT met", rss_fcn, GOAL_RSS_GB,
                  "met" if rss_fcn < GOAL_RSS_GB else "NOT met", "equal" if equal else "DIFFERENT"))
         print("peak RSS of the whole benchmark (patch batches and same-padding tiles included): "
