@@ -27,6 +27,7 @@ test: lint
 
 demo: $(STAMP)
 	$(PY) train_keras.py --demo
+	$(PY) predict_keras.py --demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
