@@ -16,7 +16,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         config = resolve(args)
-        from densenet3d_keras import training
+        from densenet3d_keras import compat, training
+
+        compat.set_thread_counts(config["intra_op_threads"], config["inter_op_threads"])
 
         if config["summary"]:
             from densenet3d_keras.models import build_model

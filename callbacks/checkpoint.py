@@ -74,6 +74,23 @@ def read_checkpoint_info(path):
             "padding": _text(attrs.get(ATTR_PADDING)) or "same"}
 
 
+def read_optimizer_weights(path):
+    """The optimizer state saved in a checkpoint file, in saved order (``None`` if none).
+
+    Keras cannot put it back itself when the optimizer changed form (a loss-scale wrapper
+    added or removed by another ``--precision``); see ``compat.moved_optimizer``.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        if "optimizer_weights" not in handle:
+            return None
+        group = handle["optimizer_weights"]
+        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n)
+                 for n in group.attrs["weight_names"]]
+        return [group[name][()] for name in names]
+
+
 def find_checkpoint(path):
     """Resolve a checkpoint argument: a file, or a folder (its newest checkpoint).
 

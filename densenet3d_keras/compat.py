@@ -73,3 +73,143 @@ def rewriter_off():
 def v1_adam(learning_rate):
     """``tf.train.AdamOptimizer`` (graph-mode TensorFlow optimizer, e.g. for Ascend loss scaling)."""
     return tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)
+
+
+#: ``--precision`` choices and the Keras dtype policy each one sets.
+PRECISION_POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16",
+                      "mixed_float16": "mixed_float16"}
+
+
+def set_precision(precision):
+    """Set the global Keras dtype policy of ``--precision`` (before building a model).
+
+    ``bf16`` and ``mixed_float16`` compute in 16 bits and keep the variables in float32
+    (Keras mixed precision, TensorFlow 2 only).
+
+    Raises:
+        ValueError: an unknown precision, or a 16-bit one on TensorFlow 1.x.
+    """
+    if precision not in PRECISION_POLICIES:
+        raise ValueError("precision must be one of %s, got %r"
+                         % (", ".join(sorted(PRECISION_POLICIES)), precision))
+    if IS_TF1:
+        if precision != "float32":
+            raise ValueError("--precision %s needs Keras mixed precision (TensorFlow 2); "
+                             "TensorFlow %s trains in float32 only" % (precision, tf.__version__))
+        return
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
+
+
+def precision_policy(model=None):
+    """Name of the dtype policy ``model`` computes with, or the global one (``"float32"`` on 1.x).
+
+    A model's is that of its first layer with weights: a model loaded from a file keeps the
+    policies its layers were saved with, whatever the global policy.
+    """
+    if IS_TF1:
+        return "float32"
+    if model is None:
+        return keras.mixed_precision.global_policy().name
+    layers = [layer for layer in getattr(model, "layers", [model]) if layer.weights] or [model]
+    return layers[0].dtype_policy.name
+
+
+def loss_scale_optimizer(optimizer, policy=None):
+    """Wrap ``optimizer`` for dynamic loss scaling under the ``mixed_float16`` policy.
+
+    float16 gradients underflow without it; bfloat16 has float32's range and needs none.
+    Under any other policy a wrapped optimizer is unwrapped (a model rebuilt in another
+    precision from a checkpoint).
+
+    Args:
+        optimizer: a Keras optimizer.
+        policy: dtype policy name of the model (default: the global policy).
+    """
+    if IS_TF1:
+        return optimizer
+    wrapped = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+    if (policy or precision_policy()) != "mixed_float16":
+        return optimizer.inner_optimizer if wrapped else optimizer
+    return optimizer if wrapped else keras.mixed_precision.LossScaleOptimizer(optimizer)
+
+
+def jit_compile_kwargs(jit_compile):
+    """``Model.compile`` keywords for XLA compilation of the train step (TensorFlow 2 only).
+
+    Raises:
+        ValueError: ``jit_compile`` on TensorFlow 1.x.
+    """
+    if not jit_compile:
+        return {}
+    if IS_TF1:
+        raise ValueError("jit_compile needs TensorFlow 2; TensorFlow %s has no "
+                         "compile(jit_compile=...)" % tf.__version__)
+    return {"jit_compile": True}
+
+
+def set_thread_counts(intra_op=0, inter_op=0):
+    """Threads of TensorFlow's op pools: ``intra_op`` per op, ``inter_op`` ops at once (0: default).
+
+    Must run before TensorFlow executes anything in this process.
+
+    Raises:
+        ValueError: a negative count, or TensorFlow already started with other counts.
+    """
+    for name, value in (("intra_op", intra_op), ("inter_op", inter_op)):
+        if int(value) != value or value < 0:
+            raise ValueError("%s thread count must be an integer >= 0, got %r" % (name, value))
+    try:
+        if int(intra_op) != tf.config.threading.get_intra_op_parallelism_threads():
+            tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
+        if int(inter_op) != tf.config.threading.get_inter_op_parallelism_threads():
+            tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
+    except RuntimeError as error:
+        raise ValueError("cannot set TensorFlow thread counts (%d intra-op, %d inter-op) after "
+                         "TensorFlow started: %s" % (intra_op, inter_op, error))
+
+
+def thread_counts():
+    """``(intra_op, inter_op)`` thread counts in force (0: TensorFlow's default, one per core)."""
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def layer_dtype(layer):
+    """What to pass as ``dtype`` to give another layer the same dtype policy as ``layer``."""
+    return getattr(layer, "dtype_policy", None) or layer.dtype
+
+
+def moved_optimizer(optimizer, var_list, values=None):
+    """A copy of ``optimizer`` (configuration, step count, slots) for other variables.
+
+    For a model rebuilt with another padding or precision: ``var_list`` must be the new model's
+    trainable variables, in the order of those ``optimizer`` was built for (the same network).
+    A loss-scale wrapper is dropped (:func:`loss_scale_optimizer` adds one where needed).
+
+    Args:
+        optimizer: the optimizer of the loaded model.
+        var_list: trainable variables of the rebuilt model.
+        values: the state to give the copy (e.g. read from the checkpoint file), in the
+            order of the optimizer's variables; default ``optimizer``'s own.
+
+    Raises:
+        ValueError: the optimizer state does not match ``var_list``.
+    """
+    if not IS_TF1 and isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    fresh = optimizer.__class__.from_config(optimizer.get_config())
+    legacy = IS_TF1 or isinstance(optimizer, keras.optimizers.legacy.Optimizer)
+    if legacy:
+        fresh._create_all_weights(var_list)
+        source, target = optimizer.weights, fresh.weights
+    else:
+        fresh.build(var_list)
+        source, target = optimizer.variables, fresh.variables
+    if values is None:
+        values = keras.backend.batch_get_value(source)
+    shapes = [tuple(getattr(v, "shape", ())) for v in values]
+    if shapes != [tuple(v.shape.as_list()) for v in target]:
+        raise ValueError("optimizer state of %d variables does not fit the rebuilt model (%d)"
+                         % (len(values), len(target)))
+    keras.backend.batch_set_value(list(zip(target, values)))
+    return fresh

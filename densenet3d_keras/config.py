@@ -9,6 +9,7 @@ import json
 import os
 
 from densenet3d_keras import geometry
+from densenet3d_keras.compat import IS_TF1, PRECISION_POLICIES
 from densenet3d_keras.distribute import STRATEGIES
 from densenet3d_keras.models import MODEL_NAMES, margins, ARCHITECTURES, resolve_model_name
 from densenet3d_keras.npu import DEFAULT_PRECISION_MODE, PRECISION_MODES, parse_loss_scale
@@ -90,6 +91,15 @@ def build_parser():
     device = parser.add_argument_group("device")
     device.add_argument("-gpu", "--gpu-id", dest="gpu", default=None,
                         help="CUDA_VISIBLE_DEVICES for this run (e.g. 0 or 0,1)")
+    device.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
+                        help="float32, or Keras mixed precision with bfloat16 or float16 "
+                             "computation (TensorFlow 2; docs/performance.md)")
+    device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=0,
+                        help="threads per TensorFlow op (0: one per core)")
+    device.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=0,
+                        help="TensorFlow ops run at once (0: one per core); on a 2-core CPU "
+                             "--intra-op-threads 1 --inter-op-threads 2 runs the two pathways "
+                             "side by side")
     scale = parser.add_argument_group("scale-out (docs/distributed.md)")
     scale.add_argument("--strategy", choices=STRATEGIES, default="auto",
                        help="tf.distribute strategy: auto = multiworker with a TF_CONFIG cluster, "
@@ -135,11 +145,15 @@ def resolve(args):
     config["psize"] = config["output_size"]
     for flag, key, minimum in (("-bs", "batch_size", 1), ("-e", "num_epochs", 1),
                                ("--n-pos", "n_pos", 0), ("--n-neg", "n_neg", 0),
-                               ("--keep", "keep", 1), ("--workers", "workers", 1)):
+                               ("--keep", "keep", 1), ("--workers", "workers", 1),
+                               ("--intra-op-threads", "intra_op_threads", 0),
+                               ("--inter-op-threads", "inter_op_threads", 0)):
         if config[key] < minimum:
             raise ValueError("%s must be >= %d, got %d" % (flag, minimum, config[key]))
     if config["n_pos"] + config["n_neg"] < config["batch_size"]:
         raise ValueError("--n-pos + --n-neg must be at least the batch size")
+    if config["precision"] != "float32" and IS_TF1:
+        raise ValueError("--precision %s needs TensorFlow 2 (Keras mixed precision)" % config["precision"])
     if not config["lr"] > 0:
         raise ValueError("--lr must be positive, got %r" % config["lr"])
     config["loss_scale"] = parse_loss_scale(config["loss_scale"])

@@ -6,11 +6,21 @@ Chen et al., "MRI tumor segmentation with densely connected 3D CNN", SPIE Medica
 Every layer stores its constructor arguments and round-trips through ``get_config``;
 :data:`CUSTOM_OBJECTS` maps the class names for ``keras.models.load_model``.
 """
+from densenet3d_keras import compat
 from densenet3d_keras.compat import keras, tf
 
 PADDINGS = ("same", "valid")
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+
+
+def _sublayer_kwargs(layer):
+    """Keyword arguments giving a sub-layer its parent's dtype policy (mixed precision).
+
+    Without them a sub-layer takes the global policy, which differs from the parent's when a
+    model saved under one precision is loaded under another.
+    """
+    return {"dtype": compat.layer_dtype(layer)}
 
 
 def _check_padding(padding):
@@ -123,14 +133,15 @@ class DenseBlock3D(keras.layers.Layer):
         self.kernel_size = int(kernel_size)
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        sub = _sublayer_kwargs(self)
         self.norms = []
         self.convs = []
         for index in range(1, self.num_units + 1):
             self.norms.append(keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index))
+                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index, **sub))
             self.convs.append(keras.layers.Conv3D(
                 self.growth_rate, self.kernel_size, padding=self.padding, use_bias=False,
-                kernel_initializer="glorot_normal", name="unit%d_conv" % index))
+                kernel_initializer="glorot_normal", name="unit%d_conv" % index, **sub))
 
     def call(self, inputs, training=None):
         x = inputs
@@ -183,14 +194,15 @@ class PlainBlock3D(keras.layers.Layer):
         self.kernel_size = int(kernel_size)
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        sub = _sublayer_kwargs(self)
         self.convs = []
         self.norms = []
         for index, count in enumerate(filters, 1):
             self.convs.append(keras.layers.Conv3D(
                 count, self.kernel_size, padding=self.padding, use_bias=False,
-                kernel_initializer="he_normal", name="unit%d_conv" % index))
+                kernel_initializer="he_normal", name="unit%d_conv" % index, **sub))
             self.norms.append(keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index))
+                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index, **sub))
 
     def call(self, inputs, training=None):
         x = inputs
@@ -242,15 +254,16 @@ class TransitionDown(keras.layers.Layer):
         self.crop = int(crop)
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        sub = _sublayer_kwargs(self)
         self.norm_in = keras.layers.BatchNormalization(
-            momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_in")
+            momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_in", **sub)
         self.conv = keras.layers.Conv3D(self.filters, 1, use_bias=False,
-                                        kernel_initializer="he_normal", name="conv")
+                                        kernel_initializer="he_normal", name="conv", **sub)
         self.norm_out = None
         if self.post_activation:
             self.norm_out = keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_out")
-        self.pooling = keras.layers.AveragePooling3D(2, name="pool") if self.pool else None
+                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_out", **sub)
+        self.pooling = keras.layers.AveragePooling3D(2, name="pool", **sub) if self.pool else None
 
     def call(self, inputs, training=None):
         x = _centre_crop(inputs, self.crop)
@@ -308,10 +321,11 @@ class HierarchicalHead(keras.layers.Layer):
         self.num_wt_classes = int(num_wt_classes)
         self.num_label_classes = int(num_label_classes)
         self.crop = int(crop)
-        self.wt_conv_15 = keras.layers.Conv3D(self.num_wt_classes, 1, name="wt_conv_15")
-        self.wt_conv_27 = keras.layers.Conv3D(self.num_wt_classes, 1, name="wt_conv_27")
-        self.label_conv_15 = keras.layers.Conv3D(self.num_label_classes, 1, name="label_conv_15")
-        self.label_conv_27 = keras.layers.Conv3D(self.num_label_classes, 1, name="label_conv_27")
+        sub = _sublayer_kwargs(self)
+        self.wt_conv_15 = keras.layers.Conv3D(self.num_wt_classes, 1, name="wt_conv_15", **sub)
+        self.wt_conv_27 = keras.layers.Conv3D(self.num_wt_classes, 1, name="wt_conv_27", **sub)
+        self.label_conv_15 = keras.layers.Conv3D(self.num_label_classes, 1, name="label_conv_15", **sub)
+        self.label_conv_27 = keras.layers.Conv3D(self.num_label_classes, 1, name="label_conv_27", **sub)
 
     def call(self, inputs):
         if len(inputs) != 4:

@@ -134,8 +134,9 @@ def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", 
     head_crop = margin if padding == "same" else 0
     wt, labels = HierarchicalHead(NUM_WT_CLASSES, NUM_LABEL_CLASSES, crop=head_crop, name="head")(
         [flair_15, flair_27, t1_15, t1_27])
-    wt = keras.layers.Activation("linear", name="wt")(wt)
-    labels = keras.layers.Activation("linear", name="labels")(labels)
+    # float32 outputs even under a mixed-precision policy: softmax and loss stay in float32.
+    wt = keras.layers.Activation("linear", dtype="float32", name="wt")(wt)
+    labels = keras.layers.Activation("linear", dtype="float32", name="labels")(labels)
     return keras.Model(inputs, [wt, labels], name=name.replace("-", "_"))
 
 

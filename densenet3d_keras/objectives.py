@@ -1,4 +1,5 @@
 """Training objective and metric of the reference: softmax cross-entropy per head, accuracy in %."""
+from densenet3d_keras import compat
 from densenet3d_keras.compat import keras, tf
 
 
@@ -15,21 +16,29 @@ def accuracy_percent(y_true, y_pred):
     return 100.0 * tf.reduce_mean(tf.cast(equal, tf.float32))
 
 
-def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None):
+def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, jit_compile=False):
     """Compile with the reference loss (sum of both heads' cross-entropy) and Adam.
+
+    Under the ``mixed_float16`` policy the optimizer is wrapped for dynamic loss scaling.
 
     Args:
         model: a model from :func:`densenet3d_keras.models.build_model`.
         learning_rate: Adam learning rate (reference 5e-4).
         optimizer: an optimizer to use instead of a new Adam (e.g. a distributed wrapper).
         run_eagerly: passed to ``compile`` on TensorFlow 2 (debugging only).
+        jit_compile: XLA-compile the train step (TensorFlow 2 only; measured ~10x slower on
+            the CPU, docs/performance.md).
 
     Returns:
         The model.
+
+    Raises:
+        ValueError: ``jit_compile`` on TensorFlow 1.x.
     """
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    kwargs = {}
+    optimizer = compat.loss_scale_optimizer(optimizer, compat.precision_policy(model))
+    kwargs = compat.jit_compile_kwargs(jit_compile)
     if run_eagerly is not None:
         kwargs["run_eagerly"] = run_eagerly
     model.compile(optimizer=optimizer,

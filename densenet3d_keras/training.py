@@ -84,6 +84,7 @@ def load_for_training(config, log=print):
     """
     from callbacks.checkpoint import find_checkpoint, read_checkpoint_info
 
+    compat.set_precision(config.get("precision", "float32"))
     architecture = config["architecture"]
     if not config["load_path"]:
         model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
@@ -95,8 +96,9 @@ def load_for_training(config, log=print):
                          % (path, info["model"], config["model_name"]))
     if config["continue_training"]:
         model = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
-        if info["padding"] != config["padding"]:
-            model = _rebuilt_with(model, config)
+        if (info["padding"] != config["padding"] or compat.precision_policy() != "float32"
+                or compat.precision_policy(model) != "float32"):
+            model = _rebuilt_with(model, config, path)
         epoch = info["epoch"] or 0
         log("resumed from %s after epoch %d" % (path, epoch))
         return model, epoch
@@ -106,11 +108,16 @@ def load_for_training(config, log=print):
     return compile_model(model, config["lr"]), 0
 
 
-def _rebuilt_with(loaded, config):
-    """Move weights and optimizer state of a loaded model into one with another padding."""
+def _rebuilt_with(loaded, config, path):
+    """Move weights and optimizer state (read from ``path``) of a loaded model into one with
+    another padding or precision."""
+    from callbacks.checkpoint import read_optimizer_weights
+
     model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
     model.set_weights(loaded.get_weights())
-    compile_model(model, optimizer=loaded.optimizer)
+    optimizer = compat.moved_optimizer(loaded.optimizer, model.trainable_variables,
+                                       read_optimizer_weights(path))
+    compile_model(model, optimizer=optimizer)
     return model
 
 
