@@ -5,17 +5,56 @@ Keras 2 API comes from the ``tf-keras`` package (``TF_USE_LEGACY_KERAS=1`` is se
 TensorFlow is imported, so ``tf.keras`` is Keras 2 as well); on TensorFlow 1.15 it is the
 built-in ``tf.keras``.
 """
+import importlib
 import os
+import sys
+import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
 
-try:  # TensorFlow >= 2.16: Keras 2 lives in the tf-keras distribution.
-    import tf_keras as keras  # noqa: E402
-except ImportError:  # TensorFlow 1.15 .. 2.15: tf.keras is Keras 2.
-    keras = tf.keras
+def _import_tensorflow_and_keras():
+    """Import TensorFlow and the Keras 2 API, holding back the start-up banners.
+
+    TensorFlow 2.x prints absl/oneDNN notices on file descriptor 2 before its logging is set
+    up, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; command-line tools promise one-line errors, so
+    the descriptor is pointed at a temporary file during the import. If the import fails, what
+    was printed is replayed before the exception propagates. ``TF_CPP_MIN_LOG_LEVEL=0`` keeps
+    the banners.
+    """
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")
+    saved = None
+    sink = None
+    if quiet:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            sink = tempfile.TemporaryFile()
+            os.dup2(sink.fileno(), 2)
+        except (OSError, ValueError):
+            saved = None
+    try:
+        module = importlib.import_module("tensorflow")
+        try:  # TensorFlow >= 2.16: Keras 2 lives in the tf-keras distribution.
+            keras_module = importlib.import_module("tf_keras")
+        except ImportError:  # TensorFlow 1.15 .. 2.15: tf.keras is Keras 2.
+            keras_module = module.keras
+    except BaseException:
+        if saved is not None:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+        raise
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.close()
+    return module, keras_module
+
+
+tf, keras = _import_tensorflow_and_keras()
 
 TF_VERSION = tuple(int(part) for part in tf.__version__.split(".")[:2])
 IS_TF1 = TF_VERSION[0] == 1
