@@ -145,8 +145,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.saved = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if not os.path.isdir(self.save_dir):
-            os.makedirs(self.save_dir)
+        os.makedirs(self.save_dir, exist_ok=True)
         name = "%s_epoch_%03d.h5" % (self.model_name.replace("-", "_"), epoch + 1)
         path = os.path.join(self.save_dir, name)
         save_checkpoint(self.model, path, epoch + 1, self.model_name, self.padding)

@@ -80,8 +80,8 @@ class TrainingLog(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         folder = os.path.dirname(self.log_path)
-        if folder and not os.path.isdir(folder):
-            os.makedirs(folder)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         self._file = io.open(self.log_path, "a", encoding="utf-8")
         for line in self.header:
             self.write(line)

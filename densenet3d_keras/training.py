@@ -190,8 +190,7 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
                              patch_size=config["patch_size"], output_size=config["output_size"],
                              max_batches_per_patient=config["max_batches_per_patient"])
     if runtime.is_chief:
-        if not os.path.isdir(config["save_path"]):
-            os.makedirs(config["save_path"])
+        os.makedirs(config["save_path"], exist_ok=True)
         save_config(config, os.path.join(config["save_path"], "config.json"))
     log_path = log_path_for_device(config["log_dir"], runtime.log_id)
     header = [describe(config)] + header + ["tensorflow %s, keras %s, %d batches per epoch"

@@ -101,8 +101,7 @@ def _build(case, entry, stats, minimum):
     if positives.size == 0 and negatives.size == 0:
         raise ValueError("case %s has an empty brain (flair is zero everywhere)" % case.case_id)
     parent = os.path.dirname(entry)
-    if not os.path.isdir(parent):
-        os.makedirs(parent)
+    os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".%s." % os.path.basename(entry), dir=parent)
     try:
         arrays = {"image": image.astype(np.float32), "label": label.astype(np.uint8),

@@ -470,8 +470,7 @@ def write_case(root, case_id, shape=(96, 96, 64), seed=0, layout="brats2017", bi
     case = make_case(shape, seed, bias_field=bias_field)
     affine = case_affine(shape, spacing)
     folder = os.path.join(root, case_id)
-    if not os.path.isdir(folder):
-        os.makedirs(folder)
+    os.makedirs(folder, exist_ok=True)
     for modality in MODALITIES:
         _write_nifti(os.path.join(folder, chosen.stem(case_id, modality) + ".nii.gz"),
                      case[modality], affine)
@@ -585,8 +584,7 @@ def write_dataset(root, n_cases=6, shape=(96, 96, 64), seed=0, layout="brats2017
     counts = _split_counts(n_cases, splits)
     _check_shape(shape)
     _check_seed(seed)
-    if not os.path.isdir(root):
-        os.makedirs(root)
+    os.makedirs(root, exist_ok=True)
     for index, name in enumerate(names):
         write_case(root, name, shape=shape, seed=derive_seed(seed, index), layout=layout,
                    bias_field=bias_field, with_label=True)
