@@ -23,6 +23,20 @@ def _sublayer_kwargs(layer):
     return {"dtype": compat.layer_dtype(layer)}
 
 
+def _batch_norm(layer, name):
+    """The batch norm sub-layer ``name`` of ``layer`` (which has ``bn_momentum``, ``bn_epsilon``).
+
+    Under the ``mixed_bfloat16`` policy it computes in float32: batch norm is memory-bound,
+    so bfloat16 saves it nothing, and oneDNN's bfloat16 batch-norm kernels were 2.7x slower
+    than its float32 ones on the CPU (docs/performance.md). Its variables are float32 anyway.
+    """
+    dtype = compat.layer_dtype(layer)
+    if getattr(layer, "compute_dtype", None) == "bfloat16":
+        dtype = "float32"
+    return keras.layers.BatchNormalization(momentum=layer.bn_momentum, epsilon=layer.bn_epsilon,
+                                           name=name, dtype=dtype)
+
+
 def _check_padding(padding):
     if padding not in PADDINGS:
         raise ValueError("padding must be one of %s, got %r" % (PADDINGS, padding))
@@ -137,8 +151,7 @@ class DenseBlock3D(keras.layers.Layer):
         self.norms = []
         self.convs = []
         for index in range(1, self.num_units + 1):
-            self.norms.append(keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index, **sub))
+            self.norms.append(_batch_norm(self, "unit%d_bn" % index))
             self.convs.append(keras.layers.Conv3D(
                 self.growth_rate, self.kernel_size, padding=self.padding, use_bias=False,
                 kernel_initializer="glorot_normal", name="unit%d_conv" % index, **sub))
@@ -201,8 +214,7 @@ class PlainBlock3D(keras.layers.Layer):
             self.convs.append(keras.layers.Conv3D(
                 count, self.kernel_size, padding=self.padding, use_bias=False,
                 kernel_initializer="he_normal", name="unit%d_conv" % index, **sub))
-            self.norms.append(keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="unit%d_bn" % index, **sub))
+            self.norms.append(_batch_norm(self, "unit%d_bn" % index))
 
     def call(self, inputs, training=None):
         x = inputs
@@ -255,14 +267,12 @@ class TransitionDown(keras.layers.Layer):
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
         sub = _sublayer_kwargs(self)
-        self.norm_in = keras.layers.BatchNormalization(
-            momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_in", **sub)
+        self.norm_in = _batch_norm(self, "bn_in")
         self.conv = keras.layers.Conv3D(self.filters, 1, use_bias=False,
                                         kernel_initializer="he_normal", name="conv", **sub)
         self.norm_out = None
         if self.post_activation:
-            self.norm_out = keras.layers.BatchNormalization(
-                momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn_out", **sub)
+            self.norm_out = _batch_norm(self, "bn_out")
         self.pooling = keras.layers.AveragePooling3D(2, name="pool", **sub) if self.pool else None
 
     def call(self, inputs, training=None):

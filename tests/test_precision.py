@@ -46,6 +46,13 @@ def test_policy_outputs_and_loss_scaling(float32_afterwards, precision, policy, 
     assert [v.dtype for v in model.trainable_variables] == [np.float32] * len(model.trainable_variables)
 
 
+def test_batch_norm_computes_in_float32_under_bf16(float32_afterwards):
+    compat.set_precision("bf16")
+    block = build_model("tiny").get_layer("flair_t2_block1")
+    assert block.convs[0].compute_dtype == "bfloat16"
+    assert block.norms[0].compute_dtype == "float32"
+
+
 def test_bf16_logits_stay_close_to_float32(float32_afterwards):
     reference = build_model("tiny")
     x, _ = _batch()
