@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 
+from densenet3d_keras.fileio import make_output_folder
 from generators.brats import LABEL_CONVENTIONS
 
 #: Exit code for every failure (argparse's own usage errors use 2 as well).
@@ -285,13 +286,7 @@ def _prepare_output(out_dir):
     Raises:
         OSError: the folder cannot be created or written (the message names it).
     """
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise OSError("output folder %s exists and is not a folder" % out_dir)
-    created = not os.path.isdir(out_dir)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise OSError("cannot create output folder %s: %s" % (out_dir, error.strerror or error))
+    created = make_output_folder(out_dir)
     try:
         handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
         os.close(handle)

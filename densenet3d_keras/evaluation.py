@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from densenet3d_keras.fileio import make_output_folder
 from densenet3d_keras.metrics import METRIC_NAMES, evaluate_case, summarise
 from generators.brats import (LABEL_CONVENTIONS, Case, NIFTI_EXTENSIONS, discover_cases,
                               load_case, split_nifti_extension, to_internal_labels)
@@ -269,11 +270,7 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
                                 % (len(unlabelled), _short_list(unlabelled)))
     pred_paths = [prediction_path(pred_dir, case.case_id) for case in cases]
 
-    created = not os.path.isdir(out_dir)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise OSError("cannot create output folder %s: %s" % (out_dir, error.strerror or error))
+    created = make_output_folder(out_dir)
     try:
         staging = tempfile.mkdtemp(prefix=".evaluate-", dir=out_dir)
     except OSError as error:

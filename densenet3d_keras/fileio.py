@@ -63,3 +63,22 @@ def write_nifti_gz(path, image, compresslevel=1):
             with gzip.GzipFile(filename="", mode="wb", fileobj=handle, compresslevel=compresslevel,
                                mtime=0) as stream:
                 stream.write(buffer.getvalue())
+
+
+def make_output_folder(path):
+    """Create an output folder (and its parents) if needed.
+
+    Returns:
+        True when this call created it (so a failed run can remove it again).
+
+    Raises:
+        OSError: ``path`` is a file, or the folder cannot be created; the message names it.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OSError("output folder %s exists and is not a folder" % path)
+    created = not os.path.isdir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise OSError("cannot create output folder %s: %s" % (path, error.strerror or error))
+    return created
