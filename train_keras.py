@@ -9,7 +9,7 @@ import sys
 
 def main(argv=None):
     """Run the command; return the exit code (0 success, 2 bad input or configuration)."""
-    from densenet3d_keras.config import build_parser, resolve
+    from densenet3d_keras.config import build_parser, given_options, resolve
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -26,7 +26,7 @@ def main(argv=None):
             build_model(config["model_name"], config["patch_size"], padding=config["padding"]).summary(line_length=120)
             return 0
         if config["demo"]:
-            training.apply_demo_defaults(config, argv)
+            training.apply_demo_defaults(config, given_options(argv))
             training.ensure_demo_dataset(config["root_path"])
         training.train(config)
     except (ValueError, OSError) as error:

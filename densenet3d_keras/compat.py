@@ -81,10 +81,6 @@ def optimizer_iterations(optimizer):
     return int(keras.backend.get_value(optimizer.iterations))
 
 
-def run_eagerly_supported():
-    """Whether ``Model.compile(run_eagerly=...)`` exists (TF >= 2.0)."""
-    return not IS_TF1
-
 
 def new_session(config=None):
     """A TensorFlow 1.x-style session with ``config`` (``tf.Session``; ``tf.compat.v1`` on 2.x)."""

@@ -114,6 +114,14 @@ def build_parser():
     return parser
 
 
+def given_options(argv):
+    """Configuration keys that ``argv`` sets explicitly (under any of their flag spellings)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
 def resolve(args):
     """Check the parsed flags and fill in derived values.
 

@@ -138,14 +138,3 @@ def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", 
     wt = keras.layers.Activation("linear", dtype="float32", name="wt")(wt)
     labels = keras.layers.Activation("linear", dtype="float32", name="labels")(labels)
     return keras.Model(inputs, [wt, labels], name=name.replace("-", "_"))
-
-
-def model_margin(name_or_model):
-    """Receptive-field radius (voxels cropped per side) of a model name or built model."""
-    if isinstance(name_or_model, str):
-        return margins(ARCHITECTURES[resolve_model_name(name_or_model)[0]])[1]
-    input_size = name_or_model.input_shape[1]
-    output = name_or_model.output_shape[0][1]
-    if input_size is None or output is None:
-        raise ValueError("margin of a fully convolutional model is not in its shapes; pass the name")
-    return (input_size - output) // 2

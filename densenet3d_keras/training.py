@@ -34,20 +34,19 @@ def ensure_demo_dataset(root, log=print):
     return root
 
 
-def apply_demo_defaults(config, argv_flags=()):
-    """Fill a ``--demo`` configuration: its dataset and sizes unless given on the command line."""
+def apply_demo_defaults(config, given=()):
+    """Fill a ``--demo`` configuration: its dataset and sizes, except options in ``given``.
+
+    Args:
+        config: the resolved configuration.
+        given: configuration keys set on the command line
+            (:func:`densenet3d_keras.config.given_options`).
+    """
     config["root_path"] = config["root_path"] or demo_root(config["cache_dir"])
-    for key, flag in (("n_pos", "--n-pos"), ("n_neg", "--n-neg"), ("num_epochs", "-e"),
-                      ("padding", "--padding")):
-        if not any(a == f or a.startswith(f + "=") for a in argv_flags for f in _aliases(flag)):
+    for key in ("n_pos", "n_neg", "num_epochs", "padding"):
+        if key not in given:
             config[key] = DEMO[key]
     return config
-
-
-def _aliases(flag):
-    table = {"-e": ("-e", "--num-epochs"), "--n-pos": ("--n-pos",), "--n-neg": ("--n-neg",),
-             "--padding": ("--padding",)}
-    return table[flag]
 
 
 def select_cases(config):

@@ -149,3 +149,15 @@ def test_summary_prints_dense24_parameter_count():
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "Total params: 793406" in out.stdout.replace(",", "")
+
+
+def test_demo_keeps_options_given_on_the_command_line():
+    from densenet3d_keras.config import given_options
+    from densenet3d_keras.training import DEMO, apply_demo_defaults
+
+    argv = ["--demo", "--num-epochs", "7", "--padding=same", "-mn", "tiny"]
+    given = given_options(argv)
+    assert {"num_epochs", "padding", "model_name", "demo"} <= given and "n_pos" not in given
+    config = apply_demo_defaults(resolve(build_parser().parse_args(argv)), given)
+    assert config["num_epochs"] == 7 and config["padding"] == "same"
+    assert config["n_pos"] == DEMO["n_pos"] and config["n_neg"] == DEMO["n_neg"]
