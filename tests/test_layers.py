@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from densenet3d_keras.compat import keras, tf
-from densenet3d_keras.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead, PlainBlock3D,
-                                     TransitionDown)
+from densenet3d_keras.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
+                                     PaddedBatchNormalization, PlainBlock3D, TransitionDown)
 
 CASES = [
     # (layer factory, input shape without batch, expected output shape without batch)
@@ -97,3 +97,103 @@ def test_hierarchical_sub_layer_names(keras_session):
     assert any(n.startswith("t1_t1ce_tap27/bn_out/moving_mean") for n in names)
     assert any(n.startswith("head/label_conv_15/bias") for n in names)
     assert len(set(names)) == len(names)
+
+
+def _trained_like(layer_weights, seed):
+    """Non-trivial values for batch-norm weights (gamma, beta, moving mean, moving variance)."""
+    rng = np.random.RandomState(seed)
+    return [rng.uniform(0.5, 2.0, w.shape).astype(np.float32) if i % 4 in (0, 3)
+            else rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for i, w in enumerate(layer_weights)]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_padded_batch_norm_matches_keras_batch_norm(keras_session, training):
+    """Extra zero channels: same output on the real ones, zeros on the rest, same updates."""
+    rng = np.random.RandomState(0)
+    x = (rng.randn(2, 5, 7, 6) * 3 + 1).astype(np.float32)
+    padded_x = np.concatenate([x, np.zeros((2, 5, 7, 10), np.float32)], axis=-1)
+    reference = keras.layers.BatchNormalization(momentum=0.9)
+    padded = PaddedBatchNormalization(channels=6, momentum=0.9)
+    reference.build((None, 5, 7, 6))
+    padded.build((None, 5, 7, 16))
+    assert [tuple(w.shape) for w in padded.weights] == [tuple(w.shape) for w in reference.weights]
+    start = _trained_like(reference.get_weights(), seed=1)
+    reference.set_weights(start)
+    padded.set_weights(start)
+    with tf.GradientTape(persistent=True) as tape:
+        inputs = [tf.constant(x), tf.constant(padded_x)]
+        tape.watch(inputs)
+        expected = reference(inputs[0], training=training)
+        got = padded(inputs[1], training=training)
+        weights = tf.sin(tf.range(6, dtype=tf.float32))
+        losses = [tf.reduce_sum(expected * weights), tf.reduce_sum(got[..., :6] * weights)]
+    assert got.shape == (2, 5, 7, 16)
+    np.testing.assert_allclose(got[..., :6].numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.all(got[..., 6:].numpy() == 0)
+    for a, b in zip(reference.get_weights(), padded.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    if training:  # the moving statistics moved
+        assert not np.allclose(reference.get_weights()[2], start[2])
+    grads = [tape.gradient(loss, [x_, layer.gamma, layer.beta])
+             for loss, x_, layer in zip(losses, inputs, (reference, padded))]
+    np.testing.assert_allclose(grads[1][0].numpy()[..., :6], grads[0][0].numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads[0][1:], grads[1][1:]):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_padded_batch_norm_rejects_too_few_channels(keras_session):
+    with pytest.raises(ValueError, match="fewer than"):
+        PaddedBatchNormalization(channels=8).build((None, 4, 4, 6))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_dense_block_channel_padding_changes_nothing(keras_session, padding):
+    """Aligned (zero channels appended) and unaligned blocks: same outputs, gradients, updates."""
+    x = np.random.RandomState(2).randn(2, 12, 12, 12, 10).astype(np.float32)
+    models = []
+    for alignment in (1, 16):
+        inputs = keras.Input((12, 12, 12, 10))
+        models.append(keras.Model(inputs, DenseBlock3D(3, 6, padding=padding,
+                                                       channel_alignment=alignment)(inputs)))
+    start = models[0].get_weights()
+    models[1].set_weights(start)
+    results = []
+    for model in models:
+        with tf.GradientTape() as tape:
+            inputs = tf.constant(x)
+            tape.watch(inputs)
+            outputs = model(inputs, training=True)
+            loss = tf.reduce_sum(outputs * tf.cos(tf.range(28, dtype=tf.float32)))
+        grads = tape.gradient(loss, [inputs] + model.trainable_weights)
+        results.append((outputs.numpy(), [g.numpy() for g in grads], model.get_weights(),
+                        model(x, training=False).numpy()))
+    (out_a, grads_a, weights_a, infer_a), (out_b, grads_b, weights_b, infer_b) = results
+    assert out_a.shape == out_b.shape and out_a.shape[-1] == 28
+    np.testing.assert_allclose(out_b, out_a, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(infer_b, infer_a, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.max(np.abs(a)))
+    for a, b, s in zip(weights_a, weights_b, start):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+    assert any(not np.allclose(a, s) for a, s in zip(weights_a, start))  # moving statistics moved
+
+
+def test_dense_block_pads_its_batch_norm_inputs(keras_session, monkeypatch):
+    """Units whose channel count is not a multiple of 16 get zero channels up to one."""
+    seen = []
+    original = PaddedBatchNormalization.call
+
+    def recording_call(self, inputs, training=None):
+        seen.append((self.name, inputs.shape.as_list()[-1]))
+        return original(self, inputs, training=training)
+
+    monkeypatch.setattr(PaddedBatchNormalization, "call", recording_call)
+    block = DenseBlock3D(3, 12, padding="valid")
+    y = block(tf.zeros((1, 10, 10, 10, 24)), training=True)
+    assert y.shape == (1, 4, 4, 4, 60)
+    assert [norm.channels for norm in block.norms] == [24, 36, 48]
+    # 36 real channels arrive as 48 (12 zeros appended); 24 (the block input) and 48 as they are.
+    assert seen == [("unit1_bn", 24), ("unit2_bn", 48), ("unit3_bn", 48)]
+    assert [tuple(conv.kernel.shape) for conv in block.convs] == [
+        (3, 3, 3, 24, 12), (3, 3, 3, 36, 12), (3, 3, 3, 48, 12)]
+    assert block.get_config()["channel_alignment"] == 16
