@@ -11,6 +11,7 @@ import importlib
 _EXPORTS = {
     "ChannelSlice": "densenet3d_keras.layers",
     "DenseBlock3D": "densenet3d_keras.layers",
+    "PaddedBatchNormalization": "densenet3d_keras.layers",
     "PlainBlock3D": "densenet3d_keras.layers",
     "TransitionDown": "densenet3d_keras.layers",
     "HierarchicalHead": "densenet3d_keras.layers",

@@ -182,6 +182,17 @@ def jit_compile_kwargs(jit_compile):
     return {"jit_compile": True}
 
 
+def xla_function(function):
+    """``function`` as a ``tf.function`` that XLA compiles into fused kernels, or ``None``.
+
+    ``None`` on TensorFlow 1.x and before 2.5 (no ``jit_compile``). Python arguments of the
+    function are part of its signature: each distinct value compiles once.
+    """
+    if IS_TF1 or TF_VERSION < (2, 5):
+        return None
+    return tf.function(function, jit_compile=True)
+
+
 def set_thread_counts(intra_op=0, inter_op=0):
     """Threads of TensorFlow's op pools: ``intra_op`` per op, ``inter_op`` ops at once (0: default).
 

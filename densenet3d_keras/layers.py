@@ -6,6 +6,8 @@ Chen et al., "MRI tumor segmentation with densely connected 3D CNN", SPIE Medica
 Every layer stores its constructor arguments and round-trips through ``get_config``;
 :data:`CUSTOM_OBJECTS` maps the class names for ``keras.models.load_model``.
 """
+import os
+
 from densenet3d_keras import compat
 from densenet3d_keras.compat import keras, tf
 
@@ -16,6 +18,10 @@ BN_EPSILON = 1e-3
 #: oneDNN's batch-norm kernels are several times faster on channel counts that are multiples
 #: of 16 (docs/performance.md); 1 turns the padding off.
 CHANNEL_ALIGNMENT = 16
+#: Compile a dense unit's copies (crop + concatenation, ReLU + channel slice) and their
+#: gradients into single XLA kernels where TensorFlow 2 has XLA. ``DENSENET3D_XLA_COPIES=0``
+#: in the environment turns it off (plain TensorFlow ops: same results, a few percent slower).
+FUSE_COPIES = os.environ.get("DENSENET3D_XLA_COPIES", "1") != "0"
 
 
 def _sublayer_kwargs(layer):
@@ -93,22 +99,102 @@ def _zero_channels(like, count):
     return tf.zeros(shape[:4] + [count], dtype=like.dtype)
 
 
-def _norm_relu(norm, x, training):
-    """``relu(norm(x))`` for a 5-D ``x``, the batch norm applied to a 4-D view of it.
+def _crop_concat_ops(x, y, crop, channels, extra):
+    parts = [_centre_crop(x, crop, channels), y]
+    if extra:
+        parts.append(_zero_channels(y, extra))
+    return tf.concat(parts, axis=-1)
+
+
+def _crop_concat_gradient_ops(grad, crop, channels, x_channels, y_channels):
+    spatial = [[crop, crop]] * 3
+    grad_x = tf.pad(grad[..., :channels], [[0, 0]] + spatial + [[0, x_channels - channels]])
+    return grad_x, grad[..., channels:channels + y_channels]
+
+
+_crop_concat_xla = compat.xla_function(_crop_concat_ops)
+_crop_concat_gradient_xla = compat.xla_function(_crop_concat_gradient_ops)
+
+
+def _crop_concat(x, y, crop, channels, extra):
+    """``concat([crop(x)[..., :channels], y, extra zero channels])``: a dense unit's new state.
+
+    Where XLA is available (TensorFlow 2) this and its gradient are each one compiled kernel
+    that reads its inputs once and writes its outputs once; TensorFlow's own ops write the
+    crop, the concatenation, the gradient slices and their padding separately
+    (docs/performance.md).
+    """
+    if _crop_concat_xla is None or not FUSE_COPIES:
+        return _crop_concat_ops(x, y, crop, channels, extra)
+    x_channels = x.shape.as_list()[-1]
+    y_channels = y.shape.as_list()[-1]
+
+    @tf.custom_gradient
+    def crop_concat(x, y):
+        def gradient(grad):
+            return _crop_concat_gradient_xla(grad, crop, channels, x_channels, y_channels)
+        return _crop_concat_xla(x, y, crop, channels, extra), gradient
+
+    return crop_concat(x, y)
+
+
+def _relu_slice_ops(x, channels):
+    rank = x.shape.rank
+    # tf.slice: see _centre_crop.
+    return tf.nn.relu(tf.slice(x, [0] * rank, [-1] * (rank - 1) + [channels]))
+
+
+def _relu_slice_gradient_ops(grad, y, extra):
+    grad = tf.where(y > 0, grad, tf.zeros_like(grad))
+    return tf.pad(grad, [[0, 0]] * (grad.shape.rank - 1) + [[0, extra]])
+
+
+_relu_slice_xla = compat.xla_function(_relu_slice_ops)
+_relu_slice_gradient_xla = compat.xla_function(_relu_slice_gradient_ops)
+
+
+def _relu_slice(x, channels):
+    """``relu(x[..., :channels])``, with its gradient, each one XLA kernel where available."""
+    extra = x.shape.as_list()[-1] - channels
+    if _relu_slice_xla is None or not FUSE_COPIES:
+        return _relu_slice_ops(x, channels)
+
+    @tf.custom_gradient
+    def relu_slice(x):
+        y = _relu_slice_xla(x, channels)
+
+        def gradient(grad):
+            return _relu_slice_gradient_xla(grad, y, extra)
+        return y, gradient
+
+    return relu_slice(x)
+
+
+def _norm_relu(norm, x, training, channels=None):
+    """``relu(norm(x))[..., :channels]`` for a 5-D ``x``, the batch norm applied to a 4-D view.
 
     Batch norm over every axis but the channels is the same on ``(batch, D, H * W, C)``
     (a reshape, no copy), and TensorFlow's oneDNN build has batch-norm kernels for 4-D
     tensors only: on the CPU they are faster than the generic 5-D ones (docs/performance.md).
+    ``channels`` (default all) keeps the first channels of a zero-padded input.
     """
     shape = x.shape.as_list()
+    if channels is None:
+        channels = shape[4]
     if None in shape[1:4]:
         dynamic = tf.shape(x)
         flat = tf.reshape(x, tf.stack([-1, dynamic[1], dynamic[2] * dynamic[3], shape[4]]))
+        dynamic = tf.concat([dynamic[:4], [channels]], axis=0)
     else:
         flat = tf.reshape(x, [-1, shape[1], shape[2] * shape[3], shape[4]])
-        dynamic = [-1] + shape[1:]
-    y = tf.reshape(tf.nn.relu(norm(flat, training=training)), dynamic)
-    y.set_shape(shape)
+        dynamic = [-1] + shape[1:4] + [channels]
+    normalised = norm(flat, training=training)
+    if channels == shape[4]:
+        y = tf.nn.relu(normalised)
+    else:
+        y = _relu_slice(normalised, channels)
+    y = tf.reshape(y, dynamic)
+    y.set_shape(shape[:4] + [channels])
     return y
 
 
@@ -291,16 +377,13 @@ class DenseBlock3D(keras.layers.Layer):
         channels = inputs.shape.as_list()[-1]
         crop = (self.kernel_size - 1) // 2 if self.padding == "valid" else 0
         for index, (norm, conv) in enumerate(zip(self.norms, self.convs)):
-            features = _norm_relu(norm, x, training)
-            if features.shape.as_list()[-1] != channels:
-                features = _centre_crop(features, 0, channels)
-            y = conv(features)
-            parts = [_centre_crop(x, crop, channels), y]
+            y = conv(_norm_relu(norm, x, training, channels))
+            real = channels
             channels += self.growth_rate
             extra = _aligned(channels, self.channel_alignment) - channels
-            if extra and index + 1 < self.num_units:
-                parts.append(_zero_channels(y, extra))
-            x = tf.concat(parts, axis=-1)
+            if index + 1 == self.num_units:
+                extra = 0
+            x = _crop_concat(x, y, crop, real, extra)
         return x
 
     def compute_output_shape(self, input_shape):

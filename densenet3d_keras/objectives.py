@@ -50,7 +50,7 @@ def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, j
 
 def _custom_objects():
     from densenet3d_keras.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
-                                         PlainBlock3D, TransitionDown)
+                                         PaddedBatchNormalization, PlainBlock3D, TransitionDown)
 
     return {
         "ChannelSlice": ChannelSlice,
@@ -58,6 +58,7 @@ def _custom_objects():
         "PlainBlock3D": PlainBlock3D,
         "TransitionDown": TransitionDown,
         "HierarchicalHead": HierarchicalHead,
+        "PaddedBatchNormalization": PaddedBatchNormalization,
         "softmax_cross_entropy": softmax_cross_entropy,
         "accuracy_percent": accuracy_percent,
     }

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from densenet3d_keras import layers as layers_module
 from densenet3d_keras.compat import keras, tf
 from densenet3d_keras.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
                                      PaddedBatchNormalization, PlainBlock3D, TransitionDown)
@@ -146,34 +147,70 @@ def test_padded_batch_norm_rejects_too_few_channels(keras_session):
         PaddedBatchNormalization(channels=8).build((None, 4, 4, 6))
 
 
+def _block_results(padding, alignment, x):
+    """Outputs, gradients, updated weights and inference outputs of a fresh block on ``x``."""
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, DenseBlock3D(3, 6, padding=padding,
+                                             channel_alignment=alignment)(inputs))
+    model.set_weights(_trained_like_block(model))
+    start = model.get_weights()
+    with tf.GradientTape() as tape:
+        inputs = tf.constant(x)
+        tape.watch(inputs)
+        outputs = model(inputs, training=True)
+        loss = tf.reduce_sum(outputs * tf.cos(tf.range(outputs.shape[-1], dtype=tf.float32)))
+    grads = tape.gradient(loss, [inputs] + model.trainable_weights)
+    return (outputs.numpy(), [g.numpy() for g in grads], model.get_weights(),
+            model(x, training=False).numpy(), start)
+
+
+def _trained_like_block(model):
+    rng = np.random.RandomState(5)
+    values = []
+    for weight in model.weights:
+        shape = tuple(weight.shape.as_list())
+        if "kernel" in weight.name:
+            values.append(rng.randn(*shape).astype(np.float32) * 0.2)
+        elif "gamma" in weight.name or "moving_variance" in weight.name:
+            values.append(rng.uniform(0.5, 2.0, shape).astype(np.float32))
+        else:
+            values.append(rng.uniform(-0.5, 0.5, shape).astype(np.float32))
+    return values
+
+
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_dense_block_channel_padding_changes_nothing(keras_session, padding):
-    """Aligned (zero channels appended) and unaligned blocks: same outputs, gradients, updates."""
+@pytest.mark.parametrize("fuse", [False, True])
+def test_dense_block_channel_padding_and_fusion_change_nothing(keras_session, monkeypatch,
+                                                               padding, fuse):
+    """Zero channels appended for batch norm, and the XLA-fused copies, give the plain results.
+
+    Reference: no padding, TensorFlow ops only. Compared: outputs in training and inference
+    mode, the gradients of the input and of every weight, the moving statistics after a step.
+    """
     x = np.random.RandomState(2).randn(2, 12, 12, 12, 10).astype(np.float32)
-    models = []
-    for alignment in (1, 16):
-        inputs = keras.Input((12, 12, 12, 10))
-        models.append(keras.Model(inputs, DenseBlock3D(3, 6, padding=padding,
-                                                       channel_alignment=alignment)(inputs)))
-    start = models[0].get_weights()
-    models[1].set_weights(start)
-    results = []
-    for model in models:
-        with tf.GradientTape() as tape:
-            inputs = tf.constant(x)
-            tape.watch(inputs)
-            outputs = model(inputs, training=True)
-            loss = tf.reduce_sum(outputs * tf.cos(tf.range(28, dtype=tf.float32)))
-        grads = tape.gradient(loss, [inputs] + model.trainable_weights)
-        results.append((outputs.numpy(), [g.numpy() for g in grads], model.get_weights(),
-                        model(x, training=False).numpy()))
-    (out_a, grads_a, weights_a, infer_a), (out_b, grads_b, weights_b, infer_b) = results
-    assert out_a.shape == out_b.shape and out_a.shape[-1] == 28
+    monkeypatch.setattr(layers_module, "FUSE_COPIES", False)
+    reference = _block_results(padding, 1, x)
+    if fuse:
+        assert layers_module._crop_concat_xla is not None  # TensorFlow 2: XLA is there
+        calls = []
+        for name in ("_crop_concat_xla", "_crop_concat_gradient_xla", "_relu_slice_xla",
+                     "_relu_slice_gradient_xla"):
+            original = getattr(layers_module, name)
+            monkeypatch.setattr(layers_module, name,
+                                lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    monkeypatch.setattr(layers_module, "FUSE_COPIES", fuse)
+    result = _block_results(padding, 16, x)
+    if fuse:
+        assert set(calls) == {"_crop_concat_xla", "_crop_concat_gradient_xla",
+                              "_relu_slice_xla", "_relu_slice_gradient_xla"}
+    (out_a, grads_a, weights_a, infer_a, start), (out_b, grads_b, weights_b, infer_b, _) = \
+        reference, result
+    assert out_a.shape == out_b.shape == (2,) + ((6,) * 3 if padding == "valid" else (12,) * 3) + (28,)
     np.testing.assert_allclose(out_b, out_a, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(infer_b, infer_a, rtol=1e-5, atol=1e-5)
     for a, b in zip(grads_a, grads_b):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.max(np.abs(a)))
-    for a, b, s in zip(weights_a, weights_b, start):
+    for a, b in zip(weights_a, weights_b):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
     assert any(not np.allclose(a, s) for a, s in zip(weights_a, start))  # moving statistics moved
 
