@@ -241,7 +241,7 @@ class PaddedBatchNormalization(keras.layers.BatchNormalization):
             training = bool(training)
         if not self.trainable:
             training = False
-        inputs = tf.cast(inputs, self.compute_dtype)
+        inputs = tf.cast(inputs, getattr(self, "compute_dtype", None) or self.dtype)
         zeros = tf.zeros([extra], dtype=self.gamma.dtype)
         gamma = tf.concat([self.gamma, zeros], axis=0)
         beta = tf.concat([self.beta, zeros], axis=0)
