@@ -18,7 +18,9 @@ def main(argv=None):
         config = resolve(args)
         from densenet3d_keras import compat, training
 
-        compat.set_thread_counts(config["intra_op_threads"], config["inter_op_threads"])
+        training.apply_gpu_choice(config)  # before the thread choice looks for GPUs
+        config["intra_op_threads"], config["inter_op_threads"] = compat.apply_thread_counts(
+            config["intra_op_threads"], config["inter_op_threads"])
 
         if config["summary"]:
             from densenet3d_keras.models import build_model

@@ -25,7 +25,7 @@ is printed before and after, and the CPU-time column is what load changes least.
 
 Run standalone::
 
-    .venv/bin/python benchmarks/training.py [--rounds 4] [--steps 4] [--threads 0,0 1,2]
+    .venv/bin/python benchmarks/training.py [--rounds 4] [--steps 4] [--threads auto 0,0 1,2]
         [--precision float32] [--jit] [--json out.json]
 """
 import argparse
@@ -55,9 +55,10 @@ CASE_ID = "Brats17_SYN_000"
 GOAL_RATIO = 4.0
 GOAL_PEAK_FRACTION = 0.5
 GOAL_GENERATOR_RATIO = 20.0
-#: Thread settings timed by default, ``intra,inter``: TensorFlow's default (one thread per
-#: core for both pools) and one thread per op with two ops at once (the two pathways side by side).
-DEFAULT_THREADS = ("0,0", "1,2")
+#: Thread settings timed by default, ``intra,inter``: what ``train_keras.py`` chooses when not told
+#: (``auto``: half the cores per op and two ops at once on a CPU-only machine, the two
+#: pathways side by side) and TensorFlow's default (one thread per core for both pools).
+DEFAULT_THREADS = ("auto", "0,0")
 
 
 def load_average():
@@ -234,7 +235,12 @@ def time_steps(case, paddings, rounds, steps, warmup, precision="float32", jit=F
 
 def run_one(args):
     """Measure one thread setting in this process; return the figures as a dict."""
-    intra, inter = [int(v) for v in args.threads[0].split(",")]
+    if args.threads[0] == "auto":
+        intra, inter = compat.auto_thread_counts()
+        label = "auto (%d,%d)" % (intra, inter)
+    else:
+        intra, inter = [int(v) for v in args.threads[0].split(",")]
+        label = "%d,%d" % (intra, inter)
     compat.set_thread_counts(intra, inter)
     load_before = load_average()
     peak = matmul_peak(compat.tf)
@@ -250,7 +256,7 @@ def run_one(args):
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
-    out = {"threads": "%d,%d" % (intra, inter), "precision": args.precision, "jit": args.jit,
+    out = {"threads": label, "precision": args.precision, "jit": args.jit,
            "peak_gflops": peak, "generator_warm": float(np.median(warm)),
            "generator_cold": cold, "enqueuer_1": queued[1], "enqueuer_2": queued[2], "load_before": load_before, "load_after": load_average(),
            "steps": {}}
@@ -301,7 +307,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--threads", nargs="+", default=list(DEFAULT_THREADS),
                         help="intra,inter thread counts to time, each in its own process "
-                             "(0: TensorFlow's default)")
+                             "(0: TensorFlow's default; auto: what train_keras.py chooses)")
     parser.add_argument("--paddings", nargs="+", default=["same", "valid"], choices=("same", "valid"))
     parser.add_argument("--precision", default="float32", choices=("float32", "bf16", "mixed_float16"))
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")

@@ -94,12 +94,12 @@ def build_parser():
     device.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
                         help="float32, or Keras mixed precision with bfloat16 or float16 "
                              "computation (TensorFlow 2; docs/performance.md)")
-    device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=0,
-                        help="threads per TensorFlow op (0: one per core)")
-    device.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=0,
-                        help="TensorFlow ops run at once (0: one per core); on a 2-core CPU "
-                             "--intra-op-threads 1 --inter-op-threads 2 runs the two pathways "
-                             "side by side")
+    device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
+                        help="threads per TensorFlow op (0: one per core; default: half the "
+                             "cores on a CPU-only machine, else 0)")
+    device.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
+                        help="TensorFlow ops run at once (0: one per core; default: 2 on a "
+                             "CPU-only machine, running the two pathways side by side, else 0)")
     scale = parser.add_argument_group("scale-out (docs/distributed.md)")
     scale.add_argument("--strategy", choices=STRATEGIES, default="auto",
                        help="tf.distribute strategy: auto = multiworker with a TF_CONFIG cluster, "
@@ -156,7 +156,7 @@ def resolve(args):
                                ("--keep", "keep", 1), ("--workers", "workers", 1),
                                ("--intra-op-threads", "intra_op_threads", 0),
                                ("--inter-op-threads", "inter_op_threads", 0)):
-        if config[key] < minimum:
+        if config[key] is not None and config[key] < minimum:
             raise ValueError("%s must be >= %d, got %d" % (flag, minimum, config[key]))
     if config["n_pos"] + config["n_neg"] < config["batch_size"]:
         raise ValueError("--n-pos + --n-neg must be at least the batch size")

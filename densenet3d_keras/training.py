@@ -120,6 +120,12 @@ def _rebuilt_with(loaded, config, path):
     return model
 
 
+def apply_gpu_choice(config):
+    """Make ``-gpu`` (``config["gpu"]``) the visible CUDA devices; before TensorFlow looks."""
+    if config.get("gpu") is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(config["gpu"])
+
+
 def train(config, stream="stdout"):
     """Train according to a resolved configuration (see :mod:`densenet3d_keras.config`).
 
@@ -147,8 +153,7 @@ def train(config, stream="stdout"):
             stream.write(line + "\n")
             stream.flush()
 
-    if config.get("gpu") is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(config["gpu"])
+    apply_gpu_choice(config)
     runtime = select_runtime(config)
     all_cases = select_cases(config)
     cases, dropped = runtime.shard(all_cases)
