@@ -228,7 +228,7 @@ def auto_thread_counts(intra_op=None, inter_op=None, cores=None, gpus=None):
     On a CPU-only machine with TensorFlow 2 and at least 2 cores the choice is half the cores
     per op and 2 ops at once: the network's two pathways are independent chains until the
     head, so they run side by side, each op on its half of the cores, instead of every op
-    being split over all cores (docs/performance.md: 2-12% faster on 2 cores in those runs, never slower).
+    being split over all cores (docs/performance.md: 2-12% faster on 2 cores, never slower).
     Elsewhere (GPUs, TensorFlow 1.x for Ascend, 1 core) it is 0: TensorFlow's default.
 
     Args:
