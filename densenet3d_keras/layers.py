@@ -116,6 +116,21 @@ _crop_concat_xla = compat.xla_function(_crop_concat_ops)
 _crop_concat_gradient_xla = compat.xla_function(_crop_concat_gradient_ops)
 
 
+def _fused(forward, backward, *inputs):
+    """``forward(*inputs)`` with the gradient ``backward(grad, output)``, both XLA kernels."""
+    @tf.custom_gradient
+    def fused(*inputs):
+        output = forward(*inputs)
+        return output, lambda grad: backward(grad, output)
+
+    return fused(*inputs)
+
+
+def _fusing():
+    """Whether the copies run as XLA kernels (TensorFlow 2 and ``FUSE_COPIES``)."""
+    return FUSE_COPIES and _crop_concat_xla is not None
+
+
 def _crop_concat(x, y, crop, channels, extra):
     """``concat([crop(x)[..., :channels], y, extra zero channels])``: a dense unit's new state.
 
@@ -124,18 +139,14 @@ def _crop_concat(x, y, crop, channels, extra):
     crop, the concatenation, the gradient slices and their padding separately
     (docs/performance.md).
     """
-    if _crop_concat_xla is None or not FUSE_COPIES:
+    if not _fusing():
         return _crop_concat_ops(x, y, crop, channels, extra)
     x_channels = x.shape.as_list()[-1]
     y_channels = y.shape.as_list()[-1]
-
-    @tf.custom_gradient
-    def crop_concat(x, y):
-        def gradient(grad):
-            return _crop_concat_gradient_xla(grad, crop, channels, x_channels, y_channels)
-        return _crop_concat_xla(x, y, crop, channels, extra), gradient
-
-    return crop_concat(x, y)
+    return _fused(lambda x, y: _crop_concat_xla(x, y, crop, channels, extra),
+                  lambda grad, _: _crop_concat_gradient_xla(grad, crop, channels,
+                                                            x_channels, y_channels),
+                  x, y)
 
 
 def _relu_slice_ops(x, channels):
@@ -155,19 +166,11 @@ _relu_slice_gradient_xla = compat.xla_function(_relu_slice_gradient_ops)
 
 def _relu_slice(x, channels):
     """``relu(x[..., :channels])``, with its gradient, each one XLA kernel where available."""
-    extra = x.shape.as_list()[-1] - channels
-    if _relu_slice_xla is None or not FUSE_COPIES:
+    if not _fusing():
         return _relu_slice_ops(x, channels)
-
-    @tf.custom_gradient
-    def relu_slice(x):
-        y = _relu_slice_xla(x, channels)
-
-        def gradient(grad):
-            return _relu_slice_gradient_xla(grad, y, extra)
-        return y, gradient
-
-    return relu_slice(x)
+    extra = x.shape.as_list()[-1] - channels
+    return _fused(lambda x: _relu_slice_xla(x, channels),
+                  lambda grad, y: _relu_slice_gradient_xla(grad, y, extra), x)
 
 
 def _norm_relu(norm, x, training, channels=None):
