@@ -20,7 +20,9 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/vermin --target=3.7- --violations --no-tips --eval-annotations \
-		densenet3d_keras generators callbacks tests benchmarks *.py
+		densenet3d_keras generators callbacks tests benchmarks tools *.py
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) tools/check_structure.py
 
 test: lint
 	$(PY) -m pytest -q tests

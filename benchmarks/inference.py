@@ -16,7 +16,7 @@ ones). Stages, in this order:
    same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
 
 Printed: wall and CPU seconds per stage, the fcn / patch ratio, achieved GFLOP/s against the
-analytic count of :mod:`densenet3d_keras.flops`, and peak RSS. Goals on a 2-core CPU: fcn at
+analytic count of :mod:`densenet3d_keras.models.flops`, and peak RSS. Goals on a 2-core CPU: fcn at
 least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 GB.
 
 Run standalone::
@@ -39,7 +39,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from densenet3d_keras import inference  # noqa: E402
-from densenet3d_keras.flops import model_flops  # noqa: E402
+from densenet3d_keras.models.flops import model_flops  # noqa: E402
 
 SHAPE = (240, 240, 155)
 MODEL = "dense24"
@@ -107,8 +107,8 @@ def main(argv=None):
                         help="only stage 1 (e.g. to compare tile sizes)")
     args = parser.parse_args(argv)
 
-    from densenet3d_keras.compat import clear_session, keras, tf
-    from densenet3d_keras.models import build_model
+    from densenet3d_keras.core.compat import clear_session, keras, tf
+    from densenet3d_keras.models.builder import build_model
     from generators.brats import load_case
     from generators.synthetic import write_case
     from generators.volumes import load_case_volumes

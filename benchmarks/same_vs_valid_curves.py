@@ -36,7 +36,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from densenet3d_keras import compat  # noqa: E402
-from densenet3d_keras.config import build_parser, resolve  # noqa: E402
+from densenet3d_keras.training.config import build_parser, resolve  # noqa: E402
 
 COLUMNS = ["run", "epoch", "train_loss", "train_acc_wt", "train_acc_labels", "step_seconds",
            "heldout_loss", "heldout_acc_wt", "heldout_acc_labels"]
@@ -71,7 +71,7 @@ def heldout_batches(data_root, cache_dir, n_patches, seed):
 
 def score(model, batches):
     """Mean loss (sum of both heads' cross-entropy) and accuracies (%) in inference mode."""
-    from densenet3d_keras.objectives import accuracy_percent, softmax_cross_entropy
+    from densenet3d_keras.models.objectives import accuracy_percent, softmax_cross_entropy
 
     losses, acc_wt, acc_labels = [], [], []
     for x, (wt, labels) in batches:
@@ -85,9 +85,9 @@ def score(model, batches):
 def initial_weights(model_name, path, seed):
     """Save one initialisation of ``model_name`` that every run starts from."""
     from callbacks.checkpoint import save_checkpoint
-    from densenet3d_keras.compat import keras
-    from densenet3d_keras.models import build_model
-    from densenet3d_keras.objectives import compile_model
+    from densenet3d_keras.core.compat import keras
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
 
     keras.utils.set_random_seed(seed)
     save_checkpoint(compile_model(build_model(model_name)), path, 0, model_name)
@@ -95,7 +95,7 @@ def initial_weights(model_name, path, seed):
 
 def train_run(args, padding, precision, data_root, cache_dir, init_path, folder):
     """Train one run; return the training log path and the checkpoint paths by epoch."""
-    from densenet3d_keras import training
+    from densenet3d_keras.training import trainer as training
 
     argv = ["-mn", args.model, "-r", data_root, "--cache-dir", cache_dir, "-e", str(args.epochs),
             "--n-pos", str(args.n_pos), "--n-neg", str(args.n_neg), "--seed", str(args.seed),
@@ -165,7 +165,7 @@ def main(argv=None):
             parser.error("--runs takes padding:precision, e.g. valid:bf16; got %r" % run)
         runs.append((padding, precision))
     compat.set_thread_counts(*[int(v) for v in args.threads.split(",")])
-    from densenet3d_keras.models import build_model
+    from densenet3d_keras.models.builder import build_model
     from generators.synthetic import write_dataset
 
     work = tempfile.mkdtemp(prefix="same_vs_valid_")

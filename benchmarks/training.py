@@ -11,7 +11,7 @@ setting (each in its own process, since TensorFlow fixes its thread pools at sta
 
 * step time of same and valid (median, minimum, median CPU time of the process), their ratio;
 * patches per second;
-* achieved GFLOP/s against the analytic count (:mod:`densenet3d_keras.flops`, forward +
+* achieved GFLOP/s against the analytic count (:mod:`densenet3d_keras.models.flops`, forward +
   backward = 3 x forward) and against this machine's measured float32 matmul peak (TensorFlow,
   same threads; two independent 4096^2 products so that one-thread-per-op pools use every
   core);
@@ -44,8 +44,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from densenet3d_keras import compat  # noqa: E402
-from densenet3d_keras.compat import keras  # noqa: E402
-from densenet3d_keras.flops import model_flops  # noqa: E402
+from densenet3d_keras.core.compat import keras  # noqa: E402
+from densenet3d_keras.models.flops import model_flops  # noqa: E402
 
 MODEL = "dense24"
 BATCH = 2
@@ -208,8 +208,8 @@ class StepTimer(keras.callbacks.Callback):
 
 def time_steps(case, paddings, rounds, steps, warmup, precision="float32", jit=False):
     """Alternate ``fit`` rounds of ``steps`` batches per padding; per-step wall and CPU times."""
-    from densenet3d_keras.models import build_model
-    from densenet3d_keras.objectives import compile_model
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
     from generators.sequence import PatchSequence
 
     compat.set_precision(precision)

@@ -12,20 +12,14 @@ import os
 import re
 import warnings
 
-from densenet3d_keras.compat import keras
-from densenet3d_keras.fileio import atomic_output, write_bytes_atomic
+from densenet3d_keras.core.compat import keras
+from densenet3d_keras.core.fileio import atomic_output, write_json_atomic
 
 POINTER = "checkpoint.json"
 ATTR_EPOCH = "densenet3d_epoch"
 ATTR_MODEL = "densenet3d_model"
 ATTR_PADDING = "densenet3d_padding"
 _NAME = re.compile(r"^(?P<model>.+)_epoch_(?P<epoch>\d+)\.h5$")
-
-
-def write_json_atomic(path, payload):
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_checkpoint(model, path, epoch, model_name, padding="same"):

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from densenet3d_keras.compat import keras
+from densenet3d_keras.core.compat import keras
 
 WT_ACCURACY = "wt_accuracy_percent"
 LABEL_ACCURACY = "labels_accuracy_percent"

@@ -3,26 +3,40 @@
 Chen et al., "MRI tumor segmentation with densely connected 3D CNN", SPIE Medical Imaging
 2018, arXiv:1802.02427.
 
+Sub-packages, lowest layer first (each imports only from those below it; ``make lint``
+checks it):
+
+- ``core``: the TensorFlow / Keras compat shim, geometry, labels, atomic file output;
+- ``nn``: the Keras layers and their fused tensor operations;
+- ``models``: architecture presets, the model builder, FLOP counts, objectives, loading;
+- ``runtime``: where training runs: tf.distribute strategies, Ascend NPU sessions, threads;
+- ``training``, ``inference``, ``evaluation``: the three pipelines;
+- ``cli``: the command lines (``train_keras.py``, ``predict_keras.py``, ``evaluate_keras.py``,
+  ``python -m generators.n4``).
+
+Beside it, ``generators`` holds the data (BraTS folders, volumes, cache, sampling, the Keras
+``Sequence``, synthetic cases, N4) and ``callbacks`` the Keras training callbacks.
+
 The names below are imported lazily, so that modules which need no TensorFlow (metrics,
 evaluation, geometry) load without it.
 """
 import importlib
 
 _EXPORTS = {
-    "ChannelSlice": "densenet3d_keras.layers",
-    "DenseBlock3D": "densenet3d_keras.layers",
-    "PaddedBatchNormalization": "densenet3d_keras.layers",
-    "PlainBlock3D": "densenet3d_keras.layers",
-    "TransitionDown": "densenet3d_keras.layers",
-    "HierarchicalHead": "densenet3d_keras.layers",
-    "ARCHITECTURES": "densenet3d_keras.models",
-    "MODEL_NAMES": "densenet3d_keras.models",
-    "build_model": "densenet3d_keras.models",
-    "resolve_model_name": "densenet3d_keras.models",
-    "accuracy_percent": "densenet3d_keras.objectives",
-    "compile_model": "densenet3d_keras.objectives",
-    "softmax_cross_entropy": "densenet3d_keras.objectives",
-    "CUSTOM_OBJECTS": "densenet3d_keras.objectives",
+    "ChannelSlice": "densenet3d_keras.nn.layers",
+    "DenseBlock3D": "densenet3d_keras.nn.layers",
+    "PaddedBatchNormalization": "densenet3d_keras.nn.batchnorm",
+    "PlainBlock3D": "densenet3d_keras.nn.layers",
+    "TransitionDown": "densenet3d_keras.nn.layers",
+    "HierarchicalHead": "densenet3d_keras.nn.layers",
+    "ARCHITECTURES": "densenet3d_keras.models.presets",
+    "MODEL_NAMES": "densenet3d_keras.models.presets",
+    "build_model": "densenet3d_keras.models.builder",
+    "resolve_model_name": "densenet3d_keras.models.presets",
+    "accuracy_percent": "densenet3d_keras.models.objectives",
+    "compile_model": "densenet3d_keras.models.objectives",
+    "softmax_cross_entropy": "densenet3d_keras.models.objectives",
+    "CUSTOM_OBJECTS": "densenet3d_keras.models.objectives",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,18 +13,9 @@ import os
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
-#: Network channel order (SPEC.md): the flair+t2 pathway reads channels 0-1, t1+t1ce 2-3.
-MODALITIES = ("flair", "t2", "t1", "t1ce")
-
-#: Internal label values: background, necrotic/non-enhancing core, edema, (unused), enhancing.
-NUM_CLASSES = 5
-LABELS_2017 = (0, 1, 2, 4)
-LABELS_2023 = (0, 1, 2, 3)
-
-#: Evaluated regions as sets of internal labels.
-REGIONS = OrderedDict([("wt", (1, 2, 4)), ("tc", (1, 4)), ("et", (4,))])
+from densenet3d_keras.core.labels import (LABEL_CONVENTIONS, LABELS_2017, LABELS_2023,  # noqa: F401
+                                          MODALITIES, NUM_CLASSES, REGIONS, from_internal_labels,
+                                          labels_for_convention, region_mask, to_internal_labels)
 
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 CORRECTED_SUFFIX = "_corrected"
@@ -55,8 +46,6 @@ LAYOUTS = OrderedDict([
                          {"flair": "t2f", "t2": "t2w", "t1": "t1n", "t1ce": "t1c", "seg": "seg"},
                          "brats2023")),
 ])
-
-LABEL_CONVENTIONS = ("brats2017", "brats2023")
 
 
 class Case(object):
@@ -232,47 +221,3 @@ def resolve_case_list(root, case_list=None, default_name="train.txt"):
     if default_name and os.path.isfile(os.path.join(root, default_name)):
         return read_case_list(os.path.join(root, default_name))
     return None
-
-
-def labels_for_convention(convention):
-    """Allowed label values on disk for a convention name."""
-    if convention == "brats2017":
-        return LABELS_2017
-    if convention == "brats2023":
-        return LABELS_2023
-    raise ValueError("unknown label convention %r (choose from %s)"
-                     % (convention, ", ".join(LABEL_CONVENTIONS)))
-
-
-def to_internal_labels(label, convention):
-    """Map an on-disk label map to internal labels (enhancing tumour = 4).
-
-    Raises:
-        ValueError: a value outside the convention's label set.
-    """
-    allowed = labels_for_convention(convention)
-    values = np.unique(label)
-    bad = [v for v in values.tolist() if v not in allowed]
-    if bad:
-        raise ValueError("label values %s outside the %s convention %s"
-                         % (bad, convention, list(allowed)))
-    label = label.astype(np.uint8)
-    if convention == "brats2023":
-        label = np.where(label == 3, np.uint8(4), label).astype(np.uint8)
-    return label
-
-
-def from_internal_labels(label, convention):
-    """Map internal labels (enhancing tumour = 4) to a convention's on-disk values."""
-    labels_for_convention(convention)
-    label = np.asarray(label).astype(np.uint8)
-    if convention == "brats2023":
-        label = np.where(label == 4, np.uint8(3), label).astype(np.uint8)
-    return label
-
-
-def region_mask(label, region):
-    """Boolean mask of a region (``wt``, ``tc`` or ``et``) of an internal label map."""
-    if region not in REGIONS:
-        raise ValueError("unknown region %r (choose from %s)" % (region, ", ".join(REGIONS)))
-    return np.isin(label, REGIONS[region])

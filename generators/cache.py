@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from densenet3d_keras.geometry import PATCH_SIZE
+from densenet3d_keras.core.geometry import PATCH_SIZE
 from generators.volumes import load_case_volumes, pad_to_minimum
 
 CACHE_VERSION = 1

@@ -56,9 +56,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from densenet3d_keras.fileio import atomic_output
-from generators.brats import (MODALITIES, corrected_path, discover_cases,
-                              resolve_case_list, split_nifti_extension)
+from densenet3d_keras.core.fileio import atomic_output
+from densenet3d_keras.core.labels import MODALITIES
+from generators.brats import (corrected_path,
+                              discover_cases,
+                              resolve_case_list,
+                              split_nifti_extension)
 from generators.volumes import load_nifti
 
 #: Reference settings (ANTs ``-s 3 -c [50x50x30x20] -b [300]``).

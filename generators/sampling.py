@@ -6,7 +6,7 @@ patch starts at ``clamp(centre - 19, 0, dim - 38)``; its label is the 12^3 block
 """
 import numpy as np
 
-from densenet3d_keras.geometry import MARGIN, OUTPUT_SIZE, PATCH_SIZE, patch_starts
+from densenet3d_keras.core.geometry import MARGIN, OUTPUT_SIZE, PATCH_SIZE, patch_starts
 
 
 def draw(candidates, count, rng):

@@ -3,8 +3,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from densenet3d_keras.compat import keras
-from densenet3d_keras.geometry import OUTPUT_SIZE, PATCH_SIZE
+from densenet3d_keras.core.compat import keras
+from densenet3d_keras.core.geometry import OUTPUT_SIZE, PATCH_SIZE
 from generators.sampling import batch_offsets, extract_patch, sample_centres, targets
 
 #: What the training log prints about one batch. ``patient`` and ``iteration`` are 1-based.

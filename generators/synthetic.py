@@ -26,8 +26,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy.special import expit
 
-from densenet3d_keras.fileio import write_nifti_gz
-from generators.brats import LAYOUTS, MODALITIES, from_internal_labels
+from densenet3d_keras.core.fileio import write_nifti_gz
+from generators.brats import LAYOUTS
+from densenet3d_keras.core.labels import MODALITIES, from_internal_labels
 
 __all__ = ["INTENSITIES", "GAINS", "TISSUES", "make_case", "write_case", "write_dataset",
            "case_affine", "case_ids", "derive_seed"]
@@ -338,70 +339,84 @@ def make_case(shape=(96, 96, 64), seed=0, bias_field=True, noise=0.03, tumour=Tr
     scale = _scale(shape)
 
     anatomy = _anatomy(rng, shape, scale)
-    box, brain, gm, csf = anatomy["box"], anatomy["brain"], anatomy["gm"], anatomy["csf"]
-    box_shape = brain.shape
+    box, box_shape = anatomy["box"], anatomy["brain"].shape
     texture = _smooth_field(rng, box_shape, _relative_basis(box_shape, 16.0, scale), decay=0.7)
     texture *= np.float32(TISSUE_TEXTURE)
     texture += np.float32(1.0)
 
-    growth = None
     seg_box = np.zeros(box_shape, np.uint8)
-    if tumour:
-        growth = _tumour(rng, anatomy, scale)
-        t_box = growth["box"]
-        growth["edema"] *= np.float32(1.0) - csf[t_box]  # edema spreads in tissue, not CSF
-        t_brain = brain[t_box]
-        t_seg = seg_box[t_box]
-        t_seg[(growth["edema"] > 0.5) & t_brain] = 2
-        t_seg[(growth["rim"] > 0.5) & t_brain] = 4
-        t_seg[(growth["core"] > 0.5) & t_brain] = 1
-        t_shape = t_brain.shape
-        growth["texture"] = np.float32(1.0) + np.float32(TUMOUR_TEXTURE) * _smooth_field(
-            rng, t_shape, _relative_basis(t_shape, 24.0, scale))
-
+    growth = _labelled_tumour(rng, anatomy, scale, seg_box) if tumour else None
     bias = _bias_field(rng, shape) if bias_field else np.ones(shape, np.float32)
     out = OrderedDict()
     for index, modality in enumerate(MODALITIES):
-        wm_value, gm_value, csf_value = [np.float32(INTENSITIES[tissue][index])
-                                         for tissue in ("wm", "gm", "csf")]
-        signal = gm * (gm_value - wm_value)
-        signal += wm_value
-        signal += csf * (csf_value - signal)
-        signal *= texture
-        if growth is not None:
-            local = signal[growth["box"]]
-            for name, key in (("edema", "edema"), ("enhancing", "rim"), ("necrosis", "core")):
-                value = np.float32(INTENSITIES[name][index]) * growth["texture"]
-                local += growth[key] * (value - local)
-        gain = np.float32(GAINS[modality])
-        signal *= gain
-        signal *= bias[box]
-        if noise > 0:
-            sigma = np.float32(noise) * gain
-            real = rng.standard_normal(box_shape, dtype=np.float32)
-            real *= sigma
-            real += signal
-            imaginary = rng.standard_normal(box_shape, dtype=np.float32)
-            imaginary *= sigma
-            signal = np.sqrt(real * real + imaginary * imaginary)
-        np.maximum(signal, np.float32(MIN_SIGNAL) * gain, out=signal)
-        signal[~brain] = 0.0
+        signal = _modality_signal(rng, index, modality, anatomy, texture, growth, bias[box], noise)
         volume = np.zeros(shape, np.float32)
         volume[box] = signal
         out[modality] = volume
+    out["seg"] = np.zeros(shape, np.uint8)
+    out["seg"][box] = seg_box
+    out["bias"] = bias
+    out["tissue"] = _tissue_map(anatomy, shape)
+    return out
 
-    seg = np.zeros(shape, np.uint8)
-    seg[box] = seg_box
-    tissue_box = np.full(box_shape, TISSUES["wm"], np.uint8)
+
+def _labelled_tumour(rng, anatomy, scale, seg_box):
+    """Grow a tumour (:func:`_tumour`), write its labels into ``seg_box``, add its texture."""
+    brain, csf = anatomy["brain"], anatomy["csf"]
+    growth = _tumour(rng, anatomy, scale)
+    t_box = growth["box"]
+    growth["edema"] *= np.float32(1.0) - csf[t_box]  # edema spreads in tissue, not CSF
+    t_brain = brain[t_box]
+    t_seg = seg_box[t_box]
+    t_seg[(growth["edema"] > 0.5) & t_brain] = 2
+    t_seg[(growth["rim"] > 0.5) & t_brain] = 4
+    t_seg[(growth["core"] > 0.5) & t_brain] = 1
+    t_shape = t_brain.shape
+    growth["texture"] = np.float32(1.0) + np.float32(TUMOUR_TEXTURE) * _smooth_field(
+        rng, t_shape, _relative_basis(t_shape, 24.0, scale))
+    return growth
+
+
+def _modality_signal(rng, index, modality, anatomy, texture, growth, bias, noise):
+    """One modality inside the brain's box: tissue contrasts, tumour, gain, bias, Rician noise."""
+    brain, gm, csf = anatomy["brain"], anatomy["gm"], anatomy["csf"]
+    wm_value, gm_value, csf_value = [np.float32(INTENSITIES[tissue][index])
+                                     for tissue in ("wm", "gm", "csf")]
+    signal = gm * (gm_value - wm_value)
+    signal += wm_value
+    signal += csf * (csf_value - signal)
+    signal *= texture
+    if growth is not None:
+        local = signal[growth["box"]]
+        for name, key in (("edema", "edema"), ("enhancing", "rim"), ("necrosis", "core")):
+            value = np.float32(INTENSITIES[name][index]) * growth["texture"]
+            local += growth[key] * (value - local)
+    gain = np.float32(GAINS[modality])
+    signal *= gain
+    signal *= bias
+    if noise > 0:
+        sigma = np.float32(noise) * gain
+        real = rng.standard_normal(brain.shape, dtype=np.float32)
+        real *= sigma
+        real += signal
+        imaginary = rng.standard_normal(brain.shape, dtype=np.float32)
+        imaginary *= sigma
+        signal = np.sqrt(real * real + imaginary * imaginary)
+    np.maximum(signal, np.float32(MIN_SIGNAL) * gain, out=signal)
+    signal[~brain] = 0.0
+    return signal
+
+
+def _tissue_map(anatomy, shape):
+    """The uint8 normal-anatomy map of :data:`TISSUES` on the whole grid."""
+    brain, gm, csf = anatomy["brain"], anatomy["gm"], anatomy["csf"]
+    tissue_box = np.full(brain.shape, TISSUES["wm"], np.uint8)
     tissue_box[gm > 0.5] = TISSUES["gm"]
     tissue_box[csf > 0.5] = TISSUES["csf"]
     tissue_box[~brain] = TISSUES["background"]
     tissue = np.zeros(shape, np.uint8)
-    tissue[box] = tissue_box
-    out["seg"] = seg
-    out["bias"] = bias
-    out["tissue"] = tissue
-    return out
+    tissue[anatomy["box"]] = tissue_box
+    return tissue
 
 
 def case_affine(shape, spacing=(1.0, 1.0, 1.0)):
@@ -427,7 +442,7 @@ def case_affine(shape, spacing=(1.0, 1.0, 1.0)):
 
 
 def _write_nifti(path, data, affine):
-    """Write a NIfTI-1 ``.nii.gz`` atomically and reproducibly (see :mod:`densenet3d_keras.fileio`)."""
+    """Write a NIfTI-1 ``.nii.gz`` atomically and reproducibly (see :mod:`densenet3d_keras.core.fileio`)."""
     import nibabel as nib
 
     image = nib.Nifti1Image(data, affine)

@@ -9,7 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from generators.brats import MODALITIES, Case, to_internal_labels
+from densenet3d_keras.core.labels import MODALITIES, to_internal_labels
+from generators.brats import Case
 
 AFFINE_TOLERANCE = 1e-3
 

@@ -28,7 +28,7 @@ def cache_dir(tmp_path):
 @pytest.fixture
 def keras_session():
     """Clear Keras state before and after a test that builds models."""
-    from densenet3d_keras.compat import clear_session
+    from densenet3d_keras.core.compat import clear_session
 
     clear_session()
     yield

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""``predict_keras.py``: segment BraTS cases with a trained model, write BraTS submission files.
+
+Usage::
+
+    python predict_keras.py -m <checkpoint file or folder> -mn dense24
+        (-r <dataset root> [--list test.txt] | -i <case dir>) -o <out dir>
+        [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
+        [-nc true|false] [--label-convention auto|brats2017|brats2023]
+        [--save-probabilities] [--evaluate] [--overlays]
+    python predict_keras.py --demo
+
+Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
+{0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
+with its header (qform and sform), so it overlays on the flair in any viewer.
+``--save-probabilities`` adds ``<out>/<case id>_probabilities.nii.gz``: float32
+``(X, Y, Z, 5)``, channel k the softmax probability of internal label k (0 background,
+1 necrotic / non-enhancing core, 2 edema, 3 unused, 4 enhancing tumour, whatever the label
+convention of the label file); voxels that were not scored have probability 1 for channel 0.
+
+Methods (see :mod:`densenet3d_keras.inference.predict`): ``fcn`` (default) runs the network fully
+convolutionally over tiles of at most ``--tile-size`` voxels per axis covering the brain's
+bounding box (outside it the label is 0); ``patch`` is the reference's 38^3 sliding window
+(every window run), 20-50 times slower, for checking. Both give the same labels at every voxel
+at least 13 voxels from the edge; ``patch`` leaves that rim unscored (label 0).
+
+``--evaluate`` then scores the predictions against each case's ``seg`` file with
+:func:`densenet3d_keras.evaluation.report.evaluate_folder` (``<out>/metrics.csv``,
+``<out>/summary.json``) and prints the Dice / HD95 table; ``--overlays`` (implies
+``--evaluate``) also writes ``<out>/overlays/<case id>.png``.
+
+``--demo`` predicts the test cases of the ``train_keras.py --demo`` dataset with the newest
+checkpoint in ``runs/dense24`` into ``runs/dense24/demo_prediction`` and evaluates them with
+overlays; explicit flags override those defaults.
+
+Exit codes: see :mod:`densenet3d_keras.cli.runner`; every output file is written under a
+temporary name and renamed into place, so a failure leaves no partial file.
+"""
+import os
+import sys
+
+from densenet3d_keras.cli.progress import TextProgress
+from densenet3d_keras.cli.runner import ArgumentParser, run_command, str2bool
+from densenet3d_keras.core.labels import LABEL_CONVENTIONS
+from densenet3d_keras.inference.predict import METHODS
+from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
+
+#: What ``--demo`` predicts with and where it writes, unless flags say otherwise.
+DEMO = {"checkpoint": os.path.join("runs", "dense24"), "model_name": "dense24",
+        "case_list": "test.txt", "out": os.path.join("runs", "dense24", "demo_prediction")}
+
+
+def build_parser():
+    """The command-line parser.
+
+    Returns:
+        argparse.ArgumentParser.
+    """
+    parser = ArgumentParser(
+        prog="predict_keras.py",
+        description="Segment BraTS cases with a trained hierarchical dense 3-D CNN and write "
+                    "<out>/<case id>.nii.gz label maps on the flair's grid.")
+    model = parser.add_argument_group("model")
+    model.add_argument("-m", "--model-path", dest="checkpoint", default=None,
+                       help="checkpoint file, or a folder (its newest checkpoint)")
+    model.add_argument("-mn", "--model-name", "--model", dest="model_name", default="dense24",
+                       help="architecture the checkpoint holds (default dense24)")
+    data = parser.add_argument_group("input")
+    data.add_argument("-r", "--root-path", dest="root_path", default=None,
+                      help="dataset root with one folder per case")
+    data.add_argument("--list", dest="case_list", default=None,
+                      help="case list with -r (one case id per line; relative names are also "
+                           "looked up in the root). Default: every case under the root")
+    data.add_argument("-i", "--input", dest="case_dir", default=None,
+                      help="one case folder (instead of -r)")
+    data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=None,
+                      metavar="{true,false}",
+                      help="read the N4-corrected files like training (default: what the "
+                           "checkpoint folder's config.json records, else false)")
+    method = parser.add_argument_group("method")
+    method.add_argument("--method", choices=METHODS, default="fcn",
+                        help="fcn: fully convolutional over tiles (default); patch: the "
+                             "reference 38^3 sliding window (slow, for checking)")
+    method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULT_TILE_SIZE,
+                        help="fcn: largest tile edge in voxels (bounds memory; outputs per tile "
+                             "are 26 fewer; default %d)" % DEFAULT_TILE_SIZE)
+    method.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+                        help="tiles (fcn) or windows (patch) per model call (default: fcn as "
+                             "many tiles as fit one --tile-size^3 tile, patch 4)")
+    method.add_argument("--padding", choices=("auto", "same", "valid"), default="auto",
+                        help="convolution padding of the inference model: same weights and "
+                             "logits either way; auto = valid for fcn (less compute), same for "
+                             "patch (the reference)")
+    output = parser.add_argument_group("output")
+    output.add_argument("-o", "--out", dest="out", default=None, help="output folder")
+    output.add_argument("--label-convention", dest="label_convention", default="auto",
+                        choices=("auto",) + tuple(LABEL_CONVENTIONS),
+                        help="labels written: brats2017 {0,1,2,4}, brats2023 {0,1,2,3}, or auto "
+                             "(each case's own layout)")
+    output.add_argument("--save-probabilities", dest="save_probabilities", action="store_true",
+                        help="also write <case>_probabilities.nii.gz (float32, X x Y x Z x 5)")
+    output.add_argument("--evaluate", action="store_true",
+                        help="score the predictions against the cases' seg files "
+                             "(metrics.csv, summary.json in the output folder)")
+    output.add_argument("--overlays", action="store_true",
+                        help="also write overlays/<case>.png (implies --evaluate)")
+    parser.add_argument("--demo", action="store_true",
+                        help="predict and evaluate the test cases of the train_keras.py --demo "
+                             "dataset with runs/dense24")
+    return parser
+
+
+
+def apply_demo_defaults(values):
+    """Fill the options of ``--demo`` that were not given (a dict of parsed flags)."""
+    from densenet3d_keras.training.demo import demo_root
+
+    if not values["checkpoint"]:
+        values["checkpoint"] = DEMO["checkpoint"]
+        if not os.path.exists(values["checkpoint"]):
+            raise FileNotFoundError("no demo checkpoint in %s: run `python train_keras.py "
+                                    "--demo` first" % values["checkpoint"])
+    if not values["case_dir"]:
+        values["root_path"] = values["root_path"] or demo_root(None)
+        values["case_list"] = values["case_list"] or DEMO["case_list"]
+    values["out"] = values["out"] or DEMO["out"]
+    values["evaluate"] = values["overlays"] = True
+    return values
+
+
+def resolve(args):
+    """The :class:`~densenet3d_keras.inference.pipeline.PredictConfig` of parsed flags."""
+    from densenet3d_keras.inference.pipeline import resolve as resolve_config
+
+    values = dict(vars(args))
+    if values.pop("demo"):
+        apply_demo_defaults(values)
+    return resolve_config(values)
+
+
+def _log(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def evaluate_predictions(config, cases):
+    """Score the written predictions against the cases' label maps and print the table."""
+    from densenet3d_keras.evaluation.report import OVERLAY_DIR, evaluate_folder
+    from densenet3d_keras.evaluation.table import ResultsTable
+
+    table = ResultsTable([case.case_id for case in cases])
+    rows, summary = evaluate_folder(config.out, cases, config.out,
+                                    convention=config.label_convention,
+                                    overlays=config.overlays, progress=table)
+    table.finish(summary)
+    _log("metrics: %s, %s" % (os.path.join(config.out, "metrics.csv"),
+                              os.path.join(config.out, "summary.json")))
+    if config.overlays:
+        for row in rows:
+            _log("overlay: %s" % os.path.join(config.out, OVERLAY_DIR, row["case"] + ".png"))
+
+
+def predict_command(args):
+    """Resolve the flags, predict every case, then evaluate if asked. Returns 0."""
+    from densenet3d_keras.inference import pipeline
+
+    config = resolve(args)
+    cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)
+    if config.evaluate:
+        evaluate_predictions(config, cases)
+    return 0
+
+
+def main(argv=None):
+    """Run ``predict_keras.py``; returns the exit code (0, 2 bad input, 130 interrupted)."""
+    return run_command(build_parser(), predict_command, argv)

@@ -1,0 +1,75 @@
+"""What every command line shares: one-line errors, exit codes, interrupts, true/false flags.
+
+Library code raises ``ValueError`` / ``OSError`` (``FileNotFoundError`` included) with a
+message naming the file or value; :func:`run_command` prints it as one line ``error: ...``
+and returns :data:`EXIT_ERROR`. Ctrl-C (or SIGTERM where a command turns it into
+``KeyboardInterrupt``) prints ``interrupted`` and returns :data:`EXIT_INTERRUPTED`.
+"""
+import argparse
+import sys
+
+#: Bad input, configuration or environment (argparse's own usage errors use 2 as well).
+EXIT_ERROR = 2
+#: Interrupted (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+_FALSE = ("0", "false", "f", "no", "n", "off")
+
+
+def str2bool(value):
+    """Parse ``true/false`` (and yes/no, 1/0, on/off) for argparse.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % (value,))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose usage errors are one line naming the flag, exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, "%s: error: %s (see --help)\n" % (self.prog, first_line(message)))
+
+
+def first_line(error):
+    """The first line of an exception's message (its type name if it has none)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def report_error(error, stream=None):
+    """Print ``error: <first line>`` on ``stream`` (stderr) and return :data:`EXIT_ERROR`."""
+    (stream or sys.stderr).write("error: %s\n" % first_line(error))
+    return EXIT_ERROR
+
+
+def run_command(parser, handler, argv=None):
+    """Parse ``argv`` and run ``handler(args)`` under the common error and interrupt policy.
+
+    Args:
+        parser: the command's :class:`ArgumentParser`.
+        handler: callable taking the parsed arguments, returning an exit code (``None``: 0).
+        argv: arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The handler's exit code; :data:`EXIT_ERROR` after a ``ValueError`` or ``OSError``;
+        :data:`EXIT_INTERRUPTED` after ``KeyboardInterrupt``.
+    """
+    args = parser.parse_args(argv)
+    try:
+        code = handler(args)
+    except (ValueError, OSError) as error:
+        return report_error(error)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    return 0 if code is None else int(code)

@@ -1,0 +1,153 @@
+"""``train_keras.py``: train the hierarchical dense 3-D CNN on BraTS.
+
+``python train_keras.py --model dense24 -r <root>``; ``--demo`` generates a small synthetic
+dataset and trains on it; ``--summary`` prints the model and exits. The flags keep the
+reference's short forms (``-r``, ``-mn``, ``-bs``, ``-e``, ``-nc``, ``-sp``, ``-lp``, ``-c``,
+``-gpu``, ``-hs``/``-ws``/``-cs``, ``-ps``) and add long forms. Boolean flags take
+``true``/``false`` (the reference's ``type=bool`` turned ``-nc False`` into True).
+"""
+import argparse
+
+from densenet3d_keras.cli.runner import ArgumentParser, run_command, str2bool
+from densenet3d_keras.core import geometry
+from densenet3d_keras.core.compat import PRECISION_POLICIES
+from densenet3d_keras.models.presets import MODEL_NAMES
+from densenet3d_keras.runtime.cluster import STRATEGIES
+from densenet3d_keras.runtime.npu import DEFAULT_PRECISION_MODE, PRECISION_MODES
+
+
+def build_parser():
+    """The ``train_keras.py`` argument parser."""
+    parser = ArgumentParser(
+        prog="train_keras.py",
+        description="Train the hierarchical dense 3-D CNN for brain-tumour segmentation on BraTS.")
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_model_flags(parser.add_argument_group("model"))
+    _add_training_flags(parser.add_argument_group("training"))
+    _add_output_flags(parser.add_argument_group("output"))
+    _add_device_flags(parser.add_argument_group("device"))
+    _add_scale_flags(parser.add_argument_group("scale-out (docs/distributed.md)"))
+    return parser
+
+
+def _add_data_flags(data):
+    data.add_argument("-r", "--root-path", dest="root_path", default=None,
+                      help="dataset root with one folder per case")
+    data.add_argument("--train-list", dest="train_list", default=None,
+                      help="case list file (default: <root>/train.txt if present, else every case)")
+    data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=None,
+                      metavar="{true,false}", help="read the N4-corrected files (default false)")
+    data.add_argument("--cache-dir", dest="cache_dir", default=None,
+                      help="preprocessing cache (default $DENSENET3D_CACHE or ~/.cache/densenet3d_keras)")
+    data.add_argument("--demo", action="store_true",
+                      help="generate a small synthetic BraTS-like dataset and train on it")
+
+
+def _add_model_flags(model):
+    model.add_argument("-mn", "--model-name", "--model", dest="model_name", default="dense24",
+                       help="one of: %s" % ", ".join(MODEL_NAMES))
+    model.add_argument("--padding", choices=("same", "valid"), default="same",
+                       help="'same' as the reference, or 'valid': identical weights and inference "
+                            "logits, several times faster training")
+    model.add_argument("--summary", action="store_true", help="print model.summary() and exit")
+
+
+def _add_training_flags(train):
+    train.add_argument("-bs", "--batch-size", dest="batch_size", type=int, default=2)
+    train.add_argument("-e", "--num-epochs", dest="num_epochs", type=int, default=5)
+    train.add_argument("--lr", dest="lr", type=float, default=5e-4, help="Adam learning rate")
+    train.add_argument("--n-pos", dest="n_pos", type=int, default=200,
+                       help="tumour patch centres per patient and epoch")
+    train.add_argument("--n-neg", dest="n_neg", type=int, default=200,
+                       help="background patch centres per patient and epoch")
+    train.add_argument("--seed", dest="seed", type=int, default=0)
+    train.add_argument("-hs", "--height-size", dest="hsize", type=int, default=geometry.PATCH_SIZE)
+    train.add_argument("-ws", "--width-size", dest="wsize", type=int, default=geometry.PATCH_SIZE)
+    train.add_argument("-cs", "--channel-size", dest="csize", type=int, default=geometry.PATCH_SIZE,
+                       help="patch size along the third axis")
+    train.add_argument("-ps", "--pred-size", dest="psize", type=int, default=None,
+                       help="output block size (patch size - 26)")
+    train.add_argument("--performance", dest="max_batches_per_patient", nargs="?", type=int,
+                       const=5, default=None,
+                       help="performance run: only the first N batches (default 5) of each patient")
+    train.add_argument("--workers", dest="workers", type=int, default=1,
+                       help="Keras data-loading threads")
+
+
+def _add_output_flags(output):
+    output.add_argument("-sp", "--save-path", dest="save_path", default=None,
+                        help="checkpoint folder (default runs/<model>)")
+    output.add_argument("-lp", "--load-path", dest="load_path", default=None,
+                        help="checkpoint file or folder to start from")
+    output.add_argument("-c", "--continue-training", dest="continue_training", type=str2bool,
+                        default=False, metavar="{true,false}",
+                        help="resume optimizer state and epoch count from --load-path")
+    output.add_argument("--log-dir", dest="log_dir", default=None,
+                        help="folder of train_<ASCEND_DEVICE_ID>.log (default: the save path)")
+    output.add_argument("--keep", dest="keep", type=int, default=15, help="checkpoints to keep")
+
+
+def _add_device_flags(device):
+    device.add_argument("-gpu", "--gpu-id", dest="gpu", default=None,
+                        help="CUDA_VISIBLE_DEVICES for this run (e.g. 0 or 0,1)")
+    device.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
+                        help="float32, or Keras mixed precision with bfloat16 or float16 "
+                             "computation (TensorFlow 2; docs/performance.md)")
+    device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
+                        help="threads per TensorFlow op (0: one per core; default: half the "
+                             "cores on a CPU-only machine, else 0)")
+    device.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
+                        help="TensorFlow ops run at once (0: one per core; default: 2 on a "
+                             "CPU-only machine, running the two pathways side by side, else 0)")
+
+
+def _add_scale_flags(scale):
+    scale.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                       help="tf.distribute strategy: auto = multiworker with a TF_CONFIG cluster, "
+                            "mirrored with several GPUs, else default")
+    scale.add_argument("--scale-lr", dest="scale_lr", action="store_true",
+                       help="multiply --lr by the number of workers / Ascend ranks")
+    scale.add_argument("--precision-mode", dest="precision_mode", choices=PRECISION_MODES,
+                       default=DEFAULT_PRECISION_MODE,
+                       help="Ascend NPU precision mode (must_keep_origin_dtype: pure FP32)")
+    scale.add_argument("--loss-scale", dest="loss_scale", default=None,
+                       help="Ascend NPU loss scaling: dynamic or a fixed number (default off)")
+
+
+def given_options(argv):
+    """Configuration keys that ``argv`` sets explicitly (under any of their flag spellings)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+
+def train_command(args, argv=()):
+    """Resolve the flags and train (or print the summary). Returns 0."""
+    from densenet3d_keras.runtime import threads
+    from densenet3d_keras.training import demo, trainer
+    from densenet3d_keras.training.config import resolve
+
+    config = resolve(args)
+    trainer.apply_gpu_choice(config)  # before the thread choice looks for GPUs
+    config.intra_op_threads, config.inter_op_threads = threads.apply_thread_counts(
+        config.intra_op_threads, config.inter_op_threads)
+    if config.summary:
+        from densenet3d_keras.models.builder import build_model
+
+        build_model(config.model_name, config.patch_size, padding=config.padding).summary(line_length=120)
+        return 0
+    if config.demo:
+        demo.apply_demo_defaults(config, given_options(argv))
+        demo.ensure_demo_dataset(config.root_path)
+    trainer.train(config)
+    return 0
+
+
+def main(argv=None):
+    """Run ``train_keras.py``; returns the exit code (0, 2 bad input, 130 interrupted)."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(build_parser(), lambda args: train_command(args, argv), argv)

@@ -1,0 +1,1 @@
+"""Scoring predictions: BraTS metrics, the folder report, the results table and overlay images."""

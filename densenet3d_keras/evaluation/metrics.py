@@ -1,0 +1,343 @@
+"""BraTS segmentation metrics: Dice, HD95, sensitivity and specificity per tumour region.
+
+Pure numpy/scipy (no TensorFlow), so scoring runs anywhere nibabel does.
+
+Regions are taken from internal label maps (enhancing tumour = 4, see
+:data:`generators.brats.REGIONS`): whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4},
+enhancing tumour ET = {4}.
+
+Conventions (the same for every region; "empty" means the region has no voxel):
+
+* Dice ``2|P & G| / (|P| + |G|)``; both empty -> 1, exactly one empty -> 0.
+* HD95, the 95th-percentile symmetric Hausdorff distance in millimetres, pooled as in MedPy's
+  ``hd95`` (which the BraTS evaluation scripts of the last years follow):
+
+  1. the surface of a mask is the mask minus its binary erosion by the 6-connected
+     (face-neighbour) 3x3x3 cross; voxels on the edge of the volume count as surface, since
+     the erosion treats the outside as background;
+  2. ``scipy.ndimage.distance_transform_edt(~surface_G, sampling=spacing)`` gives, at every
+     surface voxel of P, the distance in mm to the nearest surface voxel of G (voxel centre
+     to voxel centre), and vice versa;
+  3. both sets of distances are pooled into one list and its 95th percentile is taken with
+     ``numpy.percentile``'s default linear interpolation. (This is not the maximum of the two
+     directed 95th percentiles, which some other tools report.)
+
+  Both empty -> 0 mm. Exactly one empty -> :func:`max_distance`, the diagonal of the image
+  box ``sqrt(sum((shape_i * spacing_i) ** 2))``, i.e. the largest distance in that volume.
+  For BraTS' 240 x 240 x 155 grid at 1 mm that is ``sqrt(240^2 + 240^2 + 155^2) = 373.13``
+  mm, the value the official BraTS evaluation reported for such cases.
+* Sensitivity ``TP / (TP + FN)``; when the ground truth is empty nothing can be missed and it
+  is 1 (whatever the prediction; false positives show up in Dice, HD95 and specificity).
+* Specificity ``TN / (TN + FP)``; when the ground truth covers the whole volume it is 1.
+"""
+import math
+from collections import OrderedDict
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from densenet3d_keras.core.labels import REGIONS, region_mask
+
+#: Metric families and regions, in the column order of ``metrics.csv``.
+METRIC_FAMILIES = ("dice", "hd95", "sensitivity", "specificity")
+METRIC_NAMES = tuple("%s_%s" % (family, region) for family in METRIC_FAMILIES for region in REGIONS)
+
+#: Label values allowed in the internal convention.
+INTERNAL_LABELS = (0, 1, 2, 4)
+
+#: Percentile of the pooled surface distances reported as "HD95".
+HD_PERCENTILE = 95.0
+
+_SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 1)
+
+
+def _as_mask(mask, name):
+    mask = np.asarray(mask).astype(bool)
+    if mask.ndim != 3:
+        raise ValueError("%s must be a 3-D mask, got shape %s" % (name, mask.shape))
+    return mask
+
+
+def _check_pair(pred, gt):
+    """Boolean 3-D versions of ``pred`` and ``gt``; ValueError naming both shapes if they differ."""
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError("prediction shape %s differs from ground-truth shape %s"
+                         % (pred.shape, gt.shape))
+    return _as_mask(pred, "prediction"), _as_mask(gt, "ground truth")
+
+
+def _check_spacing(spacing):
+    try:
+        values = tuple(float(s) for s in spacing)
+    except TypeError:
+        raise ValueError("spacing must be a sequence of 3 numbers (mm), got %r" % (spacing,))
+    if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
+        raise ValueError("spacing must be 3 positive finite voxel sizes in mm, got %r" % (spacing,))
+    return values
+
+
+def dice(pred_mask, gt_mask):
+    """Dice overlap of two binary masks.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+
+    Returns:
+        float in [0, 1]; 1.0 when both masks are empty, 0.0 when exactly one is.
+
+    Raises:
+        ValueError: the shapes differ (the message names both) or a mask is not 3-D.
+    """
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    total = int(pred.sum()) + int(gt.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(pred, gt).sum()) / total
+
+
+def max_distance(shape, spacing):
+    """The HD95 worst case: the diagonal of the image box in mm.
+
+    Args:
+        shape: the volume's 3 dimensions in voxels.
+        spacing: the voxel size in mm along each axis.
+
+    Returns:
+        ``sqrt(sum((shape_i * spacing_i) ** 2))``; 373.13 for 240 x 240 x 155 at 1 mm.
+    """
+    spacing = _check_spacing(spacing)
+    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
+
+
+def surface(mask):
+    """Surface voxels of a binary mask: the mask minus its 6-connected erosion.
+
+    Args:
+        mask: 3-D array, nonzero = inside.
+
+    Returns:
+        Boolean array of the same shape; voxels on the volume edge are surface.
+    """
+    mask = _as_mask(mask, "mask")
+    return np.logical_and(mask, np.logical_not(ndimage.binary_erosion(mask, _SURFACE_STRUCTURE)))
+
+
+def _crop_box(pred, gt):
+    """Slices of the bounding box of ``pred | gt`` widened by one voxel (within the volume).
+
+    Cropping to it changes no surface and no distance: every surface voxel is inside, and the
+    one-voxel margin (or the volume edge, where the box touches it) keeps the erosion exact.
+    """
+    union = np.logical_or(pred, gt)
+    box = []
+    for axis in range(union.ndim):
+        other = tuple(a for a in range(union.ndim) if a != axis)
+        present = np.flatnonzero(union.any(axis=other))
+        box.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, union.shape[axis])))
+    return tuple(box)
+
+
+def surface_distances(from_mask, to_mask, spacing):
+    """Distances in mm from each surface voxel of ``from_mask`` to the surface of ``to_mask``.
+
+    Args:
+        from_mask: 3-D array with at least one nonzero voxel.
+        to_mask: 3-D array of the same shape with at least one nonzero voxel.
+        spacing: voxel size in mm per axis.
+
+    Returns:
+        1-D float array, one distance per surface voxel of ``from_mask``.
+
+    Raises:
+        ValueError: the shapes differ, the spacing is invalid or a mask is empty.
+    """
+    source, target = _check_pair(from_mask, to_mask)
+    spacing = _check_spacing(spacing)
+    if not source.any() or not target.any():
+        raise ValueError("surface distances need two non-empty masks")
+    box = _crop_box(source, target)
+    source_surface = surface(source[box])
+    target_surface = surface(target[box])
+    distance = ndimage.distance_transform_edt(np.logical_not(target_surface), sampling=spacing)
+    return distance[source_surface]
+
+
+def hd95(pred_mask, gt_mask, spacing):
+    """95th-percentile symmetric Hausdorff distance in mm (pooled surface distances).
+
+    See the module docstring for the exact definition.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+        spacing: voxel size in mm per axis, e.g. the NIfTI header zooms.
+
+    Returns:
+        float mm; 0.0 when both masks are empty, :func:`max_distance` of the volume when
+        exactly one is.
+
+    Raises:
+        ValueError: the shapes differ (the message names both), a mask is not 3-D or the
+            spacing is not 3 positive numbers.
+    """
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    spacing = _check_spacing(spacing)
+    has_pred = bool(pred.any())
+    has_gt = bool(gt.any())
+    if not has_pred and not has_gt:
+        return 0.0
+    if has_pred != has_gt:
+        return max_distance(pred.shape, spacing)
+    pooled = np.concatenate([surface_distances(pred, gt, spacing),
+                             surface_distances(gt, pred, spacing)])
+    return float(np.percentile(pooled, HD_PERCENTILE))
+
+
+def _confusion(pred_mask, gt_mask):
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    true_positive = int(np.logical_and(pred, gt).sum())
+    positives = int(gt.sum())
+    predicted = int(pred.sum())
+    false_positive = predicted - true_positive
+    false_negative = positives - true_positive
+    true_negative = gt.size - positives - false_positive
+    return true_positive, false_positive, false_negative, true_negative
+
+
+def sensitivity(pred_mask, gt_mask):
+    """True-positive rate ``TP / (TP + FN)``.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+
+    Returns:
+        float in [0, 1]; 1.0 when the ground truth is empty.
+
+    Raises:
+        ValueError: the shapes differ (the message names both) or a mask is not 3-D.
+    """
+    tp, _, fn, _ = _confusion(pred_mask, gt_mask)
+    if tp + fn == 0:
+        return 1.0
+    return tp / float(tp + fn)
+
+
+def specificity(pred_mask, gt_mask):
+    """True-negative rate ``TN / (TN + FP)``.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+
+    Returns:
+        float in [0, 1]; 1.0 when the ground truth has no background voxel.
+
+    Raises:
+        ValueError: the shapes differ (the message names both) or a mask is not 3-D.
+    """
+    _, fp, _, tn = _confusion(pred_mask, gt_mask)
+    if tn + fp == 0:
+        return 1.0
+    return tn / float(tn + fp)
+
+
+def _check_internal(label, name):
+    label = np.asarray(label)
+    if label.ndim != 3:
+        raise ValueError("%s label map must be 3-D, got shape %s" % (name, label.shape))
+    outside = np.isin(label, INTERNAL_LABELS, invert=True)
+    if outside.any():
+        bad = sorted(set(np.unique(label[outside]).tolist()))
+        raise ValueError("%s label map has values %s outside the internal labels %s "
+                         "(map BraTS 2023 files with generators.brats.to_internal_labels)"
+                         % (name, bad, list(INTERNAL_LABELS)))
+    return label
+
+
+def evaluate_case(pred_label, gt_label, spacing):
+    """All metrics of one case, for every region.
+
+    Args:
+        pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
+        gt_label: 3-D internal label map of the ground truth, same shape.
+        spacing: voxel size in mm per axis (the ground truth's header zooms).
+
+    Returns:
+        OrderedDict ``metric -> float`` with the keys of :data:`METRIC_NAMES`: ``dice_wt``,
+        ``dice_tc``, ``dice_et``, ``hd95_wt`` ... ``specificity_et``.
+
+    Raises:
+        ValueError: the shapes differ (the message names both), a label value is not internal
+            or the spacing is invalid.
+    """
+    pred_label = np.asarray(pred_label)
+    gt_label = np.asarray(gt_label)
+    if pred_label.shape != gt_label.shape:
+        raise ValueError("prediction shape %s differs from ground-truth shape %s"
+                         % (pred_label.shape, gt_label.shape))
+    pred_label = _check_internal(pred_label, "prediction")
+    gt_label = _check_internal(gt_label, "ground-truth")
+    spacing = _check_spacing(spacing)
+    functions = OrderedDict([
+        ("dice", lambda p, g: dice(p, g)),
+        ("hd95", lambda p, g: hd95(p, g, spacing)),
+        ("sensitivity", sensitivity),
+        ("specificity", specificity),
+    ])
+    masks = OrderedDict((region, (region_mask(pred_label, region), region_mask(gt_label, region)))
+                        for region in REGIONS)
+    row = OrderedDict()
+    for family in METRIC_FAMILIES:
+        for region, (pred, gt) in masks.items():
+            row["%s_%s" % (family, region)] = float(functions[family](pred, gt))
+    return row
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def summarise(rows, names=None):
+    # type: (Sequence[Mapping[str, object]], Optional[Sequence[str]]) -> Dict[str, Dict[str, float]]
+    """Mean, standard deviation and median of each metric over cases, ignoring NaN.
+
+    Args:
+        rows: one mapping per case, e.g. from :func:`evaluate_case`; non-numeric entries
+            (such as a ``case`` name) are skipped.
+        names: the metrics to summarise; default every numeric key, in first-seen order.
+
+    Returns:
+        OrderedDict ``metric -> OrderedDict(mean, std, median, count)``; ``std`` is the
+        population standard deviation (ddof 0), ``count`` the number of non-NaN values. A
+        metric with no finite value gets NaN statistics and count 0.
+
+    Raises:
+        ValueError: a named metric is missing from a row.
+    """
+    if names is None:
+        names = []
+        for row in rows:
+            for key, value in row.items():
+                if key not in names and _is_number(value):
+                    names.append(key)
+    summary = OrderedDict()
+    for name in names:
+        values = []
+        for index, row in enumerate(rows):
+            if name not in row:
+                raise ValueError("row %d has no metric %r" % (index, name))
+            values.append(float(row[name]))
+        values = np.asarray(values, dtype=np.float64)
+        count = int(np.count_nonzero(~np.isnan(values)))
+        if count:
+            stats = (np.nanmean(values), np.nanstd(values), np.nanmedian(values))
+        else:
+            stats = (float("nan"),) * 3
+        summary[name] = OrderedDict([("mean", float(stats[0])), ("std", float(stats[1])),
+                                     ("median", float(stats[2])), ("count", count)])
+    return summary

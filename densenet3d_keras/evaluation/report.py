@@ -1,0 +1,329 @@
+"""Scoring a folder of predicted label maps against BraTS ground truth.
+
+Predictions are named like BraTS submissions, ``<pred dir>/<case id>.nii.gz`` (``.nii`` is
+accepted too); the ground truth is the case folders' ``seg`` files found with
+:mod:`generators.brats`. Both label maps are mapped to internal labels (enhancing tumour = 4)
+and scored with :func:`densenet3d_keras.metrics.evaluate_case` using the ground truth's
+voxel size. Outputs, written only once every case has been scored (temporary names, then
+``os.replace``, so a failure leaves no partial file behind):
+
+* ``<out>/metrics.csv``: ``case`` then the columns of :data:`~densenet3d_keras.metrics.METRIC_NAMES`;
+* ``<out>/summary.json``: number of cases, case ids, and mean / std / median / count per
+  metric (NaN written as ``null``);
+* with overlays, ``<out>/overlays/<case>.png`` (see :mod:`densenet3d_keras.evaluation.overlays`).
+"""
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from densenet3d_keras.core.fileio import make_output_folder
+from densenet3d_keras.evaluation.metrics import METRIC_NAMES, evaluate_case, summarise
+from densenet3d_keras.core.labels import LABEL_CONVENTIONS, to_internal_labels
+from generators.brats import (Case,
+                              NIFTI_EXTENSIONS,
+                              discover_cases,
+                              load_case,
+                              split_nifti_extension)
+from generators.volumes import AFFINE_TOLERANCE, load_nifti
+
+CONVENTION_CHOICES = ("auto",) + tuple(LABEL_CONVENTIONS)
+CSV_NAME = "metrics.csv"
+SUMMARY_NAME = "summary.json"
+OVERLAY_DIR = "overlays"
+CSV_HEADER = ("case",) + tuple(METRIC_NAMES)
+FLOAT_FORMAT = "%.6f"
+
+
+def find_predictions(pred_dir):
+    # type: (str) -> Dict[str, str]
+    """Prediction files in a folder, by case id.
+
+    Args:
+        pred_dir: folder of ``<case id>.nii.gz`` (or ``.nii``) files.
+
+    Returns:
+        OrderedDict ``case id -> path``, sorted by case id; other files are ignored.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: one case has both a ``.nii.gz`` and a ``.nii`` file.
+    """
+    if not os.path.isdir(pred_dir):
+        raise FileNotFoundError("prediction folder not found: %s" % pred_dir)
+    found = OrderedDict()
+    for name in sorted(os.listdir(pred_dir)):
+        path = os.path.join(pred_dir, name)
+        stem, extension = split_nifti_extension(name)
+        if not extension or not stem or not os.path.isfile(path):
+            continue
+        if stem in found:
+            raise ValueError("two predictions for case %s: %s and %s" % (stem, found[stem], path))
+        found[stem] = path
+    return OrderedDict(sorted(found.items()))
+
+
+def select_cases(pred_dir, gt_root, names=None):
+    # type: (str, str, Optional[Sequence[str]]) -> Tuple[List[Case], List[str], List[str]]
+    """Pair predictions with labelled ground-truth cases.
+
+    Args:
+        pred_dir: folder of ``<case id>.nii.gz`` predictions.
+        gt_root: dataset root holding one folder per case.
+        names: case ids to evaluate (e.g. from ``test.txt``); every one must have a prediction
+            and a label map. ``None`` evaluates the cases present on both sides.
+
+    Returns:
+        (cases, predictions without ground truth, ground-truth cases without prediction); the
+        two skipped lists are empty when ``names`` is given (predictions outside the list
+        are not reported).
+
+    Raises:
+        FileNotFoundError: a folder, a listed case, a listed case's prediction or a selected
+            case's label map is missing, or no case has both.
+    """
+    predictions = find_predictions(pred_dir)
+    if names is not None:
+        cases = discover_cases(gt_root, names, require_label=True)
+        missing = [case.case_id for case in cases if case.case_id not in predictions]
+        if missing:
+            raise FileNotFoundError(
+                "no prediction for %d listed case(s) in %s: %s (expected <case>.nii.gz)"
+                % (len(missing), pred_dir, _short_list(missing)))
+        return cases, [], []
+    available = discover_cases(gt_root, None, require_label=False)
+    by_id = OrderedDict((case.case_id, case) for case in available)
+    cases = [load_case(case.directory, require_label=True)
+             for case in available if case.case_id in predictions]
+    if not cases:
+        raise FileNotFoundError("none of the %d prediction(s) in %s matches a case folder in %s"
+                                % (len(predictions), pred_dir, gt_root))
+    extra = [case_id for case_id in predictions if case_id not in by_id]
+    unpredicted = [case_id for case_id in by_id if case_id not in predictions]
+    return cases, extra, unpredicted
+
+
+def prediction_path(pred_dir, case_id):
+    """Path of a case's prediction, ``<pred dir>/<case id>.nii.gz`` (or ``.nii``).
+
+    Raises:
+        FileNotFoundError: neither file exists.
+    """
+    for extension in NIFTI_EXTENSIONS:
+        path = os.path.join(pred_dir, case_id + extension)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError("no prediction for case %s: %s.nii.gz"
+                            % (case_id, os.path.join(pred_dir, case_id)))
+
+
+def load_label_map(path, convention, what):
+    """Read a label map and map it to internal labels.
+
+    Args:
+        path: NIfTI file.
+        convention: ``brats2017`` or ``brats2023``.
+        what: how the message names the file, e.g. ``"prediction for case X"``.
+
+    Returns:
+        (uint8 internal label array, nibabel image).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: the file is corrupt, not 3-D, non-integer or has labels outside the
+            convention.
+    """
+    raw, image = load_nifti(path)
+    if not np.issubdtype(raw.dtype, np.integer):
+        if not np.all(np.isfinite(raw)) or not np.all(np.mod(raw, 1) == 0):
+            raise ValueError("%s %s has non-integer values" % (what, path))
+    try:
+        label = to_internal_labels(raw.astype(np.int64), convention)
+    except ValueError as error:
+        raise ValueError("%s %s: %s" % (what, path, error))
+    return label, image
+
+
+def evaluate_prediction(case, pred_path, convention="auto"):
+    """Score one prediction file against a case's label map.
+
+    Args:
+        case: labelled :class:`~generators.brats.Case`.
+        pred_path: the prediction NIfTI.
+        convention: label convention of the prediction; ``auto`` takes the case's.
+
+    Returns:
+        (row, pred_label, gt_label, gt_image): the metrics OrderedDict (``case`` first), both
+        internal label maps and the ground truth's nibabel image.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a corrupt file, bad labels, or a prediction whose shape or affine differs
+            from the ground truth's (the message names the case).
+    """
+    if case.label is None:
+        raise FileNotFoundError("case %s has no label map" % case.case_id)
+    pred_convention = case.label_convention if convention == "auto" else convention
+    gt_label, gt_image = load_label_map(case.label, case.label_convention,
+                                        "ground truth of case %s" % case.case_id)
+    pred_label, pred_image = load_label_map(pred_path, pred_convention,
+                                            "prediction for case %s" % case.case_id)
+    if pred_label.shape != gt_label.shape:
+        raise ValueError("case %s: prediction %s has shape %s but the ground truth %s has shape %s"
+                         % (case.case_id, pred_path, pred_label.shape, case.label, gt_label.shape))
+    if not np.allclose(pred_image.affine, gt_image.affine, atol=AFFINE_TOLERANCE):
+        raise ValueError("case %s: prediction %s is on a different grid (affine) from the ground "
+                         "truth %s" % (case.case_id, pred_path, case.label))
+    spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
+    try:
+        metrics = evaluate_case(pred_label, gt_label, spacing)
+    except ValueError as error:
+        raise ValueError("case %s: %s" % (case.case_id, error))
+    row = OrderedDict([("case", case.case_id)])
+    row.update(metrics)
+    return row, pred_label, gt_label, gt_image
+
+
+def _overlay(case, pred_label, gt_label, gt_image, row, path):
+    from densenet3d_keras.evaluation.overlays import to_canonical, write_overlay
+
+    flair, flair_image = load_nifti(case.images["flair"], np.float32)
+    if flair.shape != gt_label.shape:
+        raise ValueError("case %s: flair %s has shape %s but the label map has %s"
+                         % (case.case_id, case.images["flair"], flair.shape, gt_label.shape))
+    spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
+    (flair, gt_label, pred_label), spacing = to_canonical(
+        [flair, gt_label, pred_label], gt_image.affine, spacing)
+    title = "%s   Dice WT %.3f  TC %.3f  ET %.3f   HD95 WT %.1f mm" % (
+        case.case_id, row["dice_wt"], row["dice_tc"], row["dice_et"], row["hd95_wt"])
+    write_overlay(path, flair, gt_label, pred_label, spacing, title)
+
+
+def _format(value):
+    return FLOAT_FORMAT % value
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        for row in rows:
+            writer.writerow([row["case"]] + [_format(row[name]) for name in METRIC_NAMES])
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return OrderedDict((key, _json_safe(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path, summary):
+    with open(path, "w") as stream:
+        json.dump(_json_safe(summary), stream, indent=2, allow_nan=False)
+        stream.write("\n")
+
+
+def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False, progress=None):
+    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]]) -> Tuple[List[Dict[str, object]], Dict[str, object]]
+    """Score every case's prediction and write ``metrics.csv``, ``summary.json`` (and overlays).
+
+    Nothing is written until every case has been scored; then each file goes to a temporary
+    name in ``out_dir`` and is renamed into place. On failure no output file is left and an
+    ``out_dir`` created by this call is removed again if empty.
+
+    Args:
+        pred_dir: folder of ``<case id>.nii.gz`` predictions.
+        cases: labelled :class:`~generators.brats.Case` objects (see :func:`select_cases`).
+        out_dir: output folder, created if missing.
+        convention: label convention of the predictions: ``auto`` (each case's own),
+            ``brats2017`` (enhancing = 4) or ``brats2023`` (enhancing = 3).
+        overlays: also write ``<out_dir>/overlays/<case>.png``.
+        progress: called as ``progress(index, total, row)`` after each case (index from 1).
+
+    Returns:
+        (rows, summary): one OrderedDict per case (``case`` then the metrics) and the dict
+        written to ``summary.json`` (``num_cases``, ``cases``, ``label_convention``,
+        ``metrics``: metric -> mean / std / median / count).
+
+    Raises:
+        FileNotFoundError: the prediction folder, a prediction or a ground-truth file is missing.
+        ValueError: an unknown convention, no case, a corrupt file, bad labels, or a shape or
+            affine mismatch (messages name the case).
+        OSError: the output folder cannot be created or written.
+    """
+    if convention not in CONVENTION_CHOICES:
+        raise ValueError("unknown label convention %r (choose from %s)"
+                         % (convention, ", ".join(CONVENTION_CHOICES)))
+    if not os.path.isdir(pred_dir):
+        raise FileNotFoundError("prediction folder not found: %s" % pred_dir)
+    cases = list(cases)
+    if not cases:
+        raise ValueError("no case to evaluate")
+    unlabelled = [case.case_id for case in cases if case.label is None]
+    if unlabelled:
+        raise FileNotFoundError("no label map for %d case(s): %s"
+                                % (len(unlabelled), _short_list(unlabelled)))
+    pred_paths = [prediction_path(pred_dir, case.case_id) for case in cases]
+
+    created = make_output_folder(out_dir)
+    try:
+        staging = tempfile.mkdtemp(prefix=".evaluate-", dir=out_dir)
+    except OSError as error:
+        _remove_if_created(out_dir, created)
+        raise OSError("cannot write to output folder %s: %s" % (out_dir, error.strerror or error))
+    try:
+        rows = []
+        for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
+            row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention)
+            if overlays:
+                _overlay(case, pred_label, gt_label, gt_image, row,
+                         os.path.join(staging, case.case_id + ".png"))
+            rows.append(row)
+            if progress is not None:
+                progress(index + 1, len(cases), row)
+        summary = OrderedDict([
+            ("num_cases", len(rows)),
+            ("cases", [row["case"] for row in rows]),
+            ("label_convention", convention),
+            ("metrics", summarise(rows, METRIC_NAMES)),
+        ])
+        _write_csv(os.path.join(staging, CSV_NAME), rows)
+        _write_json(os.path.join(staging, SUMMARY_NAME), summary)
+        if overlays:
+            overlay_dir = os.path.join(out_dir, OVERLAY_DIR)
+            os.makedirs(overlay_dir, exist_ok=True)
+            for row in rows:
+                name = row["case"] + ".png"
+                os.replace(os.path.join(staging, name), os.path.join(overlay_dir, name))
+        for name in (CSV_NAME, SUMMARY_NAME):
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_created(out_dir, created)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return rows, summary
+
+
+def _remove_if_created(out_dir, created):
+    if created:
+        try:
+            os.rmdir(out_dir)
+        except OSError:
+            pass
+
+
+def _short_list(names, limit=5):
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += ", ... (%d more)" % (len(names) - limit)
+    return shown

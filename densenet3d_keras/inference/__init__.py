@@ -1,0 +1,1 @@
+"""Whole-case inference: tile geometry, the tiled and sliding-window predictors, the case pipeline."""

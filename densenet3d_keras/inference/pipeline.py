@@ -1,0 +1,262 @@
+"""Whole-case prediction of a list of cases: the configuration, the case loop, the output files.
+
+Each case becomes ``<out>/<case id>.nii.gz``: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
+{0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
+with its header (qform and sform). ``save_probabilities`` adds
+``<out>/<case id>_probabilities.nii.gz``: float32 ``(X, Y, Z, 5)``, channel k the softmax
+probability of internal label k; voxels that were not scored have probability 1 for channel 0.
+Every file is written under a temporary name and renamed into place.
+"""
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from densenet3d_keras.core.fileio import make_output_folder
+from densenet3d_keras.core.geometry import PATCH_SIZE
+from densenet3d_keras.core.labels import from_internal_labels
+from densenet3d_keras.inference import predict
+from densenet3d_keras.inference.output import write_nifti_like
+from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
+from densenet3d_keras.models.presets import ARCHITECTURES, margins, resolve_model_name
+from generators.brats import discover_cases, load_case, resolve_case_list
+from generators.volumes import load_case_volumes
+
+PROBABILITIES_SUFFIX = "_probabilities"
+
+
+@dataclass
+class PredictConfig(object):
+    """A resolved prediction run; field names are those printed at its start."""
+
+    checkpoint: str
+    out: str
+    model_name: str = "dense24"
+    architecture: str = "dense24"
+    margin: int = 13
+    root_path: Optional[str] = None
+    case_list: Optional[str] = None
+    case_dir: Optional[str] = None
+    n4correction: bool = False
+    n4correction_from: str = "default"
+    method: str = "fcn"
+    tile_size: int = DEFAULT_TILE_SIZE
+    batch_size: Optional[int] = None
+    padding: str = "valid"
+    label_convention: str = "auto"
+    save_probabilities: bool = False
+    evaluate: bool = False
+    overlays: bool = False
+
+    def to_dict(self):
+        """The configuration as a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def _training_n4(checkpoint):
+    """``n4correction`` recorded in the training ``config.json`` beside a checkpoint, or None."""
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    path = os.path.join(folder or ".", "config.json")
+    try:
+        with open(path) as handle:
+            value = json.load(handle).get("n4correction")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
+def _n4_choice(values):
+    """``(n4correction, where it came from)``: the flag, the training config.json, or false."""
+    _, n4_default = resolve_model_name(values["model_name"])
+    if n4_default is False:
+        if values["n4correction"]:
+            raise ValueError("model %s was trained on uncorrected data; drop -nc true"
+                             % values["model_name"])
+        return False, "model name"
+    if values["n4correction"] is not None:
+        return bool(values["n4correction"]), "flag"
+    recorded = _training_n4(values["checkpoint"])
+    return bool(recorded), "checkpoint config.json" if recorded is not None else "default"
+
+
+def _check_sources(values):
+    if not values["checkpoint"]:
+        raise ValueError("give the checkpoint with -m <file or folder>")
+    if bool(values["root_path"]) == bool(values["case_dir"]):
+        raise ValueError("give either a dataset root (-r) or one case folder (-i)")
+    if values["case_list"] and not values["root_path"]:
+        raise ValueError("--list needs a dataset root (-r)")
+    if not values["out"]:
+        raise ValueError("give an output folder with -o <folder>")
+
+
+def resolve(values):
+    """Check prediction options and fill in the derived ones.
+
+    Args:
+        values: dict with the fields of :class:`PredictConfig` that the command line sets
+            (``n4correction`` ``None``: as recorded by training; ``padding`` ``"auto"``:
+            valid for fcn, same for patch).
+
+    Returns:
+        :class:`PredictConfig`.
+
+    Raises:
+        ValueError: missing or inconsistent options, naming the flag.
+    """
+    values = dict(values)
+    _check_sources(values)
+    architecture, _ = resolve_model_name(values["model_name"])
+    values["n4correction"], values["n4correction_from"] = _n4_choice(values)
+    margin = margins(ARCHITECTURES[architecture])[1]
+    if values["tile_size"] <= 2 * margin:
+        raise ValueError("--tile-size must exceed 2 x margin = %d, got %d"
+                         % (2 * margin, values["tile_size"]))
+    if values["batch_size"] is not None and values["batch_size"] < 1:
+        raise ValueError("--batch-size must be >= 1, got %d" % values["batch_size"])
+    if values["method"] not in predict.METHODS:
+        raise ValueError("unknown method %r (choose from %s)"
+                         % (values["method"], ", ".join(predict.METHODS)))
+    if values["padding"] == "auto":
+        values["padding"] = "valid" if values["method"] == "fcn" else "same"
+    values["overlays"] = bool(values["overlays"])
+    values["evaluate"] = bool(values["evaluate"] or values["overlays"])
+    values["architecture"] = architecture
+    values["margin"] = margin
+    return PredictConfig(**values)
+
+
+def select_cases(config):
+    """The input cases (N4-corrected if asked) and the same cases as given (for evaluation).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or incomplete case, or one listed twice.
+    """
+    require_label = config.evaluate
+    if config.case_dir:
+        cases = [load_case(config.case_dir, require_label=require_label)]
+    else:
+        names = resolve_case_list(config.root_path, config.case_list, default_name="")
+        cases = discover_cases(config.root_path, names, require_label=require_label)
+    ids = [case.case_id for case in cases]
+    duplicates = sorted(set(i for i in ids if ids.count(i) > 1))
+    if duplicates:
+        raise ValueError("case listed more than once: %s" % ", ".join(duplicates))
+    inputs = [case.corrected() for case in cases] if config.n4correction else cases
+    return inputs, cases
+
+
+def prepare_output(out_dir):
+    """Create the output folder and check that files can be written in it.
+
+    Returns:
+        True when this call created the folder.
+
+    Raises:
+        OSError: the folder cannot be created or written (the message names it).
+    """
+    created = make_output_folder(out_dir)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        remove_if_empty(out_dir, created)
+        raise OSError("cannot write to output folder %s: %s" % (out_dir, error.strerror or error))
+    return created
+
+
+def remove_if_empty(out_dir, created):
+    """Remove ``out_dir`` again if this run ``created`` it and it is still empty."""
+    if created:
+        try:
+            os.rmdir(out_dir)
+        except OSError:
+            pass
+
+
+def load_predictor_model(config):
+    """The Keras model of a run and where its weights came from: ``(model, path, info)``."""
+    from densenet3d_keras.models.loading import load_model
+
+    input_size = None if config.method == "fcn" else PATCH_SIZE
+    return load_model(config.checkpoint, config.model_name, input_size, config.padding)
+
+
+def segment(config, model, volumes, progress=None):
+    """Segment one case's volumes with the run's method: a :class:`~predict.Segmentation`."""
+    if config.method == "fcn":
+        return predict.predict_fcn(model, volumes.image, volumes.background, margin=config.margin,
+                                   tile_size=config.tile_size, batch_size=config.batch_size,
+                                   progress=progress)
+    return predict.predict_patch(model, volumes.image, volumes.background, margin=config.margin,
+                                 batch_size=config.batch_size or predict.PATCH_BATCH_SIZE,
+                                 progress=progress)
+
+
+def write_case(config, case, volumes, segmentation):
+    """Write a case's label map (and probabilities); returns the paths written."""
+    convention = (case.label_convention if config.label_convention == "auto"
+                  else config.label_convention)
+    labels = from_internal_labels(segmentation.labels, convention)
+    description = "%s %s labels (%s)" % (config.model_name, config.method, convention)
+    written = [os.path.join(config.out, case.case_id + ".nii.gz")]
+    write_nifti_like(written[0], labels, volumes.header, description)
+    if config.save_probabilities:
+        written.append(os.path.join(config.out, case.case_id + PROBABILITIES_SUFFIX + ".nii.gz"))
+        write_nifti_like(written[1], segmentation.probabilities(), volumes.header,
+                         "%s %s softmax of labels 0-4" % (config.model_name, config.method))
+    return written
+
+
+def predict_cases(config, inputs, progress_for=None, log=print):
+    """Segment every input case and write its files.
+
+    Args:
+        config: :class:`PredictConfig`.
+        inputs: cases to read (see :func:`select_cases`).
+        progress_for: ``progress_for(label, unit)`` returns a ``progress(done, total)``
+            callback for one case, or ``None`` for no progress output.
+        log: callable taking one line.
+
+    Returns:
+        The paths written.
+    """
+    model, path, info = load_predictor_model(config)
+    log("model %s (%s padding) from %s (epoch %s)"
+        % (config.model_name, config.padding, path, info["epoch"]))
+    unit = "tiles" if config.method == "fcn" else "windows"
+    written = []
+    started = time.time()
+    for index, case in enumerate(inputs, 1):
+        volumes = load_case_volumes(case, with_label=False)
+        label = "[%d/%d] %s" % (index, len(inputs), case.case_id)
+        progress = progress_for(label, unit) if progress_for is not None else None
+        segmentation = segment(config, model, volumes, progress)
+        written += write_case(config, case, volumes, segmentation)
+        log("%s: %s, %d %s of %s voxels in %.1f s -> %s"
+            % (label, "x".join(str(s) for s in volumes.shape), segmentation.num_passes, unit,
+               "x".join(str(s) for s in segmentation.pass_shape), segmentation.seconds,
+               os.path.join(config.out, case.case_id + ".nii.gz")))
+        del volumes, segmentation
+    log("%d case(s) segmented in %.1f s" % (len(inputs), time.time() - started))
+    return written
+
+
+def run(config, progress_for=None, log=print):
+    """Select the cases, prepare the output folder and predict. Returns ``(cases, written)``.
+
+    An output folder this call created is removed again if nothing was written.
+    """
+    inputs, cases = select_cases(config)
+    log("predict: " + json.dumps(config.to_dict(), sort_keys=True))
+    created = prepare_output(config.out)
+    written = []
+    try:
+        written = predict_cases(config, inputs, progress_for, log)
+    finally:
+        if not written:
+            remove_if_empty(config.out, created)
+    return cases, written

@@ -1,0 +1,1 @@
+"""Architecture presets, the model builder, FLOP counts, the training objective and loading."""

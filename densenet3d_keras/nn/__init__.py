@@ -1,0 +1,1 @@
+"""Keras layers of the network (dense blocks, taps, the hierarchical head) and their tensor ops."""

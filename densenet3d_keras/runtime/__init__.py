@@ -1,0 +1,1 @@
+"""Where training runs: one process, ``tf.distribute`` strategies, Ascend NPU sessions, threads."""

@@ -1,0 +1,1 @@
+"""Training: the resolved configuration, the patients, the demo dataset and the training loop."""

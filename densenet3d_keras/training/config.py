@@ -1,0 +1,147 @@
+"""The resolved configuration of a training run: a typed record checked once, saved as JSON.
+
+:func:`resolve` turns parsed command-line flags (``densenet3d_keras.cli.train``) into a
+:class:`TrainConfig`, checking every value; the run logs it at the start and saves it as
+``config.json`` beside the checkpoints.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+from densenet3d_keras.core import geometry
+from densenet3d_keras.core.compat import IS_TF1
+from densenet3d_keras.core.fileio import write_json_atomic
+from densenet3d_keras.models.presets import ARCHITECTURES, margins, resolve_model_name
+from densenet3d_keras.runtime.npu import parse_loss_scale
+
+
+@dataclass
+class TrainConfig(object):
+    """Everything a training run needs; field names are the JSON keys of ``config.json``."""
+
+    root_path: Optional[str] = None
+    train_list: Optional[str] = None
+    n4correction: bool = False
+    cache_dir: Optional[str] = None
+    demo: bool = False
+    model_name: str = "dense24"
+    architecture: str = "dense24"
+    padding: str = "same"
+    summary: bool = False
+    batch_size: int = 2
+    num_epochs: int = 5
+    lr: float = 5e-4
+    n_pos: int = 200
+    n_neg: int = 200
+    seed: int = 0
+    patch_size: int = geometry.PATCH_SIZE
+    output_size: int = geometry.OUTPUT_SIZE
+    max_batches_per_patient: Optional[int] = None
+    workers: int = 1
+    save_path: Optional[str] = None
+    load_path: Optional[str] = None
+    continue_training: bool = False
+    log_dir: Optional[str] = None
+    keep: int = 15
+    gpu: Optional[str] = None
+    precision: str = "float32"
+    intra_op_threads: Optional[int] = None
+    inter_op_threads: Optional[int] = None
+    strategy: str = "auto"
+    scale_lr: bool = False
+    precision_mode: str = "allow_fp32_to_fp16"
+    loss_scale: object = None
+
+    def to_dict(self):
+        """The configuration as a JSON-serialisable dict."""
+        return asdict(self)
+
+
+#: Fields of :class:`TrainConfig`.
+FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+_MINIMA = (("-bs", "batch_size", 1), ("-e", "num_epochs", 1), ("--n-pos", "n_pos", 0),
+           ("--n-neg", "n_neg", 0), ("--keep", "keep", 1), ("--workers", "workers", 1),
+           ("--performance", "max_batches_per_patient", 1),
+           ("--intra-op-threads", "intra_op_threads", 0),
+           ("--inter-op-threads", "inter_op_threads", 0))
+
+
+def _patch_sizes(values, margin):
+    """``(patch size, output size)`` from the ``-hs -ws -cs -ps`` flags."""
+    sizes = (values.pop("hsize"), values.pop("wsize"), values.pop("csize"))
+    if len(set(sizes)) != 1:
+        raise ValueError("non-cubic patches are not supported: -hs %d -ws %d -cs %d" % sizes)
+    out = geometry.output_size(sizes[0], margin)
+    psize = values.pop("psize")
+    if psize is not None and psize != out:
+        raise ValueError("-ps %d does not match the model: a %d-voxel patch gives %d-voxel outputs"
+                         % (psize, sizes[0], out))
+    return sizes[0], out
+
+
+def _n4_choice(model_name, n4correction):
+    """``-nc`` resolved against a model name that fixes it (``dense24_nocorrection``)."""
+    _, n4_default = resolve_model_name(model_name)
+    if n4_default is False and n4correction:
+        raise ValueError("model %s trains on uncorrected data; drop -nc true" % model_name)
+    return bool(n4correction)
+
+
+def _check_values(config):
+    for flag, key, minimum in _MINIMA:
+        value = getattr(config, key)
+        if value is not None and value < minimum:
+            raise ValueError("%s must be >= %d, got %d" % (flag, minimum, value))
+    if config.n_pos + config.n_neg < config.batch_size:
+        raise ValueError("--n-pos + --n-neg must be at least the batch size")
+    if config.precision != "float32" and IS_TF1:
+        raise ValueError("--precision %s needs TensorFlow 2 (Keras mixed precision)" % config.precision)
+    if not config.lr > 0:
+        raise ValueError("--lr must be positive, got %r" % config.lr)
+    if config.continue_training and not config.load_path:
+        raise ValueError("-c true needs -lp <checkpoint file or folder>")
+    if not config.summary and not config.demo and not config.root_path:
+        raise ValueError("give a dataset root with -r <folder> (or --demo)")
+
+
+def resolve(args):
+    """Check parsed flags and fill in the derived values.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``densenet3d_keras.cli.train.build_parser()``.
+
+    Returns:
+        :class:`TrainConfig`.
+
+    Raises:
+        ValueError: inconsistent or out-of-range values, naming the flag.
+    """
+    values = dict(vars(args))
+    architecture, _ = resolve_model_name(values["model_name"])
+    values["architecture"] = architecture
+    values["n4correction"] = _n4_choice(values["model_name"], values["n4correction"])
+    margin = margins(ARCHITECTURES[architecture])[1]
+    values["patch_size"], values["output_size"] = _patch_sizes(values, margin)
+    values["loss_scale"] = parse_loss_scale(values["loss_scale"])
+    if values["save_path"] is None:
+        values["save_path"] = os.path.join("runs", values["model_name"].replace("-", "_"))
+    if values["log_dir"] is None:
+        values["log_dir"] = values["save_path"]
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ValueError("unknown configuration keys: %s" % ", ".join(unknown))
+    config = TrainConfig(**values)
+    _check_values(config)
+    return config
+
+
+def save_config(config, path):
+    """Write the resolved configuration as JSON (atomically)."""
+    write_json_atomic(path, config.to_dict())
+
+
+def describe(config):
+    """One log line with the resolved configuration."""
+    return "config: " + json.dumps(config.to_dict(), sort_keys=True)

@@ -1,0 +1,145 @@
+"""Training: resolved configuration in, checkpoints and the training log out."""
+import os
+import sys
+
+from callbacks.checkpoint import (EpochCheckpoint, find_checkpoint, read_checkpoint_info,
+                                  read_optimizer_weights)
+from callbacks.training_log import TrainingLog, log_path_for_device
+from densenet3d_keras.core import compat
+from densenet3d_keras.core.compat import keras
+from densenet3d_keras.models.builder import build_model
+from densenet3d_keras.models.loading import check_recorded_architecture
+from densenet3d_keras.models.objectives import CUSTOM_OBJECTS, compile_model
+from densenet3d_keras.runtime.cluster import scaled_learning_rate
+from densenet3d_keras.runtime.select import select_runtime
+from densenet3d_keras.training.config import describe, save_config
+from densenet3d_keras.training.data import prepare_cases, select_cases
+from generators.sequence import PatchSequence
+
+
+def load_for_training(config, log=print):
+    """Build the model, or load it from ``--load-path``.
+
+    Returns:
+        (compiled model, number of epochs already completed).
+
+    Raises:
+        ValueError: the checkpoint holds another architecture than ``--model-name``.
+    """
+    compat.set_precision(config.precision)
+    if not config.load_path:
+        model = build_model(config.model_name, config.patch_size, padding=config.padding)
+        return compile_model(model, config.lr), 0
+    path = find_checkpoint(config.load_path)
+    info = read_checkpoint_info(path)
+    check_recorded_architecture(path, info, config.model_name)
+    if config.continue_training:
+        model = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
+        if (info["padding"] != config.padding or compat.precision_policy() != "float32"
+                or compat.precision_policy(model) != "float32"):
+            model = _rebuilt_with(model, config, path)
+        epoch = info["epoch"] or 0
+        log("resumed from %s after epoch %d" % (path, epoch))
+        return model, epoch
+    model = build_model(config.model_name, config.patch_size, padding=config.padding)
+    model.load_weights(path)
+    log("initialised weights from %s" % path)
+    return compile_model(model, config.lr), 0
+
+
+def _rebuilt_with(loaded, config, path):
+    """Move weights and optimizer state (read from ``path``) of a loaded model into one with
+    another padding or precision."""
+    model = build_model(config.model_name, config.patch_size, padding=config.padding)
+    model.set_weights(loaded.get_weights())
+    optimizer = compat.moved_optimizer(loaded.optimizer, model.trainable_variables,
+                                       read_optimizer_weights(path))
+    compile_model(model, optimizer=optimizer)
+    return model
+
+
+def apply_gpu_choice(config):
+    """Make ``-gpu`` (``config.gpu``) the visible CUDA devices; before TensorFlow looks."""
+    if config.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(config.gpu)
+
+
+def train(config, stream="stdout"):
+    """Train according to a resolved configuration (see :mod:`densenet3d_keras.training.config`).
+
+    In a data-parallel run (``TF_CONFIG``, several GPUs, or Ascend ``RANK_SIZE``) this process
+    trains its share of the patients and only the chief writes checkpoints and the
+    configuration (see :mod:`densenet3d_keras.runtime.strategy`).
+
+    Args:
+        config: the resolved configuration.
+        stream: where progress and log lines go besides the log file: ``"stdout"`` (the
+            current ``sys.stdout``), a file object, or ``None``.
+
+    Returns:
+        dict with ``model``, ``log_path``, ``checkpoints`` (paths written), ``epoch_losses``,
+        ``initial_epoch`` and ``cases`` (ids of this worker's patients). On an Ascend NPU the
+        model's session is closed when this returns.
+    """
+    if stream == "stdout":
+        stream = sys.stdout
+
+    def log(line):
+        if stream is not None:
+            stream.write(line + "\n")
+            stream.flush()
+
+    apply_gpu_choice(config)
+    runtime = select_runtime(config.strategy, config.precision_mode, config.loss_scale)
+    all_cases = select_cases(config)
+    cases, dropped = runtime.shard(all_cases)
+    log("%d training cases from %s, %d for this worker" % (len(all_cases), config.root_path, len(cases)))
+    prepared = prepare_cases(cases, config.cache_dir, config.patch_size, log)
+    keras.backend.clear_session()
+    header = runtime.describe(config.batch_size)
+    header.append("patients of worker %d: %s" % (runtime.worker.index, ", ".join(c.case_id for c in cases)))
+    if dropped:
+        header.append("patients left out so that every worker has %d: %s"
+                      % (len(cases), ", ".join(c.case_id for c in dropped)))
+    learning_rate = None
+    if config.scale_lr:
+        learning_rate = scaled_learning_rate(config.lr, runtime.worker.count, True)
+        header.append("learning rate %g x %d workers = %g (--scale-lr)"
+                      % (config.lr, runtime.worker.count, learning_rate))
+    with runtime:
+        with runtime.scope():
+            model, initial_epoch = load_for_training(config, log)
+            model = runtime.prepare_model(model, learning_rate)
+        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log)
+    result["cases"] = [case.case_id for case in cases]
+    return result
+
+
+def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
+    if initial_epoch >= config.num_epochs:
+        log("nothing to do: the checkpoint has completed %d of %d epochs"
+            % (initial_epoch, config.num_epochs))
+        return {"model": model, "log_path": None, "checkpoints": [], "epoch_losses": [],
+                "initial_epoch": initial_epoch}
+    sequence = PatchSequence(prepared, batch_size=config.batch_size, n_pos=config.n_pos,
+                             n_neg=config.n_neg, seed=config.seed, epoch=initial_epoch,
+                             patch_size=config.patch_size, output_size=config.output_size,
+                             max_batches_per_patient=config.max_batches_per_patient)
+    if runtime.is_chief:
+        os.makedirs(config.save_path, exist_ok=True)
+        save_config(config, os.path.join(config.save_path, "config.json"))
+    log_path = log_path_for_device(config.log_dir, runtime.log_id)
+    header = [describe(config)] + header + ["tensorflow %s, keras %s, %d batches per epoch"
+                                            % (compat.tf.__version__, keras.__version__, len(sequence))]
+    training_log = TrainingLog(sequence, log_path, stream=stream, header=header)
+    callbacks = runtime.callbacks(sequence) + [training_log]
+    checkpoint_dir = runtime.checkpoint_dir(config.save_path)
+    if checkpoint_dir is not None:
+        callbacks.append(EpochCheckpoint(checkpoint_dir, config.model_name, config.padding,
+                                         keep=config.keep if runtime.is_chief else 1,
+                                         log=training_log.write if runtime.is_chief else None))
+    model.fit(epochs=config.num_epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
+              callbacks=callbacks, **runtime.fit_arguments(sequence, config.workers))
+    saved = callbacks[-1].saved if checkpoint_dir is not None and runtime.is_chief else []
+    return {"model": model, "log_path": log_path, "checkpoints": saved,
+            "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}

@@ -1,0 +1,296 @@
+"""Tests for evaluate_keras.py (and densenet3d_keras.evaluation.report) on a tiny generated dataset."""
+import csv
+import json
+import os
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from tests import ROOT
+if ROOT not in sys.path:  # the repository is not necessarily pip-installed
+    sys.path.insert(0, ROOT)
+
+import evaluate_keras  # noqa: E402
+from densenet3d_keras.evaluation.report import find_predictions  # noqa: E402
+from densenet3d_keras.evaluation.metrics import evaluate_case  # noqa: E402
+
+SHAPE = (32, 32, 24)
+SPACING = (1.0, 1.0, 2.0)
+# BraTS-like: x and y flipped (LPS-style storage), origin at the far corner of y.
+AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, SHAPE[1] - 1.0], [0, 0, SPACING[2], 0],
+                   [0, 0, 0, 1]])
+HEADER = ("case,dice_wt,dice_tc,dice_et,hd95_wt,hd95_tc,hd95_et,sensitivity_wt,sensitivity_tc,"
+          "sensitivity_et,specificity_wt,specificity_tc,specificity_et")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+PERFECT = "Brats17_TEST_001"
+SHIFTED = "Brats17_TEST_002"
+NEW = "BraTS-GLI-00003-000"
+
+
+def make_label(seed):
+    """Internal labels: an edema blob around a necrotic core with an enhancing rim."""
+    rng = np.random.RandomState(seed)
+    x, y, z = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    cx, cy, cz = 14 + rng.randint(-2, 3), 15 + rng.randint(-2, 3), 11
+    r = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + ((z - cz) * SPACING[2]) ** 2)
+    label = np.zeros(SHAPE, np.uint8)
+    label[r < 9] = 2
+    label[r < 5] = 4
+    label[r < 3] = 1
+    return label
+
+
+def make_flair(label, seed):
+    rng = np.random.RandomState(seed)
+    x, y, z = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    brain = ((x - 15.5) / 13) ** 2 + ((y - 15.5) / 14) ** 2 + ((z - 11.5) / 10) ** 2 < 1
+    flair = np.where(brain, 100 + 10 * rng.randn(*SHAPE), 0)
+    flair[label == 2] += 80
+    flair[label == 4] += 40
+    return flair.astype(np.float32)
+
+
+def save(array, path, affine=AFFINE):
+    image = nib.Nifti1Image(array, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, path)
+
+
+def write_case(root, case_id, label, layout="brats2017", seed=0):
+    """A case folder with four modalities and a label map in the layout's naming."""
+    folder = os.path.join(root, case_id)
+    os.makedirs(folder)
+    if layout == "brats2017":
+        names = {"flair": "_flair", "t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "seg": "_seg"}
+        on_disk = label
+    else:
+        names = {"flair": "-t2f", "t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "seg": "-seg"}
+        on_disk = np.where(label == 4, 3, label).astype(np.uint8)
+    flair = make_flair(label, seed)
+    for modality in ("flair", "t1", "t1ce", "t2"):
+        save(flair if modality == "flair" else flair * 0.5,
+             os.path.join(folder, case_id + names[modality] + ".nii.gz"))
+    save(on_disk, os.path.join(folder, case_id + names["seg"] + ".nii.gz"))
+    return on_disk
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """GT root with two 2017-layout cases and one 2023-layout case, plus predictions."""
+    gt = str(tmp_path / "gt")
+    pred = str(tmp_path / "pred")
+    os.makedirs(gt)
+    os.makedirs(pred)
+    labels = {PERFECT: make_label(1), SHIFTED: make_label(2), NEW: make_label(3)}
+    write_case(gt, PERFECT, labels[PERFECT], seed=1)
+    write_case(gt, SHIFTED, labels[SHIFTED], seed=2)
+    new_on_disk = write_case(gt, NEW, labels[NEW], layout="brats2023", seed=3)
+    shifted = np.roll(labels[SHIFTED], 2, axis=0)
+    shifted[shifted == 1] = 4  # also confuse part of the core
+    save(labels[PERFECT], os.path.join(pred, PERFECT + ".nii.gz"))
+    save(shifted, os.path.join(pred, SHIFTED + ".nii.gz"))
+    save(new_on_disk, os.path.join(pred, NEW + ".nii.gz"))  # enhancing = 3, as the GT
+    return {"gt": gt, "pred": pred, "out": str(tmp_path / "out"), "labels": labels,
+            "shifted": shifted, "tmp": tmp_path}
+
+
+def run(capsys, *argv):
+    code = evaluate_keras.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def read_csv(path):
+    with open(path) as stream:
+        text = stream.read()
+    rows = list(csv.DictReader(text.splitlines()))
+    return text.splitlines()[0], rows
+
+
+def assert_failed_cleanly(code, err, out_dir, *fragments):
+    assert code == evaluate_keras.EXIT_ERROR
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert not os.path.exists(os.path.join(out_dir, "metrics.csv"))
+    assert not os.path.exists(os.path.join(out_dir, "summary.json"))
+
+
+def test_evaluates_all_cases_with_overlays(dataset, capsys):
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                         "-o", dataset["out"], "--overlays")
+    assert code == 0, err
+    header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert header == HEADER
+    by_case = {row["case"]: row for row in rows}
+    assert [row["case"] for row in rows] == sorted([PERFECT, SHIFTED, NEW])
+
+    for case in (PERFECT, NEW):  # NEW: 2023 labels (ET = 3) on both sides, auto convention
+        row = by_case[case]
+        for region in ("wt", "tc", "et"):
+            assert float(row["dice_" + region]) == 1.0
+            assert float(row["hd95_" + region]) == 0.0
+            assert float(row["sensitivity_" + region]) == 1.0
+
+    row = by_case[SHIFTED]
+    expected = evaluate_case(dataset["shifted"], dataset["labels"][SHIFTED], SPACING)
+    assert 0 < float(row["dice_wt"]) < 1 and float(row["dice_et"]) < 1
+    assert float(row["hd95_wt"]) > 0
+    for name, value in expected.items():
+        assert float(row[name]) == pytest.approx(value, abs=1e-5)
+        assert 4 <= len(row[name].split(".")[1]) <= 6
+
+    with open(os.path.join(dataset["out"], "summary.json")) as stream:
+        summary = json.load(stream)
+    assert summary["num_cases"] == 3
+    assert summary["metrics"]["dice_wt"]["mean"] == pytest.approx(
+        np.mean([float(r["dice_wt"]) for r in rows]), abs=1e-5)
+    assert summary["metrics"]["dice_wt"]["median"] == 1.0
+    assert set(summary["metrics"]["hd95_et"]) >= {"mean", "std", "median"}
+
+    for case in (PERFECT, SHIFTED, NEW):
+        with open(os.path.join(dataset["out"], "overlays", case + ".png"), "rb") as stream:
+            assert stream.read(8) == PNG_SIGNATURE
+    assert sorted(os.listdir(dataset["out"])) == ["metrics.csv", "overlays", "summary.json"]
+    assert sorted(os.listdir(os.path.join(dataset["out"], "overlays"))) == sorted(
+        [c + ".png" for c in (PERFECT, SHIFTED, NEW)])
+
+    # The table: one line per case, then mean / std / median.
+    assert "Dice WT" in out and "HD95 ET" in out
+    for name in (PERFECT, SHIFTED, NEW, "mean", "std", "median"):
+        assert any(line.startswith(name) for line in out.splitlines()), name
+
+
+def test_overlay_png_is_readable(dataset):
+    import matplotlib.image
+
+    from densenet3d_keras.evaluation.overlays import write_overlay
+
+    label = dataset["labels"][SHIFTED]
+    path = str(dataset["tmp"] / "one.png")
+    write_overlay(path, make_flair(label, 2), label, dataset["shifted"], SPACING, "title")
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[2] in (3, 4) and image.shape[0] > 100
+    assert [n for n in os.listdir(str(dataset["tmp"])) if n.startswith(".overlay-")] == []
+
+
+def test_list_selects_cases_and_missing_prediction_is_an_error(dataset, capsys):
+    with open(os.path.join(dataset["gt"], "test.txt"), "w") as stream:
+        stream.write("%s\n%s\n" % (PERFECT, NEW))
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                         "-o", dataset["out"], "--list", "test.txt")
+    assert code == 0, err
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert [row["case"] for row in rows] == [PERFECT, NEW]
+
+    os.remove(os.path.join(dataset["pred"], NEW + ".nii.gz"))
+    out_dir = dataset["out"] + "2"
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", out_dir, "--list", "test.txt")
+    assert_failed_cleanly(code, err, out_dir, NEW)
+    assert not os.path.exists(out_dir)
+
+
+def test_without_list_evaluates_the_intersection(dataset, capsys):
+    os.remove(os.path.join(dataset["pred"], SHIFTED + ".nii.gz"))
+    save(dataset["labels"][PERFECT], os.path.join(dataset["pred"], "Brats17_NO_GT.nii.gz"))
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                         "-o", dataset["out"])
+    assert code == 0, err
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert sorted(row["case"] for row in rows) == sorted([PERFECT, NEW])
+    assert ("skipped 1 prediction(s) without ground truth and 1 ground-truth case(s) without "
+            "prediction") in out
+    assert not os.path.exists(os.path.join(dataset["out"], "overlays"))
+
+
+def test_explicit_label_convention(dataset, capsys):
+    # 2023 predictions of the 2023 case read as 2017 labels: value 3 is not a 2017 label.
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--label-convention", "brats2017")
+    assert_failed_cleanly(code, err, dataset["out"], NEW, "[3]")
+    # Written in 2017 labels, the 2023 case scores perfectly with --label-convention brats2017.
+    save(dataset["labels"][NEW], os.path.join(dataset["pred"], NEW + ".nii.gz"))
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--label-convention", "brats2017")
+    assert code == 0, err
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert float([r for r in rows if r["case"] == NEW][0]["dice_et"]) == 1.0
+
+
+def test_missing_prediction_folder(dataset, capsys):
+    missing = os.path.join(dataset["pred"], "nope")
+    code, _, err = run(capsys, "--pred", missing, "--gt", dataset["gt"], "-o", dataset["out"])
+    assert_failed_cleanly(code, err, dataset["out"], missing)
+    assert not os.path.exists(dataset["out"])
+
+
+def test_shape_mismatch(dataset, capsys):
+    save(np.zeros((32, 32, 20), np.uint8), os.path.join(dataset["pred"], SHIFTED + ".nii.gz"))
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--overlays")
+    assert_failed_cleanly(code, err, dataset["out"], SHIFTED, "(32, 32, 20)", "(32, 32, 24)")
+    assert not os.path.exists(dataset["out"])  # created by the run, removed on failure
+
+
+def test_affine_mismatch(dataset, capsys):
+    moved = AFFINE.copy()
+    moved[0, 3] = 5.0
+    save(dataset["labels"][PERFECT], os.path.join(dataset["pred"], PERFECT + ".nii.gz"), moved)
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"])
+    assert_failed_cleanly(code, err, dataset["out"], PERFECT, "affine")
+
+
+def test_corrupt_prediction_keeps_existing_output_untouched(dataset, capsys):
+    os.makedirs(dataset["out"])
+    with open(os.path.join(dataset["out"], "keep.txt"), "w") as stream:
+        stream.write("x")
+    with open(os.path.join(dataset["pred"], SHIFTED + ".nii.gz"), "wb") as stream:
+        stream.write(b"\x1f\x8b this is not a NIfTI file")
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--overlays")
+    assert_failed_cleanly(code, err, dataset["out"], SHIFTED)
+    assert os.listdir(dataset["out"]) == ["keep.txt"]  # no temporary or partial files
+
+
+def test_unwritable_output(dataset, capsys):
+    blocker = str(dataset["tmp"] / "a_file")
+    with open(blocker, "w") as stream:
+        stream.write("x")
+    out_dir = os.path.join(blocker, "out")
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o", out_dir)
+    assert_failed_cleanly(code, err, out_dir, out_dir)
+
+
+def test_find_predictions_ignores_other_files(dataset):
+    with open(os.path.join(dataset["pred"], "notes.txt"), "w") as stream:
+        stream.write("x")
+    assert list(find_predictions(dataset["pred"])) == sorted([PERFECT, SHIFTED, NEW])
+
+
+def test_evaluate_folder_library_call(dataset):
+    from densenet3d_keras.evaluation.report import evaluate_folder, select_cases
+    from generators.brats import load_case
+
+    cases, extra, unpredicted = select_cases(dataset["pred"], dataset["gt"])
+    assert (extra, unpredicted) == ([], [])
+    seen = []
+    rows, summary = evaluate_folder(dataset["pred"], cases, dataset["out"],
+                                    progress=lambda i, n, row: seen.append((i, n, row["case"])))
+    assert seen == [(i + 1, 3, row["case"]) for i, row in enumerate(rows)]
+    assert summary["num_cases"] == 3 and list(summary["metrics"])[0] == "dice_wt"
+
+    # A case without a label map is refused before anything is scored or written.
+    unlabelled = load_case(os.path.join(dataset["gt"], PERFECT))
+    unlabelled.label = None
+    out_dir = dataset["out"] + "_unlabelled"
+    with pytest.raises(FileNotFoundError, match=PERFECT):
+        evaluate_folder(dataset["pred"], [unlabelled], out_dir)
+    assert not os.path.exists(out_dir)

@@ -1,0 +1,255 @@
+"""predict_keras.py end to end on tiny synthetic datasets with a tiny checkpoint."""
+import csv
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import predict_keras
+from generators import synthetic
+
+SHAPE = (48, 48, 40)
+SMALL_SHAPE = (44, 30, 24)  # two axes shorter than the 38-voxel patch
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Datasets (BraTS 2017 and 2023 layouts, one small case) and tiny checkpoints."""
+    from callbacks.checkpoint import save_checkpoint
+    from densenet3d_keras.core.compat import clear_session, keras
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    base = tmp_path_factory.mktemp("predict")
+    paths = {"root": str(base / "brats17"), "root23": str(base / "brats23"),
+             "small": str(base / "small"), "checkpoints": str(base / "checkpoints")}
+    synthetic.write_dataset(paths["root"], n_cases=2, shape=SHAPE, seed=4, splits=(0.5, 0.0, 0.5))
+    synthetic.write_dataset(paths["root23"], n_cases=1, shape=SHAPE, seed=5, layout="brats2023",
+                            splits=(1.0, 0.0, 0.0))
+    synthetic.write_case(paths["small"], "Brats17_SMALL_1", shape=SMALL_SHAPE, seed=6)
+    os.makedirs(paths["checkpoints"])
+    clear_session()
+    keras.utils.set_random_seed(1)
+    model = compile_model(build_model("tiny", 38))
+    paths["checkpoint"] = os.path.join(paths["checkpoints"], "tiny_epoch_001.h5")
+    save_checkpoint(model, paths["checkpoint"], 1, "tiny", "same")
+    # A checkpoint that claims to be dense24 but holds tiny weights.
+    paths["liar"] = str(base / "liar_epoch_001.h5")
+    save_checkpoint(model, paths["liar"], 1, "dense24", "same")
+    clear_session()
+    return paths
+
+
+def _run(argv, capsys):
+    from densenet3d_keras.core.compat import clear_session
+
+    clear_session()
+    code = predict_keras.main(argv)
+    clear_session()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _case_ids(root, list_name):
+    with open(os.path.join(root, list_name)) as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+def _flair(root, case_id, separator="_", key="flair"):
+    return nib.load(os.path.join(root, case_id, case_id + separator + key + ".nii.gz"))
+
+
+def _assert_same_grid(image, flair):
+    assert image.shape[:3] == flair.shape
+    np.testing.assert_allclose(image.affine, flair.affine)
+    for getter in ("get_qform", "get_sform"):
+        matrix, code = getattr(image.header, getter)(coded=True)
+        reference, reference_code = getattr(flair.header, getter)(coded=True)
+        assert code == reference_code
+        np.testing.assert_allclose(matrix, reference, atol=1e-6)
+    assert image.header.get_zooms()[:3] == flair.header.get_zooms()[:3]
+
+
+def _error_line(code, err):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_fcn_writes_labels_probabilities_and_metrics(workspace, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    code, stdout, err = _run(["-m", workspace["checkpoints"], "-mn", "tiny", "-r", workspace["root"],
+                              "--list", "test.txt", "-o", out, "--save-probabilities",
+                              "--evaluate"], capsys)
+    assert code == 0, err
+    (case_id,) = _case_ids(workspace["root"], "test.txt")
+    labels_image = nib.load(os.path.join(out, case_id + ".nii.gz"))
+    _assert_same_grid(labels_image, _flair(workspace["root"], case_id))
+    assert labels_image.get_data_dtype() == np.uint8
+    labels = np.asarray(labels_image.dataobj)
+    assert set(np.unique(labels).tolist()) <= {0, 1, 2, 4}
+    assert 4 in labels, "the test model should predict every label somewhere"
+    probabilities = nib.load(os.path.join(out, case_id + "_probabilities.nii.gz"))
+    assert probabilities.shape == SHAPE + (5,) and probabilities.get_data_dtype() == np.float32
+    _assert_same_grid(probabilities, _flair(workspace["root"], case_id))
+    p = np.asarray(probabilities.dataobj)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-5)
+    expected = np.array([0, 1, 2, 4])[np.argmax(p[..., [0, 1, 2, 4]], axis=-1)]
+    assert np.mean(expected == labels) > 0.9999
+    with open(os.path.join(out, "metrics.csv")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["case"] for row in rows] == [case_id]
+    assert os.path.isfile(os.path.join(out, "summary.json"))
+    assert "Dice WT" in stdout and "tiles" in err
+    assert not [name for name in os.listdir(out) if name.startswith(".")], "temporary files left"
+
+
+def test_brats2023_convention_maps_enhancing_tumour_to_3(workspace, tmp_path, capsys):
+    (case_id,) = _case_ids(workspace["root23"], "train.txt")
+    results = {}
+    for convention in ("auto", "brats2017"):
+        out = str(tmp_path / convention)
+        code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-i",
+                             os.path.join(workspace["root23"], case_id), "-o", out,
+                             "--label-convention", convention], capsys)
+        assert code == 0, err
+        image = nib.load(os.path.join(out, case_id + ".nii.gz"))
+        _assert_same_grid(image, _flair(workspace["root23"], case_id, "-", "t2f"))
+        results[convention] = np.asarray(image.dataobj)
+    new, old = results["auto"], results["brats2017"]  # auto = the case's own: brats2023
+    assert set(np.unique(new).tolist()) <= {0, 1, 2, 3} and 4 in old
+    np.testing.assert_array_equal(new == 3, old == 4)
+    np.testing.assert_array_equal(new[old != 4], old[old != 4])
+
+
+@pytest.mark.parametrize("method", ["fcn", "patch"])
+def test_volume_smaller_than_the_patch_is_padded_and_predicted(workspace, tmp_path, capsys, method):
+    out = str(tmp_path / method)
+    case_dir = os.path.join(workspace["small"], "Brats17_SMALL_1")
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-i", case_dir, "-o", out,
+                         "--method", method, "--label-convention", "brats2023", "--evaluate"],
+                        capsys)
+    assert code == 0, err
+    image = nib.load(os.path.join(out, "Brats17_SMALL_1.nii.gz"))
+    _assert_same_grid(image, _flair(workspace["small"], "Brats17_SMALL_1"))
+    labels = np.asarray(image.dataobj)
+    assert set(np.unique(labels).tolist()) <= {0, 1, 2, 3}
+    assert os.path.isfile(os.path.join(out, "metrics.csv"))
+
+
+def test_n4_corrected_files_are_read_with_nc_true(workspace, tmp_path, capsys):
+    (case_id,) = _case_ids(workspace["root"], "test.txt")
+    root = str(tmp_path / "root")
+    shutil.copytree(os.path.join(workspace["root"], case_id), os.path.join(root, case_id))
+    out = str(tmp_path / "out")
+    argv = ["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", out, "-nc", "true"]
+    code, _, err = _run(argv, capsys)
+    assert "error: N4-corrected file missing" in _error_line(code, err)
+    assert not os.path.exists(out)
+    for key in ("flair", "t2", "t1", "t1ce"):  # "corrected" copies with a zero rim
+        source = os.path.join(root, case_id, "%s_%s.nii.gz" % (case_id, key))
+        image = nib.load(source)
+        data = np.asarray(image.dataobj).copy()
+        data[:2] = 0
+        nib.save(nib.Nifti1Image(data, image.affine, image.header),
+                 source.replace(".nii.gz", "_corrected.nii.gz"))
+    code, stdout, err = _run(argv, capsys)
+    assert code == 0, err
+    assert '"n4correction": true' in stdout
+    assert os.path.isfile(os.path.join(out, case_id + ".nii.gz"))
+
+
+def test_checkpoint_of_another_model_is_refused(workspace, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    code, _, err = _run(["-m", workspace["checkpoints"], "-mn", "dense24", "-r", workspace["root"],
+                         "-o", out], capsys)
+    line = _error_line(code, err)
+    assert "holds a tiny model, not dense24" in line
+    assert not os.path.exists(out)
+
+
+def test_weights_that_do_not_fit_are_refused(workspace, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    code, _, err = _run(["-m", workspace["liar"], "-mn", "dense24", "-r", workspace["root"],
+                         "-o", out], capsys)
+    assert "do not fit a dense24 model" in _error_line(code, err)
+    assert not os.path.exists(out)
+
+
+def test_unwritable_output_folder_is_refused(workspace, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text(u"not a folder")
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", workspace["root"],
+                         "-o", str(blocker / "out")], capsys)
+    assert "cannot create output folder" in _error_line(code, err)
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", workspace["root"],
+                         "-o", str(blocker)], capsys)
+    assert "is not a folder" in _error_line(code, err)
+
+
+def test_missing_modality_is_refused_before_any_output(workspace, tmp_path, capsys):
+    (case_id,) = _case_ids(workspace["root"], "test.txt")
+    case_dir = str(tmp_path / case_id)
+    shutil.copytree(os.path.join(workspace["root"], case_id), case_dir)
+    os.remove(os.path.join(case_dir, case_id + "_t1.nii.gz"))
+    out = str(tmp_path / "out")
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-i", case_dir, "-o", out],
+                        capsys)
+    assert "missing t1 file" in _error_line(code, err)
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-mn", "tiny", "-r", "x", "-o", "y"], "give the checkpoint"),
+    (["-m", "nowhere", "-mn", "tiny", "-o", "y"], "either a dataset root"),
+    (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-i", "z", "-o", "y"], "either a dataset root"),
+    (["-m", "nowhere", "-mn", "tiny", "-i", "z", "--list", "a.txt", "-o", "y"], "--list needs"),
+    (["-m", "nowhere", "-mn", "tiny", "-r", "x"], "output folder"),
+    (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--tile-size", "26"], "--tile-size"),
+    (["-m", "nowhere", "-mn", "dense7", "-r", "x", "-o", "y"], "unknown model name"),
+    (["-m", "nowhere", "-mn", "dense24_nocorrection", "-r", "x", "-o", "y", "-nc", "true"],
+     "uncorrected"),
+])
+def test_bad_flags(argv, message, capsys):
+    code, _, err = _run(argv, capsys)
+    assert message in _error_line(code, err)
+
+
+def test_missing_checkpoint(workspace, tmp_path, capsys):
+    code, _, err = _run(["-m", str(tmp_path / "none"), "-mn", "tiny", "-r", workspace["root"],
+                         "-o", str(tmp_path / "out")], capsys)
+    assert "checkpoint not found" in _error_line(code, err)
+    assert not os.path.exists(str(tmp_path / "out"))
+
+
+def test_demo_without_a_trained_demo_model_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(str(tmp_path))
+    code, _, err = _run(["--demo"], capsys)
+    assert "run `python train_keras.py --demo` first" in _error_line(code, err)
+
+
+def test_demo_defaults(tmp_path, monkeypatch):
+    from densenet3d_keras.training.trainer import demo_root
+
+    monkeypatch.chdir(str(tmp_path))
+    os.makedirs(os.path.join("runs", "dense24"))
+    config = predict_keras.resolve(predict_keras.build_parser().parse_args(["--demo"]))
+    assert config["checkpoint"] == os.path.join("runs", "dense24")
+    assert config["model_name"] == "dense24" and config["method"] == "fcn"
+    assert config["root_path"] == demo_root(None) and config["case_list"] == "test.txt"
+    assert config["out"] == os.path.join("runs", "dense24", "demo_prediction")
+    assert config["evaluate"] and config["overlays"] and config["padding"] == "valid"
+    config = predict_keras.resolve(predict_keras.build_parser().parse_args(
+        ["--demo", "-o", "elsewhere", "--method", "patch"]))
+    assert config["out"] == "elsewhere" and config["padding"] == "same"
+
+
+def test_cli_default_tile_size_is_the_library_default():
+    from densenet3d_keras.inference.predict import DEFAULT_TILE_SIZE
+
+    assert predict_keras.DEFAULT_TILE_SIZE == DEFAULT_TILE_SIZE
+    assert predict_keras.build_parser().parse_args([]).tile_size == DEFAULT_TILE_SIZE

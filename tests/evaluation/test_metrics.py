@@ -1,0 +1,285 @@
+"""Tests for densenet3d_keras.evaluation.metrics: hand-computed Dice, HD95, sensitivity and specificity."""
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from tests import ROOT
+if ROOT not in sys.path:  # the repository is not necessarily pip-installed
+    sys.path.insert(0, ROOT)
+
+
+def _load_metrics():
+    """Load metrics.py by path: the package __init__ imports TensorFlow, this module must not."""
+    spec = importlib.util.spec_from_file_location(
+        "densenet3d_keras_metrics_under_test", os.path.join(ROOT, "densenet3d_keras", "metrics.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+metrics = _load_metrics()
+
+
+def box(shape, lower, upper):
+    """Boolean volume with ones in the half-open box ``[lower, upper)``."""
+    mask = np.zeros(shape, bool)
+    mask[tuple(slice(a, b) for a, b in zip(lower, upper))] = True
+    return mask
+
+
+def brute_force_hd95(a, b, spacing):
+    """Independent HD95: 6-neighbour surfaces by hand, all pairwise distances, pooled."""
+    def surface_points(mask):
+        padded = np.pad(mask, 1, mode="constant")
+        inner = padded[1:-1, 1:-1, 1:-1].copy()
+        for axis in range(3):
+            for shift in (-1, 1):
+                inner &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+        return np.argwhere(mask & ~inner) * np.asarray(spacing, float)
+
+    pa, pb = surface_points(a), surface_points(b)
+    d = cdist(pa, pb)
+    return float(np.percentile(np.concatenate([d.min(axis=1), d.min(axis=0)]), 95))
+
+
+# ----------------------------------------------------------------------------------- Dice
+
+@pytest.mark.parametrize("pred, gt, expected", [
+    # Two 4^3 cubes overlapping in a 2x4x4 slab: 2 * 32 / (64 + 64).
+    (box((10, 10, 10), (0, 0, 0), (4, 4, 4)), box((10, 10, 10), (2, 0, 0), (6, 4, 4)), 0.5),
+    # Cube shifted by one voxel: overlap 3x4x4 = 48 -> 96 / 128.
+    (box((10, 10, 10), (0, 0, 0), (4, 4, 4)), box((10, 10, 10), (1, 0, 0), (5, 4, 4)), 0.75),
+    # 2^3 inside 4^3: 2 * 8 / (8 + 64).
+    (box((10, 10, 10), (1, 1, 1), (3, 3, 3)), box((10, 10, 10), (0, 0, 0), (4, 4, 4)), 16.0 / 72),
+    # Disjoint, identical, both empty, one empty.
+    (box((6, 6, 6), (0, 0, 0), (2, 2, 2)), box((6, 6, 6), (3, 3, 3), (5, 5, 5)), 0.0),
+    (box((6, 6, 6), (1, 1, 1), (4, 4, 4)), box((6, 6, 6), (1, 1, 1), (4, 4, 4)), 1.0),
+    (np.zeros((6, 6, 6)), np.zeros((6, 6, 6)), 1.0),
+    (np.zeros((6, 6, 6)), box((6, 6, 6), (1, 1, 1), (2, 2, 2)), 0.0),
+    (box((6, 6, 6), (1, 1, 1), (2, 2, 2)), np.zeros((6, 6, 6)), 0.0),
+])
+def test_dice_hand_computed(pred, gt, expected):
+    assert metrics.dice(pred, gt) == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------------- HD95
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_hd95_single_voxels_anisotropic(k):
+    # Two voxels k apart along the 3 mm axis: each is its own surface, distance 3k mm.
+    a = box((5, 5, 12), (2, 2, 1), (3, 3, 2))
+    b = box((5, 5, 12), (2, 2, 1 + k), (3, 3, 2 + k))
+    assert metrics.hd95(a, b, (1, 1, 3)) == pytest.approx(3.0 * k)
+
+
+@pytest.mark.parametrize("spacing, axis, expected", [
+    ((1, 1, 3), 2, 3 * 4.0),
+    ((1, 1, 3), 0, 4.0),
+    ((0.5, 2, 1), 1, 2 * 4.0),
+])
+def test_hd95_slabs_offset(spacing, axis, expected):
+    # One-voxel-thick planes spanning the volume, 4 voxels apart: every distance is 4 * spacing.
+    shape = (8, 9, 10)
+    lower, upper = [0, 0, 0], list(shape)
+    lower[axis], upper[axis] = 2, 3
+    a = box(shape, lower, upper)
+    lower[axis], upper[axis] = 6, 7
+    b = box(shape, lower, upper)
+    assert metrics.hd95(a, b, spacing) == pytest.approx(expected)
+    assert metrics.hd95(b, a, spacing) == pytest.approx(expected)
+
+
+def test_hd95_cube_shifted_by_hand():
+    # 4^3 cube vs the same cube one voxel further along axis 0. Each surface has 56 voxels.
+    # A -> B: the 16 voxels of A's x=0 face are 1 voxel from B's x=1 face; the 4 inner voxels
+    # of A's x=3 face are 1 voxel from B's x=4 face and 1 voxel (along y/z) from B's x=3 ring;
+    # the other 36 lie on B's surface (distance 0). B -> A mirrors this.
+    a = box((10, 10, 10), (2, 2, 2), (6, 6, 6))
+    b = box((10, 10, 10), (3, 2, 2), (7, 6, 6))
+    distances = np.sort(np.concatenate([metrics.surface_distances(a, b, (1, 1, 1)),
+                                        metrics.surface_distances(b, a, (1, 1, 1))]))
+    assert distances.size == 112
+    assert np.count_nonzero(distances == 1) == 40 and np.count_nonzero(distances == 0) == 72
+    assert metrics.hd95(a, b, (1, 1, 1)) == pytest.approx(1.0)
+    # With 3 mm along the shift the 32 face distances become 3 mm but the 8 inner-face voxels
+    # stay 1 mm away (the neighbouring ring, across 1 mm): 72 x 0, 8 x 1, 32 x 3 -> 95th = 3.
+    distances = np.sort(np.concatenate([metrics.surface_distances(a, b, (3, 1, 1)),
+                                        metrics.surface_distances(b, a, (3, 1, 1))]))
+    assert np.count_nonzero(distances == 3) == 32 and np.count_nonzero(distances == 1) == 8
+    assert metrics.hd95(a, b, (3, 1, 1)) == pytest.approx(3.0)
+
+
+def test_hd95_is_pooled_not_max_of_directed():
+    # A = one voxel; B = that voxel plus one 10 mm away. Distances A->B [0], B->A [0, 10].
+    # Pooled [0, 0, 10]: 95th percentile (linear) = 0.9 * 10 = 9. Max of directed would be 9.5.
+    a = box((12, 3, 3), (0, 1, 1), (1, 2, 2))
+    b = a | box((12, 3, 3), (10, 1, 1), (11, 2, 2))
+    assert metrics.hd95(a, b, (1, 1, 1)) == pytest.approx(9.0)
+    assert metrics.hd95(b, a, (1, 1, 1)) == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("spacing", [(1, 1, 1), (1, 1, 3), (0.7, 1.3, 2.5)])
+def test_hd95_matches_brute_force(spacing):
+    rng = np.random.RandomState(0)
+    shape = (14, 12, 10)
+    a = box(shape, (2, 3, 1), (9, 8, 6)) | box(shape, (10, 1, 7), (13, 4, 10))
+    b = box(shape, (3, 2, 2), (11, 9, 5)) & (rng.rand(*shape) > 0.2)
+    assert metrics.hd95(a, b, spacing) == pytest.approx(brute_force_hd95(a, b, spacing))
+    # Masks touching the volume edge: edge voxels count as surface.
+    c = box(shape, (0, 0, 0), (5, 12, 10))
+    assert metrics.hd95(c, b, spacing) == pytest.approx(brute_force_hd95(c, b, spacing))
+
+
+def test_hd95_identical_masks_is_zero():
+    a = box((9, 9, 9), (2, 2, 2), (7, 6, 5))
+    assert metrics.hd95(a, a, (1, 2, 3)) == 0.0
+
+
+def test_hd95_empty_conventions():
+    shape, spacing = (10, 20, 30), (1.0, 2.0, 3.0)
+    empty = np.zeros(shape, bool)
+    one = box(shape, (1, 1, 1), (2, 2, 2))
+    diagonal = math.sqrt(10 ** 2 + 40 ** 2 + 90 ** 2)
+    assert metrics.hd95(empty, empty, spacing) == 0.0
+    assert metrics.hd95(empty, one, spacing) == pytest.approx(diagonal)
+    assert metrics.hd95(one, empty, spacing) == pytest.approx(diagonal)
+
+
+def test_max_distance_matches_brats_value():
+    # The official BraTS tool reported 373.13 mm for 240 x 240 x 155 at 1 mm.
+    assert metrics.max_distance((240, 240, 155), (1, 1, 1)) == pytest.approx(373.13, abs=0.005)
+
+
+# ------------------------------------------------------------------ sensitivity / specificity
+
+def test_sensitivity_specificity_by_hand():
+    # 4^3 = 64 voxels; GT 8 voxels, prediction 6 voxels of which 4 are in the GT.
+    gt = np.zeros((4, 4, 4), bool)
+    pred = np.zeros((4, 4, 4), bool)
+    gt[0, 0, :] = gt[0, 1, :] = True            # 8 voxels
+    pred[0, 0, :] = True                        # 4 true positives
+    pred[3, 3, :2] = True                       # 2 false positives
+    # TP 4, FN 4, FP 2, TN 64 - 10 = 54.
+    assert metrics.sensitivity(pred, gt) == pytest.approx(0.5)
+    assert metrics.specificity(pred, gt) == pytest.approx(54.0 / 56.0)
+
+
+def test_sensitivity_specificity_conventions():
+    empty = np.zeros((3, 3, 3), bool)
+    full = np.ones((3, 3, 3), bool)
+    some = box((3, 3, 3), (0, 0, 0), (1, 1, 1))
+    assert metrics.sensitivity(empty, empty) == 1.0
+    assert metrics.sensitivity(some, empty) == 1.0   # nothing to miss
+    assert metrics.sensitivity(empty, some) == 0.0
+    assert metrics.specificity(empty, empty) == 1.0
+    assert metrics.specificity(some, full) == 1.0    # no background to keep
+    assert metrics.specificity(full, some) == 0.0
+
+
+# ---------------------------------------------------------------------- shapes and regions
+
+@pytest.mark.parametrize("function", [
+    metrics.dice, metrics.sensitivity, metrics.specificity,
+    lambda a, b: metrics.hd95(a, b, (1, 1, 1)),
+    lambda a, b: metrics.evaluate_case(a, b, (1, 1, 1)),
+])
+def test_shape_mismatch_names_both_shapes(function):
+    with pytest.raises(ValueError) as info:
+        function(np.zeros((4, 5, 6), np.uint8), np.zeros((4, 5, 7), np.uint8))
+    assert "(4, 5, 6)" in str(info.value) and "(4, 5, 7)" in str(info.value)
+
+
+@pytest.mark.parametrize("spacing", [(1, 1), (1, 0, 1), (1, -2, 1), (1, float("nan"), 1)])
+def test_bad_spacing(spacing):
+    a = box((4, 4, 4), (1, 1, 1), (2, 2, 2))
+    with pytest.raises(ValueError, match="spacing"):
+        metrics.hd95(a, a, spacing)
+
+
+def test_evaluate_case_keys_in_order():
+    label = np.zeros((4, 4, 4), np.uint8)
+    row = metrics.evaluate_case(label, label, (1, 1, 1))
+    assert list(row) == [
+        "dice_wt", "dice_tc", "dice_et", "hd95_wt", "hd95_tc", "hd95_et",
+        "sensitivity_wt", "sensitivity_tc", "sensitivity_et",
+        "specificity_wt", "specificity_tc", "specificity_et"]
+    assert list(row) == list(metrics.METRIC_NAMES)
+    assert [row[k] for k in ("dice_wt", "hd95_wt", "sensitivity_wt", "specificity_wt")] == [1, 0, 1, 1]
+
+
+@pytest.mark.parametrize("gt_value, dice_wt, dice_tc, dice_et", [
+    (4, 1.0, 1.0, 1.0),   # enhancing counts in WT, TC and ET
+    (1, 1.0, 1.0, 0.0),   # necrotic core in WT and TC only (prediction has ET, GT has none)
+    (2, 1.0, 0.0, 0.0),   # edema only in WT
+])
+def test_region_mapping(gt_value, dice_wt, dice_tc, dice_et):
+    gt = np.zeros((6, 6, 6), np.uint8)
+    gt[1:3, 1:3, 1:3] = gt_value
+    pred = np.zeros_like(gt)
+    pred[1:3, 1:3, 1:3] = 4
+    row = metrics.evaluate_case(pred, gt, (1, 1, 1))
+    assert (row["dice_wt"], row["dice_tc"], row["dice_et"]) == (dice_wt, dice_tc, dice_et)
+
+
+def test_region_mapping_mixed_labels():
+    # GT: edema shell (2) around a core of necrosis (1) and enhancing (4); prediction labels
+    # everything edema: WT perfect, TC and ET missed entirely.
+    gt = np.zeros((8, 8, 8), np.uint8)
+    gt[1:7, 1:7, 1:7] = 2
+    gt[3:5, 3:5, 3:4] = 1
+    gt[3:5, 3:5, 4:5] = 4
+    pred = np.where(gt > 0, 2, 0).astype(np.uint8)
+    row = metrics.evaluate_case(pred, gt, (1, 1, 1))
+    assert row["dice_wt"] == 1.0 and row["dice_tc"] == 0.0 and row["dice_et"] == 0.0
+    assert row["sensitivity_tc"] == 0.0 and row["specificity_tc"] == 1.0
+    assert row["hd95_tc"] == pytest.approx(math.sqrt(3 * 64))
+
+
+def test_evaluate_case_rejects_non_internal_labels():
+    gt = np.zeros((4, 4, 4), np.uint8)
+    pred = gt.copy()
+    pred[0, 0, 0] = 3
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        metrics.evaluate_case(pred, gt, (1, 1, 1))
+
+
+# ------------------------------------------------------------------------------ summarise
+
+def test_summarise_ignores_nan_and_text():
+    rows = [{"case": "a", "dice_wt": 1.0, "hd95_wt": 2.0},
+            {"case": "b", "dice_wt": 0.5, "hd95_wt": float("nan")},
+            {"case": "c", "dice_wt": 0.0, "hd95_wt": 4.0}]
+    summary = metrics.summarise(rows)
+    assert list(summary) == ["dice_wt", "hd95_wt"]
+    assert summary["dice_wt"]["mean"] == pytest.approx(0.5)
+    assert summary["dice_wt"]["median"] == pytest.approx(0.5)
+    assert summary["dice_wt"]["std"] == pytest.approx(math.sqrt(1.0 / 6.0))  # population std
+    assert summary["dice_wt"]["count"] == 3
+    assert summary["hd95_wt"]["mean"] == pytest.approx(3.0)
+    assert summary["hd95_wt"]["std"] == pytest.approx(1.0)
+    assert summary["hd95_wt"]["median"] == pytest.approx(3.0)
+    assert summary["hd95_wt"]["count"] == 2
+
+
+def test_summarise_all_nan_and_missing():
+    summary = metrics.summarise([{"x": float("nan")}, {"x": float("nan")}])
+    assert summary["x"]["count"] == 0 and math.isnan(summary["x"]["mean"])
+    with pytest.raises(ValueError, match="dice_tc"):
+        metrics.summarise([{"dice_wt": 1.0}], names=["dice_wt", "dice_tc"])
+
+
+def test_metrics_module_does_not_import_tensorflow():
+    code = ("import importlib.util, sys\n"
+            "spec = importlib.util.spec_from_file_location('m', %r)\n"
+            "module = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(module)\n"
+            "sys.exit(1 if any(n.split('.')[0] in ('tensorflow', 'keras', 'tf_keras') "
+            "for n in sys.modules) else 0)\n"
+            % os.path.join(ROOT, "densenet3d_keras", "metrics.py"))
+    assert subprocess.call([sys.executable, "-c", code], cwd=ROOT) == 0
