@@ -1,7 +1,7 @@
 """The training log: one line per batch and per patient in the reference format.
 
 The Ascend ModelZoo scripts split these lines on spaces and read fixed fields, so the format
-is fixed (SPEC.md)::
+is fixed (docs/spec.md)::
 
     epoch-patient: 1, 1, iter: 1-200, p%: 0.5000, loss: 1.2345, acc_flair_t2: 97.50%, acc_t1_t1ce: 88.25%, time cust: 0.1234
     patient loss: 1.2345, patient acc: 92.8750

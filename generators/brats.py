@@ -1,6 +1,6 @@
 """BraTS case folders: layouts, discovery, case lists and label conventions.
 
-Three on-disk layouts are recognised (see SPEC.md):
+Three on-disk layouts are recognised (see docs/spec.md):
 
 * BraTS 2017/2018 and 2019-2021: ``<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz``
 * BraTS 2023+ glioma: ``<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz``

@@ -2,7 +2,7 @@
 
 The reference ran ANTs ``N4BiasFieldCorrection -d 3 -s 3 -c [50x50x30x20] -b [300]`` on each
 of flair, t1, t1ce and t2 and wrote ``<case>_<modality>_corrected.nii.gz`` beside the
-original (SPEC.md). This module does the same with ``sitk.N4BiasFieldCorrectionImageFilter``:
+original (docs/spec.md). This module does the same with ``sitk.N4BiasFieldCorrectionImageFilter``:
 
 * the bias field is estimated on the image shrunk by ``shrink_factor`` (``sitk.Shrink``) and
   evaluated at full resolution (``GetLogBiasFieldAsImage``); the corrected image is

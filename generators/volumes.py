@@ -1,6 +1,6 @@
 """Reading NIfTI volumes of a case, checking them, and normalising intensities.
 
-Normalisation follows SPEC.md: per case and modality, the mean and standard deviation over
+Normalisation follows docs/spec.md: per case and modality, the mean and standard deviation over
 the nonzero voxels, then ``(x - mean) / std`` over the whole volume, so the background becomes
 the constant ``-mean / std``.
 """
@@ -82,7 +82,7 @@ def load_nifti(path, dtype=None):
 
 
 def normalise(volume, name="volume"):
-    """Z-score a volume with the statistics of its nonzero voxels (SPEC.md).
+    """Z-score a volume with the statistics of its nonzero voxels (docs/spec.md).
 
     Args:
         volume: 3-D array.

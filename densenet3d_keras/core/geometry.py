@@ -6,7 +6,7 @@ paper's models: 38^3 patches give 12^3 outputs).
 """
 from typing import List, Sequence, Tuple
 
-#: Reference training geometry (SPEC.md).
+#: Reference training geometry (docs/spec.md).
 PATCH_SIZE = 38
 MARGIN = 13
 OUTPUT_SIZE = PATCH_SIZE - 2 * MARGIN

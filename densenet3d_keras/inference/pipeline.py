@@ -20,7 +20,7 @@ from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.output import write_nifti_like
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
-from densenet3d_keras.models.presets import ARCHITECTURES, margins, resolve_model_name
+from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from generators.brats import discover_cases, load_case, resolve_case_list
 from generators.volumes import load_case_volumes
 
@@ -68,15 +68,11 @@ def _training_n4(checkpoint):
 
 
 def _n4_choice(values):
-    """``(n4correction, where it came from)``: the flag, the training config.json, or false."""
-    _, n4_default = resolve_model_name(values["model_name"])
-    if n4_default is False:
-        if values["n4correction"]:
-            raise ValueError("model %s was trained on uncorrected data; drop -nc true"
-                             % values["model_name"])
-        return False, "model name"
-    if values["n4correction"] is not None:
-        return bool(values["n4correction"]), "flag"
+    """``(n4correction, where it came from)``: the model name, the flag, the training
+    ``config.json`` beside the checkpoint, or false."""
+    chosen = n4_for_model(values["model_name"], values["n4correction"])
+    if chosen is not None:
+        return chosen, "flag" if values["n4correction"] is not None else "model name"
     recorded = _training_n4(values["checkpoint"])
     return bool(recorded), "checkpoint config.json" if recorded is not None else "default"
 

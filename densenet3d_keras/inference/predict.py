@@ -38,7 +38,7 @@ from densenet3d_keras.inference.tiling import (DEFAULT_TILE_SIZE, bounding_box, 
                                                extract_block, foreground_mask, pad_to_patch, tile_input_shape,
                                                tile_plan, tiles_per_batch, window_block, window_plan)
 
-#: Windows per model call of :func:`predict_patch` (same padding needs ~0.3 GB per window).
+#: Windows per model call of :func:`predict_patch` (memory: docs/performance.md).
 PATCH_BATCH_SIZE = 4
 METHODS = ("fcn", "patch")
 

@@ -26,7 +26,7 @@ def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, j
         learning_rate: Adam learning rate (reference 5e-4).
         optimizer: an optimizer to use instead of a new Adam (e.g. a distributed wrapper).
         run_eagerly: passed to ``compile`` on TensorFlow 2 (debugging only).
-        jit_compile: XLA-compile the train step (TensorFlow 2 only; measured ~10x slower on
+        jit_compile: XLA-compile the train step (TensorFlow 2 only; much slower on
             the CPU, docs/performance.md).
 
     Returns:

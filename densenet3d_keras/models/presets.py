@@ -66,3 +66,25 @@ def margins(architecture):
         return 1 + architecture.units[0], 1 + architecture.units[0] + architecture.units[1]
     first, second = architecture.plain_filters
     return len(first), len(first) + len(second)
+
+
+def n4_for_model(model_name, requested):
+    """N4 correction for a model name and the ``-nc`` flag.
+
+    Args:
+        model_name: a key of :data:`MODEL_NAMES`.
+        requested: ``-nc`` as given: ``True``, ``False`` or ``None`` (not given).
+
+    Returns:
+        ``False`` when the name fixes it (``dense24_nocorrection``), else ``requested``
+        (``None`` stays ``None``: the caller decides the default).
+
+    Raises:
+        ValueError: ``-nc true`` with a name that means uncorrected data.
+    """
+    _, n4_default = resolve_model_name(model_name)
+    if n4_default is False:
+        if requested:
+            raise ValueError("model %s is trained on uncorrected data; drop -nc true" % model_name)
+        return False
+    return requested

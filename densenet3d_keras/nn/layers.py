@@ -36,7 +36,7 @@ def _batch_norm(layer, name):
     """The batch norm sub-layer ``name`` of ``layer`` (which has ``bn_momentum``, ``bn_epsilon``).
 
     Under the ``mixed_bfloat16`` policy it computes in float32: batch norm is memory-bound,
-    so bfloat16 saves it nothing, and oneDNN's bfloat16 batch-norm kernels were 2.7x slower
+    so bfloat16 saves it nothing, and oneDNN's bfloat16 batch-norm kernels are slower
     than its float32 ones on the CPU (docs/performance.md). Its variables are float32 anyway.
     """
     dtype = compat.layer_dtype(layer)

@@ -12,7 +12,7 @@ from typing import Optional
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core.compat import IS_TF1
 from densenet3d_keras.core.fileio import write_json_atomic
-from densenet3d_keras.models.presets import ARCHITECTURES, margins, resolve_model_name
+from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from densenet3d_keras.runtime.npu import parse_loss_scale
 
 
@@ -81,14 +81,6 @@ def _patch_sizes(values, margin):
     return sizes[0], out
 
 
-def _n4_choice(model_name, n4correction):
-    """``-nc`` resolved against a model name that fixes it (``dense24_nocorrection``)."""
-    _, n4_default = resolve_model_name(model_name)
-    if n4_default is False and n4correction:
-        raise ValueError("model %s trains on uncorrected data; drop -nc true" % model_name)
-    return bool(n4correction)
-
-
 def _check_values(config):
     for flag, key, minimum in _MINIMA:
         value = getattr(config, key)
@@ -121,7 +113,7 @@ def resolve(args):
     values = dict(vars(args))
     architecture, _ = resolve_model_name(values["model_name"])
     values["architecture"] = architecture
-    values["n4correction"] = _n4_choice(values["model_name"], values["n4correction"])
+    values["n4correction"] = bool(n4_for_model(values["model_name"], values["n4correction"]))
     margin = margins(ARCHITECTURES[architecture])[1]
     values["patch_size"], values["output_size"] = _patch_sizes(values, margin)
     values["loss_scale"] = parse_loss_scale(values["loss_scale"])

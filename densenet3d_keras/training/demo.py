@@ -5,7 +5,7 @@ from generators.cache import default_cache_dir
 from generators.synthetic import write_dataset
 
 #: Synthetic dataset of ``--demo``: cases, shape, sampling and epochs sized for a 2-core CPU.
-#: The demo trains with valid padding (same weights and inference logits, ~5x faster steps).
+#: The demo trains with valid padding (same weights and inference logits, faster steps).
 DEMO = {"n_cases": 5, "shape": (96, 96, 72), "n_pos": 16, "n_neg": 16, "num_epochs": 3,
         "seed": 7, "padding": "valid"}
 

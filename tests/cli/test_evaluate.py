@@ -2,19 +2,15 @@
 import csv
 import json
 import os
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from tests import ROOT
-if ROOT not in sys.path:  # the repository is not necessarily pip-installed
-    sys.path.insert(0, ROOT)
-
-import evaluate_keras  # noqa: E402
-from densenet3d_keras.evaluation.report import find_predictions  # noqa: E402
-from densenet3d_keras.evaluation.metrics import evaluate_case  # noqa: E402
+from densenet3d_keras.cli import evaluate as evaluate_keras
+from densenet3d_keras.cli.runner import EXIT_ERROR
+from densenet3d_keras.evaluation.metrics import evaluate_case
+from densenet3d_keras.evaluation.report import find_predictions
 
 SHAPE = (32, 32, 24)
 SPACING = (1.0, 1.0, 2.0)
@@ -112,7 +108,7 @@ def read_csv(path):
 
 
 def assert_failed_cleanly(code, err, out_dir, *fragments):
-    assert code == evaluate_keras.EXIT_ERROR
+    assert code == EXIT_ERROR
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err

@@ -1,4 +1,4 @@
-"""predict_keras.py end to end on tiny synthetic datasets with a tiny checkpoint."""
+"""densenet3d_keras.cli.predict (predict_keras.py) end to end on tiny synthetic datasets and checkpoints."""
 import csv
 import os
 import shutil
@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import predict_keras
+from densenet3d_keras.cli import predict as predict_keras
 from generators import synthetic
 
 SHAPE = (48, 48, 40)
@@ -233,23 +233,16 @@ def test_demo_without_a_trained_demo_model_says_how_to_get_one(tmp_path, monkeyp
 
 
 def test_demo_defaults(tmp_path, monkeypatch):
-    from densenet3d_keras.training.trainer import demo_root
+    from densenet3d_keras.training.demo import demo_root
 
     monkeypatch.chdir(str(tmp_path))
     os.makedirs(os.path.join("runs", "dense24"))
     config = predict_keras.resolve(predict_keras.build_parser().parse_args(["--demo"]))
-    assert config["checkpoint"] == os.path.join("runs", "dense24")
-    assert config["model_name"] == "dense24" and config["method"] == "fcn"
-    assert config["root_path"] == demo_root(None) and config["case_list"] == "test.txt"
-    assert config["out"] == os.path.join("runs", "dense24", "demo_prediction")
-    assert config["evaluate"] and config["overlays"] and config["padding"] == "valid"
+    assert config.checkpoint == os.path.join("runs", "dense24")
+    assert config.model_name == "dense24" and config.method == "fcn"
+    assert config.root_path == demo_root(None) and config.case_list == "test.txt"
+    assert config.out == os.path.join("runs", "dense24", "demo_prediction")
+    assert config.evaluate and config.overlays and config.padding == "valid"
     config = predict_keras.resolve(predict_keras.build_parser().parse_args(
         ["--demo", "-o", "elsewhere", "--method", "patch"]))
-    assert config["out"] == "elsewhere" and config["padding"] == "same"
-
-
-def test_cli_default_tile_size_is_the_library_default():
-    from densenet3d_keras.inference.predict import DEFAULT_TILE_SIZE
-
-    assert predict_keras.DEFAULT_TILE_SIZE == DEFAULT_TILE_SIZE
-    assert predict_keras.build_parser().parse_args([]).tile_size == DEFAULT_TILE_SIZE
+    assert config.out == "elsewhere" and config.padding == "same"

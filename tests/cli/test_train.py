@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import train_keras
-from densenet3d_keras.training.config import build_parser, resolve, str2bool
+from densenet3d_keras.cli.runner import str2bool
+from densenet3d_keras.cli.train import build_parser
+from densenet3d_keras.training.config import resolve
 
 from tests import ROOT
 
@@ -51,7 +53,7 @@ def test_train_log_checkpoints_and_resume(keras_session, base_args, tmp_path, ca
                                              "tiny_epoch_001.h5", "tiny_epoch_002.h5"]
     with open(str(ckpt / "config.json")) as handle:
         config = json.load(handle)
-    assert config["model_name"] == "tiny" and config["padding"] == "valid" and config["num_epochs"] == 2
+    assert config.model_name == "tiny" and config.padding == "valid" and config.num_epochs == 2
 
     # Resume: one more epoch, optimizer state and epoch counter carried over.
     code, out, err = _run(base_args + ["-e", "3", "--padding", "valid", "-c", "true", "-lp", str(ckpt)], capsys)
@@ -98,12 +100,12 @@ def test_bool_flag_rejects_garbage(capsys):
 
 def test_resolve_defaults_and_nocorrection():
     config = resolve(build_parser().parse_args(["-r", "data", "-mn", "dense24_nocorrection"]))
-    assert config["architecture"] == "dense24" and config["n4correction"] is False
-    assert config["patch_size"] == 38 and config["output_size"] == 12 and config["psize"] == 12
-    assert config["save_path"] == os.path.join("runs", "dense24_nocorrection")
-    assert config["log_dir"] == config["save_path"]
-    assert config["lr"] == 5e-4 and config["batch_size"] == 2 and config["num_epochs"] == 5
-    assert config["n_pos"] == 200 and config["n_neg"] == 200
+    assert config.architecture == "dense24" and config.n4correction is False
+    assert config.patch_size == 38 and config.output_size == 12
+    assert config.save_path == os.path.join("runs", "dense24_nocorrection")
+    assert config.log_dir == config.save_path
+    assert config.lr == 5e-4 and config.batch_size == 2 and config.num_epochs == 5
+    assert config.n_pos == 200 and config.n_neg == 200
 
 
 @pytest.mark.parametrize("args, message", [
@@ -152,12 +154,12 @@ def test_summary_prints_dense24_parameter_count():
 
 
 def test_demo_keeps_options_given_on_the_command_line():
-    from densenet3d_keras.training.config import given_options
-    from densenet3d_keras.training.trainer import DEMO, apply_demo_defaults
+    from densenet3d_keras.cli.train import given_options
+    from densenet3d_keras.training.demo import DEMO, apply_demo_defaults
 
     argv = ["--demo", "--num-epochs", "7", "--padding=same", "-mn", "tiny"]
     given = given_options(argv)
     assert {"num_epochs", "padding", "model_name", "demo"} <= given and "n_pos" not in given
     config = apply_demo_defaults(resolve(build_parser().parse_args(argv)), given)
-    assert config["num_epochs"] == 7 and config["padding"] == "same"
-    assert config["n_pos"] == DEMO["n_pos"] and config["n_neg"] == DEMO["n_neg"]
+    assert config.num_epochs == 7 and config.padding == "same"
+    assert config.n_pos == DEMO["n_pos"] and config.n_neg == DEMO["n_neg"]

@@ -5,7 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from densenet3d_keras.inference import predict as inference
+from densenet3d_keras.inference import output, predict, tiling
 from densenet3d_keras.core.geometry import MARGIN, PATCH_SIZE
 
 # ----------------------------------------------------------------------------- tile plans
@@ -22,7 +22,7 @@ from densenet3d_keras.core.geometry import MARGIN, PATCH_SIZE
     (7, 1, 7, 1),
 ])
 def test_axis_tiles_partition_the_axis_with_equal_blocks(length, max_output, count, size):
-    tiles = inference.axis_tiles(length, max_output)
+    tiles = tiling.axis_tiles(length, max_output)
     assert len(tiles) == count
     assert all(t.stop - t.start == size for t in tiles)
     assert size <= max_output
@@ -37,7 +37,7 @@ def test_axis_tiles_partition_the_axis_with_equal_blocks(length, max_output, cou
 @pytest.mark.parametrize("length, max_output", [(0, 5), (5, 0)])
 def test_axis_tiles_rejects_empty_input(length, max_output):
     with pytest.raises(ValueError):
-        inference.axis_tiles(length, max_output)
+        tiling.axis_tiles(length, max_output)
 
 
 @pytest.mark.parametrize("start, stop, tile_size", [
@@ -48,7 +48,7 @@ def test_axis_tiles_rejects_empty_input(length, max_output):
     ((10, 10, 10), (11, 80, 12), 30),
 ])
 def test_tile_plan_writes_every_voxel_of_the_region_exactly_once(start, stop, tile_size):
-    plan = inference.tile_plan(start, stop, tile_size, MARGIN)
+    plan = tiling.tile_plan(start, stop, tile_size, MARGIN)
     shape = tuple(b + 2 for b in stop)
     cover = np.zeros(shape, np.uint8)
     shapes = set()
@@ -61,7 +61,7 @@ def test_tile_plan_writes_every_voxel_of_the_region_exactly_once(start, stop, ti
         assert all(a >= s and b <= e for a, b, s, e in zip(tile.start, tile.stop, start, stop))
         assert all(a <= w and x <= b for a, w, x, b in zip(tile.start, tile.write_start,
                                                            tile.write_stop, tile.stop))
-        assert inference.tile_input_shape(tile, MARGIN) == tuple(o + 2 * MARGIN for o in out)
+        assert tiling.tile_input_shape(tile, MARGIN) == tuple(o + 2 * MARGIN for o in out)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     assert (cover[region] == 1).all()
     assert cover.sum() == np.prod([b - a for a, b in zip(start, stop)])
@@ -69,20 +69,20 @@ def test_tile_plan_writes_every_voxel_of_the_region_exactly_once(start, stop, ti
 
 
 def test_default_tile_plan_for_a_brats_brain_uses_18_tiles_of_about_87_voxels():
-    plan = inference.tile_plan((25, 36, 23), (208, 210, 136))
+    plan = tiling.tile_plan((25, 36, 23), (208, 210, 136))
     assert len(plan) == 18
-    assert inference.tile_input_shape(plan[0]) == (87, 84, 83)
+    assert tiling.tile_input_shape(plan[0]) == (87, 84, 83)
 
 
 @pytest.mark.parametrize("tile_size", [26, 20])
 def test_tile_plan_rejects_tiles_without_output(tile_size):
     with pytest.raises(ValueError, match="too small"):
-        inference.tile_plan((0, 0, 0), (50, 50, 50), tile_size, MARGIN)
+        tiling.tile_plan((0, 0, 0), (50, 50, 50), tile_size, MARGIN)
 
 
 def test_tile_plan_rejects_an_empty_region():
     with pytest.raises(ValueError, match="empty region"):
-        inference.tile_plan((5, 5, 5), (5, 9, 9), 96)
+        tiling.tile_plan((5, 5, 5), (5, 9, 9), 96)
 
 
 @pytest.mark.parametrize("input_shape, tile_size, expected", [
@@ -90,7 +90,7 @@ def test_tile_plan_rejects_an_empty_region():
     ((62, 62, 81), 96, 2), ((120, 120, 120), 96, 1),
 ])
 def test_tiles_per_batch_fills_the_voxel_budget(input_shape, tile_size, expected):
-    assert inference.tiles_per_batch(input_shape, tile_size) == expected
+    assert tiling.tiles_per_batch(input_shape, tile_size) == expected
 
 
 # ----------------------------------------------------------------------------- window plans
@@ -98,11 +98,11 @@ def test_tiles_per_batch_fills_the_voxel_budget(input_shape, tile_size, expected
 
 @pytest.mark.parametrize("shape", [(38, 38, 38), (50, 62, 38), (51, 40, 45), (60, 56, 50)])
 def test_window_blocks_cover_the_interior_and_nothing_else(shape):
-    starts = inference.window_plan(shape)
+    starts = tiling.window_plan(shape)
     cover = np.zeros(shape, np.uint8)
     for start in starts:
         assert all(0 <= s and s + PATCH_SIZE <= d for s, d in zip(start, shape))
-        cover[inference.window_block(start)] += 1
+        cover[tiling.window_block(start)] += 1
     interior = tuple(slice(MARGIN, d - MARGIN) for d in shape)
     assert (cover[interior] >= 1).all()
     assert cover.sum() == (cover[interior]).sum(), "no block reaches into the 13-voxel rim"
@@ -111,12 +111,12 @@ def test_window_blocks_cover_the_interior_and_nothing_else(shape):
 
 
 def test_window_plan_of_a_brats_volume_has_3564_windows():
-    assert len(inference.window_plan((240, 240, 155))) == 18 * 18 * 11
+    assert len(tiling.window_plan((240, 240, 155))) == 18 * 18 * 11
 
 
 def test_window_plan_rejects_a_volume_smaller_than_the_patch():
     with pytest.raises(ValueError, match="smaller than"):
-        inference.window_plan((37, 50, 50))
+        tiling.window_plan((37, 50, 50))
 
 
 # ----------------------------------------------------------------------------- padding
@@ -141,7 +141,7 @@ def test_extract_block_equals_slicing_the_background_padded_volume(start, stop):
     padded[...] = fill
     padded[pad:-pad, pad:-pad, pad:-pad] = image
     expected = padded[tuple(slice(a + pad, b + pad) for a, b in zip(start, stop))]
-    block = inference.extract_block(image, start, stop, fill)
+    block = tiling.extract_block(image, start, stop, fill)
     assert block.dtype == np.float32
     np.testing.assert_array_equal(block, expected)
     block[...] = 0  # a copy, never a view
@@ -150,7 +150,7 @@ def test_extract_block_equals_slicing_the_background_padded_volume(start, stop):
 
 def test_extract_block_rejects_an_empty_box():
     with pytest.raises(ValueError, match="empty box"):
-        inference.extract_block(_ramp((4, 4, 4)), (1, 1, 1), (1, 3, 3), (0, 0))
+        tiling.extract_block(_ramp((4, 4, 4)), (1, 1, 1), (1, 3, 3), (0, 0))
 
 
 @pytest.mark.parametrize("shape, offset, padded", [
@@ -161,9 +161,9 @@ def test_extract_block_rejects_an_empty_box():
 def test_pad_to_patch_pads_short_axes_symmetrically_and_crop_back_undoes_it(shape, offset, padded):
     image = _ramp(shape)
     fill = np.asarray([-3.0, -4.0], np.float32)
-    out, where = inference.pad_to_patch(image, fill, PATCH_SIZE)
+    out, where = tiling.pad_to_patch(image, fill, PATCH_SIZE)
     assert out.shape[:3] == padded and tuple(where) == offset
-    np.testing.assert_array_equal(inference.crop_back(out, where, shape), image)
+    np.testing.assert_array_equal(tiling.crop_back(out, where, shape), image)
     border = np.ones(padded, bool)
     border[tuple(slice(o, o + s) for o, s in zip(offset, shape))] = False
     np.testing.assert_array_equal(out[border], np.broadcast_to(fill, (border.sum(), 2)))
@@ -178,7 +178,7 @@ def test_bounding_box(points, expected):
     mask = np.zeros((8, 10, 6), bool)
     for point in points:
         mask[point] = True
-    assert inference.bounding_box(mask) == expected
+    assert tiling.bounding_box(mask) == expected
 
 
 def test_foreground_mask_marks_voxels_where_any_channel_is_not_background():
@@ -187,7 +187,7 @@ def test_foreground_mask_marks_voxels_where_any_channel_is_not_background():
     image[..., 1] = -0.5
     image[0, 1, 2, 0] = 3.0
     image[2, 2, 2, 1] = 0.0
-    mask = inference.foreground_mask(image, (-1.25, -0.5))
+    mask = tiling.foreground_mask(image, (-1.25, -0.5))
     assert mask.sum() == 2 and mask[0, 1, 2] and mask[2, 2, 2]
 
 
@@ -198,17 +198,17 @@ def test_labels_skip_class_3_and_unscored_voxels():
     logits = np.zeros((2, 1, 1, 5), np.float32)
     logits[0, 0, 0] = [0, 1, 2, 9, 3]   # class 3 is not a label: 4 wins
     logits[1, 0, 0] = [0, 5, 2, 9, 3]
-    labels = inference.labels_from_logits(logits)
+    labels = predict.labels_from_logits(logits)
     assert labels.dtype == np.uint8 and labels.ravel().tolist() == [4, 1]
     scored = np.array([True, False]).reshape((2, 1, 1))
-    assert inference.labels_from_logits(logits, scored).ravel().tolist() == [4, 0]
+    assert predict.labels_from_logits(logits, scored).ravel().tolist() == [4, 0]
 
 
 def test_probabilities_are_a_softmax_and_background_where_unscored():
     rng = np.random.RandomState(0)
     logits = (rng.randn(3, 4, 2, 5) * 30).astype(np.float32)
     scored = rng.rand(3, 4, 2) > 0.3
-    probabilities = inference.probabilities_from_logits(logits, scored)
+    probabilities = predict.probabilities_from_logits(logits, scored)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
     expected = np.exp(logits - logits.max(-1, keepdims=True))
@@ -229,7 +229,7 @@ def test_write_nifti_like_keeps_the_reference_grid_and_leaves_no_temporary(tmp_p
     path = str(tmp_path / "case.nii.gz")
     labels = np.zeros((6, 5, 4), np.uint8)
     labels[1:3, 2, 1] = 4
-    inference.write_nifti_like(path, labels, reference.header, "test labels")
+    output.write_nifti_like(path, labels, reference.header, "test labels")
     image = nib.load(path)
     assert image.get_data_dtype() == np.uint8
     np.testing.assert_array_equal(np.asarray(image.dataobj), labels)
@@ -239,13 +239,13 @@ def test_write_nifti_like_keeps_the_reference_grid_and_leaves_no_temporary(tmp_p
     np.testing.assert_allclose(image.header.get_qform(), reference.header.get_qform())
     assert image.header.get_zooms() == reference.header.get_zooms()
     probabilities = np.random.RandomState(1).rand(6, 5, 4, 5).astype(np.float32)
-    inference.write_nifti_like(str(tmp_path / "p.nii.gz"), probabilities, reference.header)
+    output.write_nifti_like(str(tmp_path / "p.nii.gz"), probabilities, reference.header)
     loaded = nib.load(str(tmp_path / "p.nii.gz"))
     assert loaded.shape == (6, 5, 4, 5) and loaded.get_data_dtype() == np.float32
     np.testing.assert_array_equal(np.asarray(loaded.dataobj), probabilities)
     assert sorted(os.listdir(str(tmp_path))) == ["case.nii.gz", "p.nii.gz"]
     with pytest.raises(ValueError, match="differs from the reference grid"):
-        inference.write_nifti_like(str(tmp_path / "bad.nii.gz"), labels[:5], reference.header)
+        output.write_nifti_like(str(tmp_path / "bad.nii.gz"), labels[:5], reference.header)
     assert not os.path.exists(str(tmp_path / "bad.nii.gz"))
 
 
@@ -294,10 +294,10 @@ def patch_result(volume):
     _randomise_batch_norm(model, seed=3)
     image, background = volume
     # Centre the label logits of the brain on 0 (head bias), so that every class wins somewhere.
-    probe = inference.predict_patch(model, image, background, windows=[(11, 9, 6)])
+    probe = predict.predict_patch(model, image, background, windows=[(11, 9, 6)])
     bias = model.get_layer("head").label_conv_27.bias
     bias.assign(bias.numpy() - probe.logits[probe.scored].mean(axis=0))
-    result = inference.predict_patch(model, image, background, batch_size=5)
+    result = predict.predict_patch(model, image, background, batch_size=5)
     weights = model.get_weights()
     clear_session()
     return result, weights
@@ -317,7 +317,7 @@ def test_fcn_equals_patch_away_from_the_edge(volume, patch_result, padding, tile
     model = build_model("tiny", None, padding=padding)
     model.set_weights(weights)
     calls = []
-    result = inference.predict_fcn(model, image, background, tile_size=tile_size,
+    result = predict.predict_fcn(model, image, background, tile_size=tile_size,
                                    batch_size=batch_size, crop_to_brain=False,
                                    progress=lambda done, total: calls.append((done, total)))
     clear_session()
@@ -344,9 +344,9 @@ def test_fcn_on_the_brain_box_equals_patch_there_and_is_background_outside(volum
     clear_session()
     model = build_model("tiny", None, padding="valid")
     model.set_weights(weights)
-    result = inference.predict_fcn(model, image, background, tile_size=96)
+    result = predict.predict_fcn(model, image, background, tile_size=96)
     clear_session()
-    start, stop = inference.bounding_box(inference.foreground_mask(image, background))
+    start, stop = tiling.bounding_box(tiling.foreground_mask(image, background))
     box = np.zeros(image.shape[:3], bool)
     box[tuple(slice(a, b) for a, b in zip(start, stop))] = True
     np.testing.assert_array_equal(result.scored, box)
@@ -371,7 +371,7 @@ def test_patch_pads_a_volume_smaller_than_the_window(volume, patch_result):
     clear_session()
     model = build_model("tiny", PATCH_SIZE, padding="same")
     model.set_weights(weights)
-    result = inference.predict_patch(model, small, background, batch_size=8)
+    result = predict.predict_patch(model, small, background, batch_size=8)
     clear_session()
     assert result.logits.shape == small.shape[:3] + (5,)
     assert result.labels.shape == small.shape[:3]

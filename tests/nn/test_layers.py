@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from densenet3d_keras.nn import layers as layers_module
+from densenet3d_keras.nn import ops as ops_module
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.nn.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
                                      PaddedBatchNormalization, PlainBlock3D, TransitionDown)
@@ -188,17 +188,17 @@ def test_dense_block_channel_padding_and_fusion_change_nothing(keras_session, mo
     mode, the gradients of the input and of every weight, the moving statistics after a step.
     """
     x = np.random.RandomState(2).randn(2, 12, 12, 12, 10).astype(np.float32)
-    monkeypatch.setattr(layers_module, "FUSE_COPIES", False)
+    monkeypatch.setattr(ops_module, "FUSE_COPIES", False)
     reference = _block_results(padding, 1, x)
     if fuse:
-        assert layers_module._crop_concat_xla is not None  # TensorFlow 2: XLA is there
+        assert ops_module._crop_concat_xla is not None  # TensorFlow 2: XLA is there
         calls = []
         for name in ("_crop_concat_xla", "_crop_concat_gradient_xla", "_relu_slice_xla",
                      "_relu_slice_gradient_xla"):
-            original = getattr(layers_module, name)
-            monkeypatch.setattr(layers_module, name,
+            original = getattr(ops_module, name)
+            monkeypatch.setattr(ops_module, name,
                                 lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
-    monkeypatch.setattr(layers_module, "FUSE_COPIES", fuse)
+    monkeypatch.setattr(ops_module, "FUSE_COPIES", fuse)
     result = _block_results(padding, 16, x)
     if fuse:
         assert set(calls) == {"_crop_concat_xla", "_crop_concat_gradient_xla",

@@ -16,7 +16,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from densenet3d_keras.runtime import strategy as distribute
+from densenet3d_keras.runtime import cluster, strategy
+from densenet3d_keras.runtime.select import select_runtime
 from densenet3d_keras.runtime.cluster import Worker
 
 from tests import ROOT
@@ -39,7 +40,7 @@ CHIEF_AND_2 = {"chief": ["h:0"], "worker": ["h:1", "h:2"]}
     (_tf_config({"worker": ["h:1"]}, "worker", 0), Worker(0, 1)),
 ])
 def test_parse_tf_config(text, expected):
-    assert distribute.parse_tf_config(text) == expected
+    assert cluster.parse_tf_config(text) == expected
 
 
 @pytest.mark.parametrize("text, message", [
@@ -58,7 +59,7 @@ def test_parse_tf_config(text, expected):
 ])
 def test_parse_tf_config_rejects(text, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.parse_tf_config(text)
+        cluster.parse_tf_config(text)
 
 
 @pytest.mark.parametrize("environ, expected", [
@@ -69,7 +70,7 @@ def test_parse_tf_config_rejects(text, message):
     ({"RANK_SIZE": " ", "RANK_ID": ""}, Worker(0, 1)),
 ])
 def test_rank_from_env(environ, expected):
-    assert distribute.rank_from_env(environ) == expected
+    assert cluster.rank_from_env(environ) == expected
 
 
 @pytest.mark.parametrize("environ, message", [
@@ -81,14 +82,14 @@ def test_rank_from_env(environ, expected):
 ])
 def test_rank_from_env_rejects(environ, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.rank_from_env(environ)
+        cluster.rank_from_env(environ)
 
 
 def test_worker_from_env():
-    assert distribute.worker_from_env({}) == Worker(0, 1)
-    assert distribute.worker_from_env({"TF_CONFIG": _tf_config(WORKERS_2, "worker", 1)}) == Worker(1, 2)
+    assert cluster.worker_from_env({}) == Worker(0, 1)
+    assert cluster.worker_from_env({"TF_CONFIG": _tf_config(WORKERS_2, "worker", 1)}) == Worker(1, 2)
     with pytest.raises(ValueError, match="RANK_SIZE=8 asks for 8 Ascend devices"):
-        distribute.worker_from_env({"RANK_SIZE": "8", "RANK_ID": "0"})
+        cluster.worker_from_env({"RANK_SIZE": "8", "RANK_ID": "0"})
 
 
 @pytest.mark.parametrize("worker, environ, expected", [
@@ -97,12 +98,12 @@ def test_worker_from_env():
     (Worker(0, 1), {"ASCEND_DEVICE_ID": ""}, "0"),
 ])
 def test_log_id(worker, environ, expected):
-    assert distribute.log_id(worker, environ) == expected
+    assert cluster.log_id(worker, environ) == expected
 
 
 def test_is_chief():
-    assert distribute.is_chief(Worker(0, 3))
-    assert not distribute.is_chief(Worker(2, 3))
+    assert cluster.is_chief(Worker(0, 3))
+    assert not cluster.is_chief(Worker(2, 3))
 
 
 @pytest.mark.parametrize("requested, workers, gpus, expected", [
@@ -117,7 +118,7 @@ def test_is_chief():
     ("multiworker", 3, 0, "multiworker"),
 ])
 def test_choose_strategy(requested, workers, gpus, expected):
-    assert distribute.choose_strategy(requested, workers, gpus) == expected
+    assert cluster.choose_strategy(requested, workers, gpus) == expected
 
 
 @pytest.mark.parametrize("requested, workers, message", [
@@ -127,7 +128,7 @@ def test_choose_strategy(requested, workers, gpus, expected):
 ])
 def test_choose_strategy_rejects(requested, workers, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.choose_strategy(requested, workers, 0)
+        cluster.choose_strategy(requested, workers, 0)
 
 
 @pytest.mark.parametrize("patients, worker, indices, dropped", [
@@ -140,12 +141,12 @@ def test_choose_strategy_rejects(requested, workers, message):
     (3, Worker(2, 3), [2], []),
 ])
 def test_shard(patients, worker, indices, dropped):
-    assert distribute.shard(patients, worker) == (indices, dropped)
+    assert cluster.shard(patients, worker) == (indices, dropped)
 
 
 @pytest.mark.parametrize("patients, workers", [(n, k) for n in range(1, 12) for k in range(1, n + 1)])
 def test_shards_are_disjoint_equal_and_cover_all_but_the_remainder(patients, workers):
-    shares = [distribute.shard(patients, Worker(i, workers)) for i in range(workers)]
+    shares = [cluster.shard(patients, Worker(i, workers)) for i in range(workers)]
     seen = [i for share in shares for i in share.indices]
     assert len(seen) == len(set(seen))
     assert len(set(len(share.indices) for share in shares)) == 1
@@ -160,17 +161,17 @@ def test_shards_are_disjoint_equal_and_cover_all_but_the_remainder(patients, wor
 ])
 def test_shard_rejects(patients, worker, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.shard(patients, worker)
+        cluster.shard(patients, worker)
 
 
 def test_scaled_learning_rate():
-    assert distribute.scaled_learning_rate(5e-4, 8, True) == pytest.approx(4e-3)
-    assert distribute.scaled_learning_rate(5e-4, 8, False) == 5e-4
+    assert cluster.scaled_learning_rate(5e-4, 8, True) == pytest.approx(4e-3)
+    assert cluster.scaled_learning_rate(5e-4, 8, False) == 5e-4
 
 
 def test_select_runtime_single_worker_default_strategy():
-    runtime = distribute.select_runtime({"strategy": "auto"}, environ={})
-    assert isinstance(runtime, distribute.StrategyRuntime)
+    runtime = select_runtime("auto", environ={})
+    assert isinstance(runtime, strategy.StrategyRuntime)
     assert runtime.num_replicas == 1 and runtime.worker == Worker(0, 1) and runtime.is_chief
     assert not runtime.distributed
     assert runtime.describe(2) == ["strategy: tf.distribute default strategy, 1 replica(s) in sync, "
@@ -187,7 +188,7 @@ def test_select_runtime_single_worker_default_strategy():
 ])
 def test_select_runtime_rejects(config, environ, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.select_runtime(config, environ=environ)
+        select_runtime(environ=environ, **config)
 
 
 # -- a per-worker sequence under a strategy with two local replicas (a subprocess: the logical
@@ -241,7 +242,8 @@ def test_distribute_sequence_splits_each_worker_batch_among_local_replicas():
 _WORKER_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from densenet3d_keras.training.config import build_parser, resolve
+    from densenet3d_keras.cli.train import build_parser
+    from densenet3d_keras.training.config import resolve
     from densenet3d_keras.training.trainer import train
 
     config = resolve(build_parser().parse_args(sys.argv[2:]))

@@ -15,7 +15,7 @@ import types
 import pytest
 
 from densenet3d_keras.core import compat
-from densenet3d_keras.runtime import strategy as distribute
+from densenet3d_keras.runtime.select import select_runtime
 from densenet3d_keras.runtime import npu
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.runtime.cluster import Worker
@@ -174,14 +174,14 @@ def test_runtime_installs_the_session_and_closes_it_on_error(stand_in, sessions)
 
 def test_select_runtime_reads_the_ranks(stand_in):
     environ = {"RANK_SIZE": "8", "RANK_ID": "3", "ASCEND_DEVICE_ID": "6"}
-    runtime = distribute.select_runtime({"strategy": "auto", "precision_mode": "force_fp16"}, environ)
+    runtime = select_runtime("auto", "force_fp16", environ=environ)
     assert isinstance(runtime, npu.NpuRuntime)
     assert runtime.worker == Worker(3, 8) and runtime.log_id == "6" and not runtime.is_chief
     assert runtime.describe(2) == [
         "strategy: Ascend NPU (npu_bridge), 1 replica(s) in sync, worker 3 of 8, global batch 16",
         "ascend: rank 3 of 8, device 6, precision_mode force_fp16, loss scale off"]
     assert runtime.checkpoint_dir("ckpt") is None
-    assert distribute.select_runtime({"strategy": "auto"}, {}).worker == Worker(0, 1)
+    assert select_runtime("auto", environ={}).worker == Worker(0, 1)
 
 
 @pytest.mark.parametrize("config, environ, message", [
@@ -192,7 +192,7 @@ def test_select_runtime_reads_the_ranks(stand_in):
 ])
 def test_select_runtime_rejects(stand_in, config, environ, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        distribute.select_runtime(config, environ)
+        select_runtime(environ=environ, **config)
 
 
 @pytest.mark.parametrize("loss_scale, manager", [
@@ -255,7 +255,8 @@ def npu_dataset(tmp_path_factory):
 
 
 def _config(tmp_path, root, *extra):
-    from densenet3d_keras.training.config import build_parser, resolve
+    from densenet3d_keras.cli.train import build_parser
+    from densenet3d_keras.training.config import resolve
 
     argv = ["-r", root, "-mn", "tiny", "--n-pos", "2", "--n-neg", "2", "-e", "1", "--padding", "valid",
             "--performance", "1", "--cache-dir", str(tmp_path.parent / "npu_cache"),

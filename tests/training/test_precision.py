@@ -1,7 +1,4 @@
-"""--precision (Keras mixed precision), moving optimizer state between rebuilt models, thread flags."""
-import os
-import subprocess
-import sys
+"""--precision (Keras mixed precision), moving optimizer state between rebuilt models; negative thread flags."""
 
 import numpy as np
 import pytest
@@ -9,11 +6,11 @@ import pytest
 import train_keras
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import clear_session, keras
-from densenet3d_keras.training.config import build_parser, resolve
+from densenet3d_keras.cli.train import build_parser
+from densenet3d_keras.training.config import resolve
 from densenet3d_keras.models.builder import build_model
 from densenet3d_keras.models.objectives import CUSTOM_OBJECTS, compile_model
 
-from tests import ROOT as REPO
 
 
 @pytest.fixture
@@ -108,42 +105,3 @@ def test_negative_thread_counts_are_rejected(flag):
     args = build_parser().parse_args(["-mn", "tiny", "-r", "data", flag, "-1"])
     with pytest.raises(ValueError, match=flag):
         resolve(args)
-
-
-def test_thread_counts_in_force_can_be_set_again():
-    compat.set_thread_counts(*compat.thread_counts())
-    with pytest.raises(ValueError, match="integer >= 0"):
-        compat.set_thread_counts(-2, 0)
-
-
-@pytest.mark.parametrize("given, cores, gpus, expected", [
-    ((None, None), 2, 0, (1, 2)),     # CPU only: the two pathways side by side
-    ((None, None), 16, 0, (8, 2)),
-    ((None, None), 1, 0, (0, 0)),     # one core: TensorFlow's default
-    ((None, None), 8, 1, (0, 0)),     # a GPU: TensorFlow's default
-    ((3, None), 8, 0, (3, 2)),        # what the user gave is kept
-    ((None, 0), 8, 0, (4, 0)),
-    ((0, 0), 8, 0, (0, 0)),
-])
-def test_auto_thread_counts(given, cores, gpus, expected):
-    assert compat.auto_thread_counts(*given, cores=cores, gpus=gpus) == expected
-
-
-def test_fresh_process_applies_the_automatic_thread_counts():
-    code = ("from densenet3d_keras import compat; "
-            "print(*(compat.apply_thread_counts() + compat.thread_counts() + (compat.usable_cores(),)))")
-    out = subprocess.check_output([sys.executable, "-c", code], cwd=REPO,
-                                  env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-    intra, inter, intra_in_force, inter_in_force, cores = [int(v) for v in out.split()]
-    expected = (cores // 2, 2) if cores >= 2 else (0, 0)
-    assert (intra, inter) == (intra_in_force, inter_in_force) == expected
-
-
-def test_chosen_thread_counts_give_way_once_tensorflow_runs():
-    """In a process where TensorFlow already ran, a choice does not fail; a given count does."""
-    compat.tf.constant(1.0) + 1.0  # TensorFlow has started in this process
-    in_force = compat.thread_counts()
-    assert compat.apply_thread_counts() == in_force
-    other = in_force[0] + 1
-    with pytest.raises(ValueError, match="after TensorFlow started"):
-        compat.apply_thread_counts(other, None)
