@@ -53,7 +53,7 @@ def test_train_log_checkpoints_and_resume(keras_session, base_args, tmp_path, ca
                                              "tiny_epoch_001.h5", "tiny_epoch_002.h5"]
     with open(str(ckpt / "config.json")) as handle:
         config = json.load(handle)
-    assert config.model_name == "tiny" and config.padding == "valid" and config.num_epochs == 2
+    assert config["model_name"] == "tiny" and config["padding"] == "valid" and config["num_epochs"] == 2
 
     # Resume: one more epoch, optimizer state and epoch counter carried over.
     code, out, err = _run(base_args + ["-e", "3", "--padding", "valid", "-c", "true", "-lp", str(ckpt)], capsys)
