@@ -4,6 +4,7 @@ Usage::
 
     python evaluate_keras.py --pred <pred dir> --gt <dataset root> -o <out dir>
         [--list test.txt] [--label-convention auto|brats2017|brats2023] [--overlays]
+        [--skip-incomplete]
 
 Predictions are ``<pred dir>/<case id>.nii.gz`` (the BraTS submission name); the ground truth
 is each case folder's ``seg`` file under the dataset root. With ``--list`` exactly the listed
@@ -13,13 +14,14 @@ sides are scored and the others are reported as skipped. Writes ``<out>/metrics.
 Metric conventions (HD95 definition, empty regions) are in :mod:`densenet3d_keras.metrics`.
 
 Exit codes: 0 success; 2 any failure (bad arguments, missing or unreadable input, labels
-outside the convention, shape or grid mismatch, output not writable). Failures print one line
-``error: ...`` on stderr and leave no output file behind.
+outside the convention, shape or grid mismatch, output not writable); 130 interrupted
+(Ctrl-C). Failures print one line ``error: ...`` (or ``interrupted``) on stderr and leave no
+output file behind.
 """
-import argparse
 import math
 import sys
 
+from densenet3d_keras.cli import EXIT_INTERRUPTED, OneLineArgumentParser
 from generators.brats import LABEL_CONVENTIONS, resolve_case_list
 
 #: Exit code for every failure (argparse's own usage errors use 2 as well).
@@ -35,7 +37,8 @@ def build_parser():
     Returns:
         argparse.ArgumentParser.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
+        prog="evaluate_keras.py",
         description="Score predicted BraTS label maps against the ground truth "
                     "(Dice, HD95 in mm, sensitivity, specificity for WT, TC and ET).")
     parser.add_argument("--pred", required=True, help="folder of <case id>.nii.gz predictions")
@@ -51,6 +54,9 @@ def build_parser():
                              "brats2023 (enhancing = 3) or auto (as the case's ground truth)")
     parser.add_argument("--overlays", action="store_true",
                         help="also write overlays/<case>.png (flair with GT and prediction)")
+    parser.add_argument("--skip-incomplete", action="store_true",
+                        help="without --list: leave out (and list) folders under --gt that are "
+                             "not complete cases, instead of stopping")
     return parser
 
 
@@ -90,7 +96,8 @@ def main(argv=None):
         argv: arguments without the program name (default ``sys.argv[1:]``).
 
     Returns:
-        0 on success, 2 on failure (the reason printed as one line on stderr).
+        0 on success, 2 on failure (the reason printed as one line on stderr), 130 when
+        interrupted (``interrupted`` on stderr; no partial output is left).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -99,6 +106,9 @@ def main(argv=None):
         message = str(error).strip().splitlines()
         sys.stderr.write("error: %s\n" % (message[0] if message else type(error).__name__))
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 def _run(args):
@@ -108,7 +118,8 @@ def _run(args):
     print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s"
           % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays))
     names = resolve_case_list(args.gt, args.list, default_name="") if args.list else None
-    cases, extra, unpredicted = select_cases(args.pred, args.gt, names)
+    cases, extra, unpredicted = select_cases(args.pred, args.gt, names,
+                                             skip_incomplete=args.skip_incomplete)
     if names is None:
         print("evaluating %d case(s) present in both folders; skipped %d prediction(s) without "
               "ground truth and %d ground-truth case(s) without prediction"

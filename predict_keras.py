@@ -4,7 +4,7 @@
 Usage::
 
     python predict_keras.py -m <checkpoint file or folder> -mn dense24
-        (-r <dataset root> [--list test.txt] | -i <case dir>) -o <out dir>
+        (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
         [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays]
@@ -33,18 +33,23 @@ at least 13 voxels from the edge; ``patch`` leaves that rim unscored (label 0).
 checkpoint in ``runs/dense24`` into ``runs/dense24/demo_prediction`` and evaluates them with
 overlays; explicit flags override those defaults.
 
+Before the first output is written, the output folder is checked, the checkpoint loaded, and
+every case read through the loader prediction uses (with ``--evaluate`` with its label map),
+so a bad case anywhere in the list stops the run with nothing written. A folder under ``-r``
+that is not a complete case is an error, or with ``--skip-incomplete`` left out and named.
+
 Exit codes: 0 success; 2 any failure (bad arguments, a checkpoint for another model or with
 weights that do not fit, a missing or unreadable input, an output folder that cannot be
-written). Failures print one line ``error: ...`` on stderr; every output file is written under
-a temporary name and renamed into place, so a failure leaves no partial file.
+written); 130 interrupted. Failures print one line ``error: ...`` on stderr; every output file
+is written under a temporary name and renamed into place, so a failure leaves no partial file.
 """
-import argparse
 import json
 import os
 import sys
 import tempfile
 import time
 
+from densenet3d_keras.cli import OneLineArgumentParser, str2bool
 from densenet3d_keras.fileio import make_output_folder
 from generators.brats import LABEL_CONVENTIONS
 
@@ -57,20 +62,13 @@ DEMO = {"checkpoint": os.path.join("runs", "dense24"), "model_name": "dense24",
         "case_list": "test.txt", "out": os.path.join("runs", "dense24", "demo_prediction")}
 
 
-def _str2bool(value):
-    """``densenet3d_keras.config.str2bool``, imported when used (the package loads TensorFlow)."""
-    from densenet3d_keras.config import str2bool
-
-    return str2bool(value)
-
-
 def build_parser():
     """The command-line parser.
 
     Returns:
         argparse.ArgumentParser.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="predict_keras.py",
         description="Segment BraTS cases with a trained hierarchical dense 3-D CNN and write "
                     "<out>/<case id>.nii.gz label maps on the flair's grid.")
@@ -87,7 +85,10 @@ def build_parser():
                            "looked up in the root). Default: every case under the root")
     data.add_argument("-i", "--input", dest="case_dir", default=None,
                       help="one case folder (instead of -r)")
-    data.add_argument("-nc", "--n4correction", dest="n4correction", type=_str2bool, default=None,
+    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
+                      help="with -r and no --list: leave out (and list) folders under the root "
+                           "that are not complete cases, instead of stopping")
+    data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=None,
                       metavar="{true,false}",
                       help="read the N4-corrected files like training (default: what the "
                            "checkpoint folder's config.json records, else false)")
@@ -168,6 +169,8 @@ def resolve(args):
         raise ValueError("give either a dataset root (-r) or one case folder (-i)")
     if config["case_list"] and not config["root_path"]:
         raise ValueError("--list needs a dataset root (-r)")
+    if config["skip_incomplete"] and not config["root_path"]:
+        raise ValueError("--skip-incomplete needs a dataset root (-r)")
     if not config["out"]:
         raise ValueError("give an output folder with -o <folder>")
     architecture, n4_default = resolve_model_name(config["model_name"])
@@ -268,7 +271,8 @@ def _select_cases(config):
         cases = [load_case(config["case_dir"], require_label=require_label)]
     else:
         names = resolve_case_list(config["root_path"], config["case_list"], default_name="")
-        cases = discover_cases(config["root_path"], names, require_label=require_label)
+        cases = discover_cases(config["root_path"], names, require_label=require_label,
+                               skip_incomplete=config["skip_incomplete"])
     ids = [case.case_id for case in cases]
     duplicates = sorted(set(i for i in ids if ids.count(i) > 1))
     if duplicates:
@@ -309,10 +313,13 @@ def _run(config):
     inputs, cases = _select_cases(config)
     print("predict: " + json.dumps(config, sort_keys=True))
     sys.stdout.flush()
+    # Before anything is written: the output folder, the checkpoint, then every input.
     created = _prepare_output(config["out"])
     written = []
     try:
-        written = _predict_all(config, inputs)
+        model = _load_model(config)
+        _check_inputs(config, inputs, cases)
+        written = _predict_all(config, model, inputs)
     finally:
         if not written:
             _remove_if_empty(config["out"], created)
@@ -321,15 +328,55 @@ def _run(config):
     return 0
 
 
-def _predict_all(config, inputs):
+def _load_model(config):
     from densenet3d_keras import inference
-    from generators.brats import from_internal_labels
-    from generators.volumes import load_case_volumes
 
     model, path, info = inference.load_model(config["checkpoint"], config["model_name"],
                                              config["method"], config["padding"])
     print("model %s (%s padding) from %s (epoch %s)"
           % (config["model_name"], config["padding"], path, info["epoch"]))
+    sys.stdout.flush()
+    return model
+
+
+def _check_inputs(config, inputs, cases):
+    """Read every case through the loader prediction uses, and discard it.
+
+    A bad case (missing or corrupt file, grids that differ, NaN or infinite voxels, values
+    out of float32 range, an empty brain) or, with ``--evaluate``, a bad label map (grid,
+    non-integer values, labels outside the convention) then stops the run before the first
+    prediction is written. One case is in memory at a time; it is decoded again when it is
+    predicted, which costs a few seconds per case next to the prediction itself.
+
+    Raises:
+        FileNotFoundError, ValueError: from :func:`generators.volumes.load_case_volumes`,
+            naming the file.
+    """
+    from generators.volumes import load_case_volumes, load_nifti
+
+    started = time.time()
+    for case, original in zip(inputs, cases):
+        volumes = load_case_volumes(case, with_label=config["evaluate"])
+        if config["overlays"] and original.images["flair"] != case.images["flair"]:
+            # Overlays are drawn on the original flair, not on the N4-corrected one read here.
+            flair, _ = load_nifti(original.images["flair"])
+            if flair.shape != volumes.shape:
+                raise ValueError("case %s: flair %s has shape %s but %s has %s"
+                                 % (case.case_id, original.images["flair"], flair.shape,
+                                    case.images["flair"], volumes.shape))
+            del flair
+        del volumes
+    print("%d case(s) checked%s in %.1f s" % (len(inputs), " with their label maps"
+                                              if config["evaluate"] else "",
+                                              time.time() - started))
+    sys.stdout.flush()
+
+
+def _predict_all(config, model, inputs):
+    from densenet3d_keras import inference
+    from generators.brats import from_internal_labels
+    from generators.volumes import load_case_volumes
+
     written = []
     started = time.time()
     for index, case in enumerate(inputs, 1):

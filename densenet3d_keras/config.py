@@ -9,34 +9,16 @@ import json
 import os
 
 from densenet3d_keras import geometry
+from densenet3d_keras.cli import OneLineArgumentParser, str2bool  # noqa: F401 (str2bool re-exported)
 from densenet3d_keras.compat import IS_TF1, PRECISION_POLICIES
 from densenet3d_keras.distribute import STRATEGIES
 from densenet3d_keras.models import MODEL_NAMES, margins, ARCHITECTURES, resolve_model_name
 from densenet3d_keras.npu import DEFAULT_PRECISION_MODE, PRECISION_MODES, parse_loss_scale
 
-_TRUE = ("1", "true", "t", "yes", "y", "on")
-_FALSE = ("0", "false", "f", "no", "n", "off")
-
-
-def str2bool(value):
-    """Parse ``true/false`` (and yes/no, 1/0, on/off) for argparse.
-
-    Raises:
-        argparse.ArgumentTypeError: anything else.
-    """
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError("expected true or false, got %r" % (value,))
-
 
 def build_parser():
     """The ``train_keras.py`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="train_keras.py",
         description="Train the hierarchical dense 3-D CNN for brain-tumour segmentation on BraTS.")
     data = parser.add_argument_group("data")
@@ -48,6 +30,9 @@ def build_parser():
                       metavar="{true,false}", help="read the N4-corrected files (default false)")
     data.add_argument("--cache-dir", dest="cache_dir", default=None,
                       help="preprocessing cache (default $DENSENET3D_CACHE or ~/.cache/densenet3d_keras)")
+    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
+                      help="leave out (and list) case folders under the root that are not "
+                           "complete cases, instead of stopping")
     data.add_argument("--demo", action="store_true",
                       help="generate a small synthetic BraTS-like dataset and train on it")
     model = parser.add_argument_group("model")
@@ -154,6 +139,7 @@ def resolve(args):
     for flag, key, minimum in (("-bs", "batch_size", 1), ("-e", "num_epochs", 1),
                                ("--n-pos", "n_pos", 0), ("--n-neg", "n_neg", 0),
                                ("--keep", "keep", 1), ("--workers", "workers", 1),
+                               ("--performance", "max_batches_per_patient", 1),
                                ("--intra-op-threads", "intra_op_threads", 0),
                                ("--inter-op-threads", "inter_op_threads", 0)):
         if config[key] is not None and config[key] < minimum:

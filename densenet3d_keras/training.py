@@ -54,7 +54,8 @@ def select_cases(config):
     from generators.brats import discover_cases, resolve_case_list
 
     names = resolve_case_list(config["root_path"], config["train_list"])
-    cases = discover_cases(config["root_path"], names, require_label=True)
+    cases = discover_cases(config["root_path"], names, require_label=True,
+                           skip_incomplete=config.get("skip_incomplete", False))
     if config["n4correction"]:
         cases = [case.corrected() for case in cases]
     return cases

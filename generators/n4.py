@@ -28,6 +28,7 @@ image including the zero background; this module estimates over the nonzero voxe
 Command line::
 
     python -m generators.n4 <dataset root> [--workers N] [--list train.txt] [--overwrite]
+        [--skip-incomplete]
         [--shrink-factor 3] [--iterations 50x50x30x20] [--spline-distance 300]
         [--convergence-threshold 0] [--modalities flair,t2,t1,t1ce]
 
@@ -39,8 +40,12 @@ Interrupts: outputs are written to a hidden temporary file and renamed, so a ``_
 file is never truncated. On Ctrl-C or SIGTERM, N4 (which ignores ITK's Abort()) is stopped at
 its next iteration through an iteration callback, temporary files are removed, and a rerun
 skips the outputs already written.
+
+Workers never outlive the main process: each asks the kernel for SIGTERM when its parent
+dies (Linux ``PR_SET_PDEATHSIG``) and also polls its parent id from a watchdog thread
+(elsewhere). On SIGTERM a worker stops its N4 at the next iteration, removes its temporary
+file and exits, also when the main process was killed with SIGKILL.
 """
-import argparse
 import math
 import multiprocessing
 import os
@@ -56,6 +61,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from densenet3d_keras.cli import OneLineArgumentParser
 from densenet3d_keras.fileio import atomic_output
 from generators.brats import (MODALITIES, corrected_path, discover_cases,
                               resolve_case_list, split_nifti_extension)
@@ -182,6 +188,15 @@ def _check_parameters(shrink_factor, iterations, spline_distance_mm, convergence
 #: them set): a signal noted in this process, and the pool's event shared with the workers.
 _SIGNALLED = threading.Event()
 _STOP = None
+#: Worker processes only: the process must end (SIGTERM, or the main process died), and a
+#: case is being processed (the watchdog waits for it to stop before ending the process).
+_TERMINATE = threading.Event()
+_BUSY = threading.Event()
+#: How often a worker checks that its parent is alive, and how long a terminating worker
+#: waits for its running N4 to stop and clean up before it exits anyway.
+PARENT_POLL_SECONDS = 0.5
+TERMINATE_GRACE_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class _Stopped(KeyboardInterrupt):
@@ -428,38 +443,93 @@ def _note_signal(signum, frame):
     _SIGNALLED.set()
 
 
-def _init_worker(threads, stop=None):
-    """Set up a process that runs cases: SimpleITK threads, stop event, signal handlers."""
+def _set_parent_death_signal(signum):
+    # type: (int) -> bool
+    """Linux: have the kernel send ``signum`` to this process when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``). Returns False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _terminate_worker(signum, frame):
+    """SIGTERM handler of a worker process, also what the kernel sends when the main process
+    dies: stop N4 at its next iteration; the watchdog then ends the process."""
+    _SIGNALLED.set()
+    _TERMINATE.set()
+
+
+def _watchdog(parent):
+    """Thread of a worker process: end the process when it was sent SIGTERM or its parent is
+    gone (the portable check, polled), once no case is being processed. A running N4 stops
+    at its next iteration and removes its temporary file first; an idle worker, blocked
+    waiting for the next case, exits at once."""
+    deadline = None
+    while True:
+        if os.getppid() != parent:
+            _SIGNALLED.set()
+            _TERMINATE.set()
+        if not _TERMINATE.is_set():
+            _TERMINATE.wait(PARENT_POLL_SECONDS)
+            continue
+        if deadline is None:
+            deadline = time.time() + TERMINATE_GRACE_SECONDS
+        if not _BUSY.is_set() or time.time() > deadline:
+            os._exit(128 + signal.SIGTERM)
+        time.sleep(0.05)
+
+
+def _init_worker(threads, stop=None, parent=None):
+    """Set up a process that runs cases: SimpleITK threads, stop event, signal handlers, and
+    exit when the main process dies (even by SIGKILL), so that no orphan keeps running.
+
+    Args:
+        threads: SimpleITK threads of this process.
+        stop: the pool's shared stop event.
+        parent: process id of the main process (default: this process's parent).
+    """
     global _STOP
     _STOP = stop
     _SIGNALLED.clear()
+    _TERMINATE.clear()
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(int(threads))
     sys.excepthook = _quiet_interrupts
-    for number in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(number) != signal.SIG_IGN:  # e.g. nohup: keep ignoring
-            signal.signal(number, _note_signal)
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:  # e.g. nohup: keep ignoring
+        signal.signal(signal.SIGINT, _note_signal)
+    signal.signal(signal.SIGTERM, _terminate_worker)
+    parent = os.getppid() if parent is None else parent
+    _set_parent_death_signal(signal.SIGTERM)
+    # The parent may have died before prctl: the watchdog's first check sees that.
+    watchdog = threading.Thread(target=_watchdog, args=(parent,), name="n4-parent-watchdog")
+    watchdog.daemon = True
+    watchdog.start()
 
 
 def _process_case(case, overwrite, modalities, params):
     """Worker entry point: returns (statuses, seconds); checks for a stop between files."""
     start = time.time()
     statuses = OrderedDict()
-    for modality in modalities:
-        if _stop_requested():
-            raise KeyboardInterrupt("stopped before %s of %s" % (modality, case.case_id))
-        statuses.update(correct_case(case, overwrite=overwrite, modalities=(modality,), **params))
+    _BUSY.set()
+    try:
+        for modality in modalities:
+            if _stop_requested():
+                raise KeyboardInterrupt("stopped before %s of %s" % (modality, case.case_id))
+            statuses.update(correct_case(case, overwrite=overwrite, modalities=(modality,),
+                                         **params))
+    finally:
+        _BUSY.clear()
     return statuses, time.time() - start
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write("error: %s (see --help)\n" % message)
-        sys.exit(2)
 
 
 def build_parser():
     """The ``python -m generators.n4`` argument parser."""
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m generators.n4",
         description="N4 bias-field correction of BraTS cases with SimpleITK; writes "
                     "<case>_<modality>_corrected.nii.gz beside each original.")
@@ -470,6 +540,9 @@ def build_parser():
                         help="case list file (one folder name per line; relative paths are also "
                              "looked up in the root); default: every case folder")
     parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
+    parser.add_argument("--skip-incomplete", action="store_true",
+                        help="leave out (and list) folders under the root that are not complete "
+                             "cases, instead of stopping")
     parser.add_argument("--shrink-factor", type=int, default=DEFAULT_SHRINK_FACTOR,
                         help="subsampling for the estimate (default %(default)s)")
     parser.add_argument("--iterations", default=format_iterations(DEFAULT_ITERATIONS),
@@ -497,7 +570,7 @@ def _resolve(args):
     if args.workers is not None and args.workers < 1:
         raise ValueError("--workers must be >= 1, got %d" % args.workers)
     names = resolve_case_list(args.root, args.list) if args.list else None
-    cases = discover_cases(args.root, names)
+    cases = discover_cases(args.root, names, skip_incomplete=args.skip_incomplete)
     workers = args.workers if args.workers is not None else min(MAX_DEFAULT_WORKERS, available_cpus())
     return cases, params, modalities, max(1, min(workers, len(cases)))
 
@@ -520,7 +593,8 @@ def _run_pool(cases, overwrite, modalities, params, workers, threads):
     stop = context.Event()
     starts = {}
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_init_worker, initargs=(threads, stop))
+                                   initializer=_init_worker,
+                                   initargs=(threads, stop, os.getpid()))
     futures = OrderedDict()
     try:
         for case in cases:
