@@ -10,12 +10,11 @@ convention (enhancing tumour = 4); BraTS 2023 label maps (enhancing tumour = 3) 
 load and back on save.
 """
 import os
+import sys
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
-from densenet3d_keras.core.labels import (LABEL_CONVENTIONS, LABELS_2017, LABELS_2023,  # noqa: F401
-                                          MODALITIES, NUM_CLASSES, REGIONS, from_internal_labels,
-                                          labels_for_convention, region_mask, to_internal_labels)
+from densenet3d_keras.core.labels import MODALITIES
 
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 CORRECTED_SUFFIX = "_corrected"
@@ -112,6 +111,17 @@ def _find_file(directory, stem):
     return None
 
 
+def _flair_prefixes(names, layout):
+    """Case prefixes of the files in ``names`` that are a flair file of ``layout``."""
+    tail = layout.separator + layout.file_keys["flair"]
+    prefixes = set()
+    for name in names:
+        stem, extension = split_nifti_extension(name)
+        if extension and stem.endswith(tail):
+            prefixes.add(stem[: -len(tail)])
+    return prefixes
+
+
 def _detect(directory):
     """Return (layout, case_prefix) for a case folder, or (None, None)."""
     folder = os.path.basename(os.path.normpath(directory))
@@ -124,15 +134,57 @@ def _detect(directory):
     except OSError:
         return None, None
     for layout in LAYOUTS.values():
-        tail = layout.separator + layout.file_keys["flair"]
-        prefixes = set()
-        for name in names:
-            stem, extension = split_nifti_extension(name)
-            if extension and stem.endswith(tail):
-                prefixes.add(stem[: -len(tail)])
+        prefixes = _flair_prefixes(names, layout)
         if len(prefixes) == 1:
             return layout, prefixes.pop()
     return None, None
+
+
+def _wrongly_cased(directory, stem):
+    """Files in ``directory`` named like ``stem`` + a NIfTI extension but for letter case."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    wanted = [(stem + extension).lower() for extension in NIFTI_EXTENSIONS]
+    return [name for name in names if name.lower() in wanted
+            and name not in (stem + extension for extension in NIFTI_EXTENSIONS)]
+
+
+def _case_hint(directory, stem):
+    """``"; found X_FLAIR.nii.gz (file names are case-sensitive)"`` or ``""``."""
+    found = _wrongly_cased(directory, stem)
+    if not found:
+        return ""
+    return "; found %s (file names are case-sensitive)" % ", ".join(found)
+
+
+def _missing_flair_message(directory):
+    """One line saying why ``directory`` has no usable flair file."""
+    case_id = os.path.basename(os.path.normpath(directory))
+    expected = [layout.stem(case_id, "flair") + ".nii.gz" for layout in LAYOUTS.values()]
+    message = "case folder %s has no flair file (expected %s)" % (directory, " or ".join(expected))
+    for layout in LAYOUTS.values():
+        hint = _case_hint(directory, layout.stem(case_id, "flair"))
+        if hint:
+            return message + hint
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as error:
+        return "cannot read case folder %s: %s" % (directory, error.strerror or error)
+    # A flair file with another case prefix, in any letter case.
+    lowered = [name.lower() for name in names]
+    for layout in LAYOUTS.values():
+        prefixes = _flair_prefixes(names, layout)
+        if len(prefixes) > 1:
+            return message + "; found flair files of several cases: %s" % ", ".join(
+                sorted(p + layout.separator + layout.file_keys["flair"] for p in prefixes))
+        tail = (layout.separator + layout.file_keys["flair"]).lower()
+        found = [name for name, low in zip(names, lowered)
+                 if split_nifti_extension(low)[1] and split_nifti_extension(low)[0].endswith(tail)]
+        if found:
+            return message + "; found %s (file names are case-sensitive)" % ", ".join(found)
+    return message
 
 
 def load_case(directory, require_label=False):
@@ -148,21 +200,22 @@ def load_case(directory, require_label=False):
     layout, prefix = _detect(directory)
     case_id = os.path.basename(os.path.normpath(directory))
     if layout is None:
-        raise FileNotFoundError(
-            "no BraTS flair file in %s (expected %s_flair.nii.gz or %s-t2f.nii.gz)"
-            % (directory, case_id, case_id))
+        raise FileNotFoundError(_missing_flair_message(directory))
     images = {}
     for modality in MODALITIES:
-        path = _find_file(directory, layout.stem(prefix, modality))
+        stem = layout.stem(prefix, modality)
+        path = _find_file(directory, stem)
         if path is None:
-            raise FileNotFoundError("missing %s file for case %s: %s.nii.gz"
-                                    % (modality, case_id,
-                                       os.path.join(directory, layout.stem(prefix, modality))))
+            raise FileNotFoundError("missing %s file for case %s: %s.nii.gz%s"
+                                    % (modality, case_id, os.path.join(directory, stem),
+                                       _case_hint(directory, stem)))
         images[modality] = path
     label = _find_file(directory, layout.stem(prefix, "seg"))
     if label is None and require_label:
-        raise FileNotFoundError("missing label map for case %s: %s.nii.gz"
-                                % (case_id, os.path.join(directory, layout.stem(prefix, "seg"))))
+        stem = layout.stem(prefix, "seg")
+        raise FileNotFoundError("missing label map for case %s: %s.nii.gz%s"
+                                % (case_id, os.path.join(directory, stem),
+                                   _case_hint(directory, stem)))
     return Case(case_id, directory, images, label, layout)
 
 
@@ -182,30 +235,60 @@ def read_case_list(path):
     return names
 
 
-def discover_cases(root, names=None, require_label=False):
-    # type: (str, Optional[Sequence[str]], bool) -> List[Case]
+def _report_skip(folder, reason):
+    sys.stderr.write("skipped incomplete case folder: %s\n" % reason)
+    sys.stderr.flush()
+
+
+def discover_cases(root, names=None, require_label=False, skip_incomplete=False, on_skip=None):
+    # type: (str, Optional[Sequence[str]], bool, bool, Optional[Callable[[str, str], None]]) -> List[Case]
     """All cases under a dataset root, or those named in ``names``, in order.
+
+    Without ``names`` every sub-folder of ``root`` is a case (hidden folders, whose names
+    start with ``.``, and plain files are not), and each must be complete: four modalities
+    (and a label map with ``require_label``). An incomplete folder is an error unless
+    ``skip_incomplete``; then it is reported through ``on_skip`` and left out. Nothing is
+    ever dropped silently.
 
     Args:
         root: folder holding one sub-folder per case.
         names: case folder names to take (e.g. from :func:`read_case_list`); ``None`` takes
-            every sub-folder that holds a BraTS flair file, sorted by name.
-        require_label: raise if a case has no label map.
+            every sub-folder, sorted by name. A named case must exist and be complete,
+            whatever ``skip_incomplete`` says.
+        require_label: a case needs a label map.
+        skip_incomplete: leave out (and report) incomplete folders instead of raising.
+        on_skip: called as ``on_skip(folder, reason)`` for each skipped folder; default: one
+            line ``skipped incomplete case folder: <reason>`` on stderr (the reason names the
+            folder).
 
     Raises:
-        FileNotFoundError: the root or a named case is missing, or no case was found.
+        FileNotFoundError: the root, a named case or a file of a case is missing (the message
+            names the folder and the file), or no complete case was found.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError("dataset root not found: %s" % root)
-    if names is None:
-        names = []
-        for name in sorted(os.listdir(root)):
-            path = os.path.join(root, name)
-            if os.path.isdir(path) and not name.startswith(".") and _detect(path)[0] is not None:
-                names.append(name)
-        if not names:
-            raise FileNotFoundError("no BraTS case folders found in %s" % root)
-    return [load_case(os.path.join(root, name), require_label=require_label) for name in names]
+    if names is not None:
+        return [load_case(os.path.join(root, name), require_label=require_label) for name in names]
+    report = on_skip or _report_skip
+    cases = []
+    skipped = 0
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(".") or not os.path.isdir(path):
+            continue
+        try:
+            cases.append(load_case(path, require_label=require_label))
+        except FileNotFoundError as error:
+            if not skip_incomplete:
+                raise FileNotFoundError("%s (--skip-incomplete skips incomplete case folders)"
+                                        % error)
+            skipped += 1
+            report(path, str(error))
+    if not cases:
+        raise FileNotFoundError("no %sBraTS case folders found in %s%s"
+                                % ("complete " if skipped else "", root,
+                                   " (%d incomplete skipped)" % skipped if skipped else ""))
+    return cases
 
 
 def resolve_case_list(root, case_list=None, default_name="train.txt"):

@@ -4,7 +4,8 @@ Decoding four gzip-compressed NIfTI volumes takes seconds per case; an epoch sho
 that again. Each case is normalised once and stored under ``<cache dir>/<case>-<key>/``:
 ``image.npy`` (float32, ``(D, H, W, 4)``), ``label.npy`` (uint8), ``positives.npy`` and
 ``negatives.npy`` (int64 flat indices of the sampling pools) and ``meta.json``. The entry is
-rebuilt when any source file's path, size or modification time changes. ``meta.json`` is
+rebuilt when any source file's path, size or modification time changes, and when an array
+file is missing, truncated or damaged (with a log line). ``meta.json`` is
 written last, after every array was renamed into place, so an interrupted build is never
 mistaken for a complete one.
 """
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -123,33 +125,79 @@ def _build(case, entry, stats, minimum):
     return meta
 
 
-def load_cached(case, cache_dir=None, minimum=PATCH_SIZE):
+def _report(line):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _open_entry(case, entry, meta):
+    """Memory-map an entry's arrays and check them against ``meta.json``.
+
+    Raises:
+        ValueError, OSError: a missing, truncated or otherwise damaged array file (the
+            message names it).
+    """
+    shape = tuple(meta["shape"])
+    expected = (("image", np.float32, shape + (4,)), ("label", np.uint8, shape),
+                ("positives", np.int64, None), ("negatives", np.int64, None))
+    arrays = {}
+    for name, dtype, wanted in expected:
+        path = os.path.join(entry, name + ".npy")
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as error:  # e.g. "mmap length is greater than file size"
+            raise ValueError("%s: %s" % (path, str(error).strip() or type(error).__name__))
+        if array.dtype != dtype or (wanted is not None and array.shape != wanted) \
+                or (wanted is None and array.ndim != 1):
+            raise ValueError("%s holds %s %s, expected %s %s"
+                             % (path, array.dtype, array.shape, np.dtype(dtype),
+                                wanted if wanted is not None else "(N,)"))
+        arrays[name] = array
+    return CachedCase(case.case_id, arrays["image"], arrays["label"], arrays["positives"],
+                      arrays["negatives"], np.asarray(meta["background"], np.float32),
+                      tuple(meta["offset"]))
+
+
+def _build_or_raise(case, entry, stats, minimum, cache_dir):
+    try:
+        return _build(case, entry, stats, minimum)
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise OSError("cannot write the preprocessing cache %s: %s" % (cache_dir, error))
+
+
+def load_cached(case, cache_dir=None, minimum=PATCH_SIZE, log=_report):
     """Return the :class:`CachedCase` for ``case``, building the cache entry if needed.
+
+    An entry whose arrays are missing, truncated or damaged (``meta.json`` intact, e.g. a disk
+    that filled up or a copied cache) is rebuilt, with one line through ``log``.
 
     Args:
         case: a labelled :class:`~generators.brats.Case`.
         cache_dir: cache root (default :func:`default_cache_dir`).
         minimum: pad every axis to at least this size (the patch size).
+        log: called with one line when a damaged entry is rebuilt (default: stderr).
 
     Raises:
         FileNotFoundError, ValueError: from loading the case (missing, corrupt or invalid files).
-        OSError: the cache folder cannot be written (the message names it).
+        OSError: the cache folder cannot be written (the message names it), or a rebuilt entry
+            still cannot be read (the message names the file).
     """
     cache_dir = cache_dir or default_cache_dir()
     stats = _source_stats(case)
     entry = _entry_dir(cache_dir, case)
     meta = _is_valid(entry, stats, minimum)
     if meta is None:
-        try:
-            meta = _build(case, entry, stats, minimum)
-        except OSError as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            raise OSError("cannot write the preprocessing cache %s: %s" % (cache_dir, error))
-
-    def _load(name):
-        return np.load(os.path.join(entry, name + ".npy"), mmap_mode="r")
-
-    return CachedCase(case.case_id, _load("image"), _load("label"), _load("positives"),
-                      _load("negatives"), np.asarray(meta["background"], np.float32),
-                      tuple(meta["offset"]))
+        meta = _build_or_raise(case, entry, stats, minimum, cache_dir)
+    try:
+        return _open_entry(case, entry, meta)
+    except ValueError as error:
+        log("preprocessing cache entry of case %s is damaged (%s); rebuilding it"
+            % (case.case_id, error))
+    meta = _build_or_raise(case, entry, stats, minimum, cache_dir)
+    try:
+        return _open_entry(case, entry, meta)
+    except ValueError as error:
+        raise OSError("preprocessing cache entry %s cannot be read even after rebuilding it: %s"
+                      % (entry, error))

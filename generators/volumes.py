@@ -59,8 +59,9 @@ def load_nifti(path, dtype=None):
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file cannot be decoded, or is not a 3-D volume (a 4-D time series or a
-            4-D file with a trailing singleton dimension is handled: the latter is squeezed).
+        ValueError: the file cannot be decoded, is not a 3-D volume (a 4-D time series; a 4-D
+            file with a trailing singleton dimension is squeezed), or holds finite values
+            outside the range of ``dtype``.
     """
     import nibabel as nib
 
@@ -77,7 +78,18 @@ def load_nifti(path, dtype=None):
         raise ValueError("%s has shape %s; expected a 3-D volume%s"
                          % (path, data.shape, " (this is a 4-D time series)" if data.ndim == 4 else ""))
     if dtype is not None:
-        data = data.astype(dtype)
+        with np.errstate(over="ignore"):  # overflow is reported below, naming the file
+            converted = data.astype(dtype)
+        if np.issubdtype(converted.dtype, np.floating) and not np.all(np.isfinite(converted)):
+            # Finite in the file but beyond the range of the type read into (e.g. float64
+            # values above 3.4e38 read as float32): not the file's NaN or infinity.
+            overflow = np.isfinite(data) & ~np.isfinite(converted)
+            if overflow.any():
+                raise ValueError("%s has values outside the %s range (largest magnitude %.4g, "
+                                 "%s holds at most %.4g)"
+                                 % (path, converted.dtype, float(np.max(np.abs(data[overflow]))),
+                                    converted.dtype, float(np.finfo(converted.dtype).max)))
+        data = converted
     return data, image
 
 

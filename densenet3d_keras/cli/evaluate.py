@@ -4,6 +4,7 @@ Usage::
 
     python evaluate_keras.py --pred <pred dir> --gt <dataset root> -o <out dir>
         [--list test.txt] [--label-convention auto|brats2017|brats2023] [--overlays]
+        [--skip-incomplete]
 
 Predictions are ``<pred dir>/<case id>.nii.gz`` (the BraTS submission name); the ground truth
 is each case folder's ``seg`` file under the dataset root. With ``--list`` exactly the listed
@@ -36,6 +37,9 @@ def build_parser():
                              "brats2023 (enhancing = 3) or auto (as the case's ground truth)")
     parser.add_argument("--overlays", action="store_true",
                         help="also write overlays/<case>.png (flair with GT and prediction)")
+    parser.add_argument("--skip-incomplete", action="store_true",
+                        help="without --list: leave out (and list) folders under --gt that are "
+                             "not complete cases, instead of stopping")
     return parser
 
 
@@ -48,7 +52,8 @@ def evaluate(args):
     print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s"
           % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays))
     names = resolve_case_list(args.gt, args.list, default_name="") if args.list else None
-    cases, extra, unpredicted = select_cases(args.pred, args.gt, names)
+    cases, extra, unpredicted = select_cases(args.pred, args.gt, names,
+                                             skip_incomplete=args.skip_incomplete)
     if names is None:
         print("evaluating %d case(s) present in both folders; skipped %d prediction(s) without "
               "ground truth and %d ground-truth case(s) without prediction"

@@ -4,7 +4,7 @@
 Usage::
 
     python predict_keras.py -m <checkpoint file or folder> -mn dense24
-        (-r <dataset root> [--list test.txt] | -i <case dir>) -o <out dir>
+        (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
         [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays]
@@ -32,6 +32,11 @@ at least 13 voxels from the edge; ``patch`` leaves that rim unscored (label 0).
 ``--demo`` predicts the test cases of the ``train_keras.py --demo`` dataset with the newest
 checkpoint in ``runs/dense24`` into ``runs/dense24/demo_prediction`` and evaluates them with
 overlays; explicit flags override those defaults.
+
+Before the first output is written, the output folder is checked, the checkpoint loaded, and
+every case read through the loader prediction uses (with ``--evaluate`` with its label map),
+so a bad case anywhere in the list stops the run with nothing written. A folder under ``-r``
+that is not a complete case is an error, or with ``--skip-incomplete`` left out and named.
 
 Exit codes: see :mod:`densenet3d_keras.cli.runner`; every output file is written under a
 temporary name and renamed into place, so a failure leaves no partial file.
@@ -73,6 +78,9 @@ def build_parser():
                            "looked up in the root). Default: every case under the root")
     data.add_argument("-i", "--input", dest="case_dir", default=None,
                       help="one case folder (instead of -r)")
+    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
+                      help="with -r and no --list: leave out (and list) folders under the root "
+                           "that are not complete cases, instead of stopping")
     data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=None,
                       metavar="{true,false}",
                       help="read the N4-corrected files like training (default: what the "

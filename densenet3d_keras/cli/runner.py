@@ -8,6 +8,8 @@ and returns :data:`EXIT_ERROR`. Ctrl-C (or SIGTERM where a command turns it into
 import argparse
 import sys
 
+from densenet3d_keras.core.errors import first_line
+
 #: Bad input, configuration or environment (argparse's own usage errors use 2 as well).
 EXIT_ERROR = 2
 #: Interrupted (128 + SIGINT, as shells report it).
@@ -37,13 +39,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ``argparse`` parser whose usage errors are one line naming the flag, exit code 2."""
 
     def error(self, message):
-        self.exit(EXIT_ERROR, "%s: error: %s (see --help)\n" % (self.prog, first_line(message)))
-
-
-def first_line(error):
-    """The first line of an exception's message (its type name if it has none)."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+        self.exit(EXIT_ERROR, "error: %s (see --help)\n" % first_line(message))
 
 
 def report_error(error, stream=None):

@@ -39,6 +39,12 @@ def _add_data_flags(data):
                       metavar="{true,false}", help="read the N4-corrected files (default false)")
     data.add_argument("--cache-dir", dest="cache_dir", default=None,
                       help="preprocessing cache (default $DENSENET3D_CACHE or ~/.cache/densenet3d_keras)")
+    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
+                      help="leave out (and list) case folders under the root that are not "
+                           "complete cases, instead of stopping")
+    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
+                      help="leave out (and list) case folders under the root that are not "
+                           "complete cases, instead of stopping")
     data.add_argument("--demo", action="store_true",
                       help="generate a small synthetic BraTS-like dataset and train on it")
 

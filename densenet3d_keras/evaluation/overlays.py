@@ -14,7 +14,6 @@ panels show anterior / superior up and the subject's left on the image's left (n
 convention). Rendering uses matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``,
 no pyplot), so it needs no display and leaves the process-wide pyplot backend alone.
 """
-import os
 from collections import OrderedDict
 
 import numpy as np

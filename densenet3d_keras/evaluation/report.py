@@ -68,8 +68,8 @@ def find_predictions(pred_dir):
     return OrderedDict(sorted(found.items()))
 
 
-def select_cases(pred_dir, gt_root, names=None):
-    # type: (str, str, Optional[Sequence[str]]) -> Tuple[List[Case], List[str], List[str]]
+def select_cases(pred_dir, gt_root, names=None, skip_incomplete=False):
+    # type: (str, str, Optional[Sequence[str]], bool) -> Tuple[List[Case], List[str], List[str]]
     """Pair predictions with labelled ground-truth cases.
 
     Args:
@@ -77,6 +77,9 @@ def select_cases(pred_dir, gt_root, names=None):
         gt_root: dataset root holding one folder per case.
         names: case ids to evaluate (e.g. from ``test.txt``); every one must have a prediction
             and a label map. ``None`` evaluates the cases present on both sides.
+        skip_incomplete: without ``names``, leave out (and report on stderr) folders under
+            ``gt_root`` that are not complete cases instead of raising
+            (:func:`generators.brats.discover_cases`).
 
     Returns:
         (cases, predictions without ground truth, ground-truth cases without prediction); the
@@ -96,7 +99,8 @@ def select_cases(pred_dir, gt_root, names=None):
                 "no prediction for %d listed case(s) in %s: %s (expected <case>.nii.gz)"
                 % (len(missing), pred_dir, _short_list(missing)))
         return cases, [], []
-    available = discover_cases(gt_root, None, require_label=False)
+    available = discover_cases(gt_root, None, require_label=False,
+                               skip_incomplete=skip_incomplete)
     by_id = OrderedDict((case.case_id, case) for case in available)
     cases = [load_case(case.directory, require_label=True)
              for case in available if case.case_id in predictions]
@@ -237,8 +241,9 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     """Score every case's prediction and write ``metrics.csv``, ``summary.json`` (and overlays).
 
     Nothing is written until every case has been scored; then each file goes to a temporary
-    name in ``out_dir`` and is renamed into place. On failure no output file is left and an
-    ``out_dir`` created by this call is removed again if empty.
+    name in ``out_dir`` and is renamed into place. On failure or interrupt (``KeyboardInterrupt``,
+    re-raised) no output file of this call is left, even one already renamed into place, and
+    an ``out_dir`` created by this call is removed again if empty.
 
     Args:
         pred_dir: folder of ``<case id>.nii.gz`` predictions.
@@ -280,37 +285,55 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     except OSError as error:
         _remove_if_created(out_dir, created)
         raise OSError("cannot write to output folder %s: %s" % (out_dir, error.strerror or error))
+    placed = []  # outputs already renamed into place, removed again if the run fails
+    overlay_dir = os.path.join(out_dir, OVERLAY_DIR)
+    overlay_dir_created = False
     try:
-        rows = []
-        for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
-            row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention)
-            if overlays:
-                _overlay(case, pred_label, gt_label, gt_image, row,
-                         os.path.join(staging, case.case_id + ".png"))
-            rows.append(row)
-            if progress is not None:
-                progress(index + 1, len(cases), row)
-        summary = OrderedDict([
-            ("num_cases", len(rows)),
-            ("cases", [row["case"] for row in rows]),
-            ("label_convention", convention),
-            ("metrics", summarise(rows, METRIC_NAMES)),
-        ])
+        rows, summary = _score_cases(cases, pred_paths, convention, overlays and staging, progress)
         _write_csv(os.path.join(staging, CSV_NAME), rows)
         _write_json(os.path.join(staging, SUMMARY_NAME), summary)
         if overlays:
-            overlay_dir = os.path.join(out_dir, OVERLAY_DIR)
-            os.makedirs(overlay_dir, exist_ok=True)
+            overlay_dir_created = make_output_folder(overlay_dir)
             for row in rows:
                 name = row["case"] + ".png"
                 os.replace(os.path.join(staging, name), os.path.join(overlay_dir, name))
+                placed.append(os.path.join(overlay_dir, name))
         for name in (CSV_NAME, SUMMARY_NAME):
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+            placed.append(os.path.join(out_dir, name))
     except BaseException:
+        # Failed or interrupted (Ctrl-C) even while renaming: no metrics.csv without its
+        # summary.json, no overlays without both, and a folder this call made goes again.
+        for path in placed:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_created(overlay_dir, overlay_dir_created)
         _remove_if_created(out_dir, created)
         raise
     shutil.rmtree(staging, ignore_errors=True)
+    return rows, summary
+
+
+def _score_cases(cases, pred_paths, convention, overlay_dir, progress):
+    """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary)."""
+    rows = []
+    for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
+        row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention)
+        if overlay_dir:
+            _overlay(case, pred_label, gt_label, gt_image, row,
+                     os.path.join(overlay_dir, case.case_id + ".png"))
+        rows.append(row)
+        if progress is not None:
+            progress(index + 1, len(cases), row)
+    summary = OrderedDict([
+        ("num_cases", len(rows)),
+        ("cases", [row["case"] for row in rows]),
+        ("label_convention", convention),
+        ("metrics", summarise(rows, METRIC_NAMES)),
+    ])
     return rows, summary
 
 

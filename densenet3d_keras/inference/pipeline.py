@@ -22,7 +22,7 @@ from densenet3d_keras.inference.output import write_nifti_like
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from generators.brats import discover_cases, load_case, resolve_case_list
-from generators.volumes import load_case_volumes
+from generators.volumes import load_case_volumes, load_nifti
 
 PROBABILITIES_SUFFIX = "_probabilities"
 
@@ -39,6 +39,7 @@ class PredictConfig(object):
     root_path: Optional[str] = None
     case_list: Optional[str] = None
     case_dir: Optional[str] = None
+    skip_incomplete: bool = False
     n4correction: bool = False
     n4correction_from: str = "default"
     method: str = "fcn"
@@ -84,6 +85,8 @@ def _check_sources(values):
         raise ValueError("give either a dataset root (-r) or one case folder (-i)")
     if values["case_list"] and not values["root_path"]:
         raise ValueError("--list needs a dataset root (-r)")
+    if values.get("skip_incomplete") and not values["root_path"]:
+        raise ValueError("--skip-incomplete needs a dataset root (-r)")
     if not values["out"]:
         raise ValueError("give an output folder with -o <folder>")
 
@@ -135,7 +138,8 @@ def select_cases(config):
         cases = [load_case(config.case_dir, require_label=require_label)]
     else:
         names = resolve_case_list(config.root_path, config.case_list, default_name="")
-        cases = discover_cases(config.root_path, names, require_label=require_label)
+        cases = discover_cases(config.root_path, names, require_label=require_label,
+                               skip_incomplete=config.skip_incomplete)
     ids = [case.case_id for case in cases]
     duplicates = sorted(set(i for i in ids if ids.count(i) > 1))
     if duplicates:
@@ -207,11 +211,41 @@ def write_case(config, case, volumes, segmentation):
     return written
 
 
-def predict_cases(config, inputs, progress_for=None, log=print):
+def check_inputs(config, inputs, cases, log=print):
+    """Read every case through the loader prediction uses, and discard it.
+
+    A bad case (missing or corrupt file, grids that differ, NaN or infinite voxels, values
+    out of float32 range, an empty brain) or, with ``evaluate``, a bad label map (grid,
+    non-integer values, labels outside the convention) then stops the run before the first
+    prediction is written. One case is in memory at a time; it is decoded again when it is
+    predicted, which costs a few seconds per case next to the prediction itself.
+
+    Raises:
+        FileNotFoundError, ValueError: from :func:`generators.volumes.load_case_volumes`,
+            naming the file.
+    """
+    started = time.time()
+    for case, original in zip(inputs, cases):
+        volumes = load_case_volumes(case, with_label=config.evaluate)
+        if config.overlays and original.images["flair"] != case.images["flair"]:
+            # Overlays are drawn on the original flair, not on the N4-corrected one read here.
+            flair, _ = load_nifti(original.images["flair"])
+            if flair.shape != volumes.shape:
+                raise ValueError("case %s: flair %s has shape %s but %s has %s"
+                                 % (case.case_id, original.images["flair"], flair.shape,
+                                    case.images["flair"], volumes.shape))
+            del flair
+        del volumes
+    log("%d case(s) checked%s in %.1f s" % (len(inputs), " with their label maps"
+                                            if config.evaluate else "", time.time() - started))
+
+
+def predict_cases(config, model, inputs, progress_for=None, log=print):
     """Segment every input case and write its files.
 
     Args:
         config: :class:`PredictConfig`.
+        model: the model of :func:`load_predictor_model`.
         inputs: cases to read (see :func:`select_cases`).
         progress_for: ``progress_for(label, unit)`` returns a ``progress(done, total)``
             callback for one case, or ``None`` for no progress output.
@@ -220,9 +254,6 @@ def predict_cases(config, inputs, progress_for=None, log=print):
     Returns:
         The paths written.
     """
-    model, path, info = load_predictor_model(config)
-    log("model %s (%s padding) from %s (epoch %s)"
-        % (config.model_name, config.padding, path, info["epoch"]))
     unit = "tiles" if config.method == "fcn" else "windows"
     written = []
     started = time.time()
@@ -244,14 +275,20 @@ def predict_cases(config, inputs, progress_for=None, log=print):
 def run(config, progress_for=None, log=print):
     """Select the cases, prepare the output folder and predict. Returns ``(cases, written)``.
 
-    An output folder this call created is removed again if nothing was written.
+    Before anything is written: the output folder, the checkpoint, then every input
+    (:func:`check_inputs`). An output folder this call created is removed again if nothing
+    was written.
     """
     inputs, cases = select_cases(config)
     log("predict: " + json.dumps(config.to_dict(), sort_keys=True))
     created = prepare_output(config.out)
     written = []
     try:
-        written = predict_cases(config, inputs, progress_for, log)
+        model, path, info = load_predictor_model(config)
+        log("model %s (%s padding) from %s (epoch %s)"
+            % (config.model_name, config.padding, path, info["epoch"]))
+        check_inputs(config, inputs, cases, log)
+        written = predict_cases(config, model, inputs, progress_for, log)
     finally:
         if not written:
             remove_if_empty(config.out, created)

@@ -24,6 +24,7 @@ class TrainConfig(object):
     train_list: Optional[str] = None
     n4correction: bool = False
     cache_dir: Optional[str] = None
+    skip_incomplete: bool = False
     demo: bool = False
     model_name: str = "dense24"
     architecture: str = "dense24"

@@ -8,7 +8,8 @@ from generators.cache import load_cached
 def select_cases(config):
     """The training cases of a configuration (list file, ``train.txt`` or all), N4 applied."""
     names = resolve_case_list(config.root_path, config.train_list)
-    cases = discover_cases(config.root_path, names, require_label=True)
+    cases = discover_cases(config.root_path, names, require_label=True,
+                           skip_incomplete=config.skip_incomplete)
     if config.n4correction:
         cases = [case.corrected() for case in cases]
     return cases

@@ -290,3 +290,82 @@ def test_evaluate_folder_library_call(dataset):
     with pytest.raises(FileNotFoundError, match=PERFECT):
         evaluate_folder(dataset["pred"], [unlabelled], out_dir)
     assert not os.path.exists(out_dir)
+
+
+def _interrupt_on(monkeypatch, module, name, when):
+    original = getattr(module, name)
+    calls = []
+
+    def patched(*args, **kwargs):
+        calls.append(args)
+        if when(len(calls), args):
+            raise KeyboardInterrupt()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, patched)
+    return calls
+
+
+def run_interrupted(capsys, *argv):
+    try:
+        return run(capsys, *argv)
+    except KeyboardInterrupt:  # would end the whole pytest session
+        pytest.fail("KeyboardInterrupt escaped evaluate_keras.main")
+
+
+def test_ctrl_c_while_scoring_prints_interrupted_and_leaves_nothing(dataset, capsys, monkeypatch):
+    from densenet3d_keras import evaluation
+
+    calls = _interrupt_on(monkeypatch, evaluation, "evaluate_case", lambda n, args: n == 2)
+    code, _, err = run_interrupted(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o",
+                       dataset["out"], "--overlays")
+    assert (code, err) == (130, "interrupted\n")
+    assert len(calls) == 2
+    assert not os.path.exists(dataset["out"])  # created by the run: removed again
+    # An existing output folder keeps what it held.
+    del calls[:]
+    os.makedirs(dataset["out"])
+    with open(os.path.join(dataset["out"], "metrics.csv"), "w") as stream:
+        stream.write("earlier run\n")
+    code, _, err = run_interrupted(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o",
+                       dataset["out"], "--overlays")
+    assert (code, err) == (130, "interrupted\n")
+    assert os.listdir(dataset["out"]) == ["metrics.csv"]
+    with open(os.path.join(dataset["out"], "metrics.csv")) as stream:
+        assert stream.read() == "earlier run\n"
+
+
+def test_ctrl_c_while_renaming_outputs_leaves_no_half_set(dataset, capsys, monkeypatch):
+    from densenet3d_keras import evaluation
+
+    _interrupt_on(monkeypatch, evaluation.os, "replace",
+                  lambda n, args: str(args[1]).endswith("summary.json"))
+    code, _, err = run_interrupted(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o",
+                       dataset["out"], "--overlays")
+    assert (code, err) == (130, "interrupted\n")
+    assert not os.path.exists(dataset["out"])  # no metrics.csv without summary.json, no overlays
+
+
+def test_incomplete_ground_truth_folder_is_an_error_or_a_listed_skip(dataset, capsys):
+    os.makedirs(os.path.join(dataset["gt"], "Brats17_EMPTY"))
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"])
+    assert_failed_cleanly(code, err, dataset["out"], "case folder %s has no flair file"
+                          % os.path.join(dataset["gt"], "Brats17_EMPTY"))
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o",
+                         dataset["out"], "--skip-incomplete")
+    assert code == 0, err
+    assert err.startswith("skipped incomplete case folder: case folder %s has no flair file"
+                          % os.path.join(dataset["gt"], "Brats17_EMPTY"))
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert len(rows) == 3
+
+
+def test_usage_error_is_one_line(dataset, capsys):
+    with pytest.raises(SystemExit) as exit:
+        evaluate_keras.main(["--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"],
+                             "--label-convention", "brats2099"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: argument --label-convention: invalid choice: 'brats2099'")
+    assert err.endswith("(see --help)\n")

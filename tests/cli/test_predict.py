@@ -246,3 +246,81 @@ def test_demo_defaults(tmp_path, monkeypatch):
     config = predict_keras.resolve(predict_keras.build_parser().parse_args(
         ["--demo", "-o", "elsewhere", "--method", "patch"]))
     assert config.out == "elsewhere" and config.padding == "same"
+
+
+def _copy_root(workspace, tmp_path):
+    """A private copy of the two-case BraTS 2017 dataset (without its case lists)."""
+    root = str(tmp_path / "root")
+    for case_id in sorted(os.listdir(workspace["root"])):
+        if os.path.isdir(os.path.join(workspace["root"], case_id)):
+            shutil.copytree(os.path.join(workspace["root"], case_id), os.path.join(root, case_id))
+    return root, sorted(os.listdir(root))
+
+
+def test_a_bad_case_stops_the_run_before_anything_is_written(workspace, tmp_path, capsys):
+    root, (first, last) = _copy_root(workspace, tmp_path)
+    path = os.path.join(root, last, last + "_t2.nii.gz")
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).astype(np.float32)
+    data[10, 10, 10] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), path)
+    out = str(tmp_path / "out")
+    code, stdout, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", out],
+                             capsys)
+    assert _error_line(code, err) == "error: %s contains NaN or infinite values" % path
+    assert not os.path.exists(out), "the good case %s was written before the bad one" % first
+    assert "tiles" not in err  # no prediction started
+
+
+def test_evaluate_checks_every_ground_truth_before_predicting(workspace, tmp_path, capsys):
+    root, (first, last) = _copy_root(workspace, tmp_path)
+    path = os.path.join(root, last, last + "_seg.nii.gz")
+    image = nib.load(path)
+    seg = np.asarray(image.dataobj).copy()
+    seg[0, 0, 0] = 3  # not a BraTS 2017 label
+    nib.save(nib.Nifti1Image(seg, image.affine, image.header), path)
+    out = str(tmp_path / "out")
+    existing = str(tmp_path / "existing")
+    os.makedirs(existing)
+    for target in (out, existing):
+        code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", target,
+                             "--evaluate"], capsys)
+        line = _error_line(code, err)
+        assert line == "error: %s: label values [3] outside the brats2017 convention [0, 1, 2, 4]" % path
+    assert not os.path.exists(out)
+    assert os.listdir(existing) == []
+    # Without --evaluate the label maps are not needed, and the run goes through.
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", out], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == [first + ".nii.gz", last + ".nii.gz"]
+
+
+def test_incomplete_case_folder_is_an_error_or_a_listed_skip(workspace, tmp_path, capsys):
+    root, (first, last) = _copy_root(workspace, tmp_path)
+    os.remove(os.path.join(root, first, first + "_flair.nii.gz"))
+    out = str(tmp_path / "out")
+    argv = ["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", out]
+    code, _, err = _run(argv, capsys)
+    assert _error_line(code, err).startswith(
+        "error: case folder %s has no flair file (expected %s_flair.nii.gz or %s-t2f.nii.gz)"
+        % (os.path.join(root, first), first, first))
+    assert not os.path.exists(out)
+    code, _, err = _run(argv + ["--skip-incomplete"], capsys)
+    assert code == 0, err
+    assert err.splitlines()[0] == ("skipped incomplete case folder: case folder %s has no flair file "
+                                   "(expected %s_flair.nii.gz or %s-t2f.nii.gz)"
+                                   % (os.path.join(root, first), first, first))
+    assert os.listdir(out) == [last + ".nii.gz"]
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["-nc", "maybe"], "error: argument -nc/--n4correction: expected true or false, got 'maybe' "
+                       "(see --help)"),
+    (["--method", "slow"], "error: argument --method: invalid choice: 'slow'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, line, capsys):
+    with pytest.raises(SystemExit) as exit:
+        predict_keras.main(["-m", "x", "-r", "y", "-o", "z"] + argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(line) and err.endswith("(see --help)\n"), err

@@ -92,10 +92,20 @@ def test_booleans_parse(text, value):
     assert args.n4correction is value
 
 
-def test_bool_flag_rejects_garbage(capsys):
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["-nc", "maybe"])
-    assert "expected true or false" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, line", [
+    (["-c", "yes_please"], "error: argument -c/--continue-training: expected true or false, "
+                           "got 'yes_please' (see --help)"),
+    (["-nc", "maybe"], "error: argument -nc/--n4correction: expected true or false, got 'maybe' "
+                       "(see --help)"),
+    (["--padding", "full"], "error: argument --padding: invalid choice: 'full' (choose from "),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, line, capsys):
+    with pytest.raises(SystemExit) as exit:
+        train_keras.main(["-r", "x"] + argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(line), err
+    assert "usage:" not in err
 
 
 def test_resolve_defaults_and_nocorrection():
@@ -114,6 +124,8 @@ def test_resolve_defaults_and_nocorrection():
     (["-ps", "10"], "-ps 10 does not match the model"),
     (["-c", "true"], "-c true needs -lp"),
     (["-bs", "0"], "-bs must be >= 1"),
+    (["--performance", "0"], "--performance must be >= 1, got 0"),
+    (["--performance", "-1"], "--performance must be >= 1, got -1"),
     (["-mn", "dense24_nocorrection", "-nc", "true"], "drop -nc true"),
 ])
 def test_bad_configuration_exits_2_with_one_line(args, message, capsys, tmp_path):
@@ -163,3 +175,34 @@ def test_demo_keeps_options_given_on_the_command_line():
     config = apply_demo_defaults(resolve(build_parser().parse_args(argv)), given)
     assert config.num_epochs == 7 and config.padding == "same"
     assert config.n_pos == DEMO["n_pos"] and config.n_neg == DEMO["n_neg"]
+
+
+def _incomplete_dataset(root):
+    from generators.synthetic import write_dataset
+
+    write_dataset(root, n_cases=2, shape=(40, 40, 40), seed=1, splits=(1.0, 0.0, 0.0))
+    os.remove(os.path.join(root, "train.txt"))  # discover every folder
+    victim = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))[1]
+    os.rename(os.path.join(root, victim, victim + "_flair.nii.gz"),
+              os.path.join(root, victim, victim + "_FLAIR.nii.gz"))
+    return victim
+
+
+def test_incomplete_case_folder_stops_training_unless_skipped(tmp_path, capsys):
+    from densenet3d_keras.training.data import select_cases
+
+    root = str(tmp_path / "data")
+    victim = _incomplete_dataset(root)
+    save = tmp_path / "ckpt"
+    code, _, err = _run(["-mn", "tiny", "-r", root, "-sp", str(save), "-e", "1", "--n-pos", "2",
+                         "--n-neg", "2", "--cache-dir", str(tmp_path / "cache")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: case folder %s has no flair file (expected %s_flair.nii.gz or "
+                          "%s-t2f.nii.gz); found %s_FLAIR.nii.gz"
+                          % (os.path.join(root, victim), victim, victim, victim))
+    assert not save.exists()
+    config = resolve(build_parser().parse_args(["-mn", "tiny", "-r", root, "--skip-incomplete"]))
+    cases = select_cases(config)
+    assert victim not in [case.case_id for case in cases] and len(cases) == 1
+    assert capsys.readouterr().err.startswith(
+        "skipped incomplete case folder: case folder %s has no flair file" % os.path.join(root, victim))

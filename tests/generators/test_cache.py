@@ -2,6 +2,8 @@
 import os
 import time
 
+import pytest
+
 import nibabel as nib
 import numpy as np
 
@@ -70,3 +72,70 @@ def test_interrupted_build_leaves_no_valid_entry(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert os.listdir(cache) == []
     assert load_cached(case, cache).image.shape == (40, 40, 40, 4)
+
+
+def _entry(cache):
+    (name,) = os.listdir(cache)
+    return os.path.join(cache, name)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "garbage"])
+def test_damaged_entry_is_rebuilt_with_a_log_line(tmp_path, damage):
+    folder = write_case(str(tmp_path / "data"), "Brats17_K_1_1", shape=(40, 40, 40), seed=10)
+    case = load_case(folder, require_label=True)
+    cache = str(tmp_path / "cache")
+    load_cached(case, cache)
+    image_path = os.path.join(_entry(cache), "image.npy")
+    if damage == "truncate":  # a disk that filled up, a copy cut short
+        with open(image_path, "r+b") as handle:
+            handle.truncate(os.path.getsize(image_path) // 2)
+    elif damage == "delete":
+        os.remove(image_path)
+    else:
+        with open(image_path, "wb") as handle:
+            handle.write(b"not an npy file")
+    lines = []
+    cached = load_cached(case, cache, log=lines.append)
+    assert len(lines) == 1
+    assert lines[0].startswith("preprocessing cache entry of case Brats17_K_1_1 is damaged (%s"
+                               % image_path)
+    assert lines[0].endswith("); rebuilding it")
+    fresh = load_case_volumes(case)
+    np.testing.assert_array_equal(np.asarray(cached.image), fresh.image)
+    np.testing.assert_array_equal(np.asarray(cached.label), fresh.label)
+    lines = []
+    load_cached(case, cache, log=lines.append)  # repaired for good
+    assert lines == []
+
+
+def test_damaged_entry_that_cannot_be_rebuilt_names_the_cache(tmp_path, monkeypatch, capsys):
+    folder = write_case(str(tmp_path / "data"), "Brats17_K_2_1", shape=(40, 40, 40), seed=11)
+    case = load_case(folder, require_label=True)
+    cache = str(tmp_path / "cache")
+    load_cached(case, cache)
+    label_path = os.path.join(_entry(cache), "label.npy")
+    with open(label_path, "r+b") as handle:
+        handle.truncate(200)
+    import generators.cache as cache_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "_build", full_disk)
+    with pytest.raises(OSError) as error:
+        load_cached(case, cache)
+    assert str(error.value) == ("cannot write the preprocessing cache %s: [Errno 28] No space left "
+                                "on device" % cache)
+    err = capsys.readouterr().err  # the default log line, on stderr
+    assert "is damaged (%s" % label_path in err and "rebuilding it" in err
+
+    def no_op(case, entry, stats, minimum):  # a "rebuild" that does not repair the entry
+        with open(os.path.join(entry, "meta.json")) as handle:
+            import json
+
+            return json.load(handle)
+
+    monkeypatch.setattr(cache_module, "_build", no_op)
+    with pytest.raises(OSError, match="preprocessing cache entry %s cannot be read even after "
+                                      "rebuilding it: %s" % (_entry(cache), label_path)):
+        load_cached(case, cache, log=lambda line: None)

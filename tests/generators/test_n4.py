@@ -1,8 +1,10 @@
 """Tests of generators.n4: N4 bias-field correction with SimpleITK, files, cases and the CLI."""
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import nibabel as nib
 import SimpleITK as sitk
 
+from densenet3d_keras.cli import n4 as n4_cli
 from generators import n4
 from generators.brats import corrected_path, discover_cases
 
@@ -278,7 +281,7 @@ def test_correct_case_skips_existing_outputs_unless_overwrite(tmp_path):
 
 def run_cli(argv, capsys):
     """Run ``main`` in this process; returns (exit code, stdout, stderr)."""
-    code = n4.main([str(part) for part in argv])
+    code = n4_cli.main([str(part) for part in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -354,10 +357,143 @@ def test_cli_missing_root_exits_2_with_one_line(tmp_path):
 def test_cli_bad_arguments_exit_2(tmp_path, capsys, extra, message):
     write_case(tmp_path, "Brats17_A")
     try:
-        code = n4.main([str(tmp_path)] + extra)
+        code = n4_cli.main([str(tmp_path)] + extra)
     except SystemExit as exit:  # argparse's own errors
         code = exit.code
     err = capsys.readouterr()[1]
     assert code == 2
     assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
     assert outputs_of(tmp_path) == []
+
+
+def test_cli_incomplete_case_folder_is_an_error_or_a_listed_skip(tmp_path, capsys):
+    write_case(tmp_path, "Brats17_A", seed=0)
+    folder = write_case(tmp_path, "Brats17_B", seed=1)
+    os.rename(os.path.join(folder, "Brats17_B_flair.nii.gz"), os.path.join(folder, "Brats17_B_Flair.nii.gz"))
+    argv = [tmp_path, "--workers", "1", "--iterations", "3", "--modalities", "t1"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: case folder %s has no flair file (expected Brats17_B_flair.nii.gz "
+                          "or Brats17_B-t2f.nii.gz); found Brats17_B_Flair.nii.gz" % folder)
+    assert outputs_of(tmp_path) == []
+    code, out, err = run_cli(argv + ["--skip-incomplete"], capsys)
+    assert code == 0, err
+    assert err.startswith("skipped incomplete case folder: case folder %s has no flair file" % folder)
+    assert "1 case(s) corrected" in out
+    assert outputs_of(tmp_path) == ["Brats17_A_t1_corrected.nii.gz"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Workers do not outlive the main process
+
+
+def _proc_stat(pid):
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, ... (utime is [11])."""
+    with open("/proc/%d/stat" % pid) as handle:
+        text = handle.read()
+    return text[text.rindex(")") + 2:].split()
+
+
+def _children(pid):
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if int(_proc_stat(int(name))[1]) == pid:
+                    found.append(int(name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _running(pid):
+    try:
+        return _proc_stat(pid)[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _cpu_seconds(pid):
+    try:
+        fields = _proc_stat(pid)
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def _wait_until(condition, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc")
+def test_workers_exit_when_the_main_process_is_killed(tmp_path):
+    for index, case_id in enumerate(("Brats17_A", "Brats17_B")):
+        write_case(tmp_path, case_id, shape=(40, 40, 32), seed=index)
+    # Enough iterations that N4 is still fitting when the main process is killed.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "generators.n4", str(tmp_path), "--workers", "2", "--modalities",
+         "flair", "--shrink-factor", "1", "--iterations", "2000x2000"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    descendants = []
+    try:
+        def workers_busy():
+            workers = [pid for pid in _children(process.pid)
+                       if b"spawn_main" in open("/proc/%d/cmdline" % pid, "rb").read()]
+            return len(workers) == 2 and all(_cpu_seconds(pid) > 2.0 for pid in workers)
+
+        assert _wait_until(workers_busy, 120), "the workers did not start"
+        descendants = _children(process.pid)  # the workers and multiprocessing's tracker
+        process.kill()
+        process.wait()
+        assert _wait_until(lambda: not any(_running(pid) for pid in descendants), 10), \
+            "orphaned processes still running: %s" % [p for p in descendants if _running(p)]
+        assert [name for _, _, names in os.walk(str(tmp_path)) for name in names
+                if name.startswith(".")] == []  # N4 stopped, no temporary file left
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in descendants:  # never leave orphans behind, even when the test fails
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _worker_stand_in(parent=None):
+    """A process set up like a pool worker, then idle the way a worker waits for a case."""
+    script = ("import sys, time\n"
+              "from generators import n4\n"
+              "n4._init_worker(1, None%s)\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(60)\n"
+              "sys.exit(5)\n" % ("" if parent is None else ", %d" % parent))
+    return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True)
+
+
+def test_a_worker_exits_on_sigterm():
+    process = _worker_stand_in()
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_worker_exits_when_its_parent_is_gone_without_a_signal():
+    # The portable fallback: the watchdog sees that the parent recorded at start-up is not the
+    # parent any more (here: a stand-in given a wrong parent id, so no kernel signal is needed).
+    process = _worker_stand_in(os.getpid() + 1000000)
+    try:
+        assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -87,6 +87,24 @@ def test_trailing_singleton_dimension_squeezed(tmp_path):
     assert data.shape == (5, 6, 7)
 
 
+def test_finite_float64_beyond_float32_is_out_of_range_not_nan(case_folder):
+    path = os.path.join(case_folder, "Brats17_F_1_1_t2.nii.gz")
+    data = nib.load(path).get_fdata()  # float64
+    data[3, 4, 5] = -1e39
+    _replace(case_folder, "Brats17_F_1_1_t2.nii.gz", data)
+    assert np.asanyarray(nib.load(path).dataobj).dtype == np.float64
+    with pytest.raises(ValueError) as error:
+        load_case_volumes(load_case(case_folder))
+    message = str(error.value)
+    assert message.startswith("%s has values outside the float32 range (largest magnitude 1e+39" % path)
+    assert "NaN" not in message and "infinite" not in message
+    # A real NaN is still called one.
+    data[3, 4, 5] = np.nan
+    _replace(case_folder, "Brats17_F_1_1_t2.nii.gz", data)
+    with pytest.raises(ValueError, match="%s contains NaN or infinite values" % path):
+        load_case_volumes(load_case(case_folder))
+
+
 def test_empty_brain_rejected(case_folder):
     _replace(case_folder, "Brats17_F_1_1_flair.nii.gz", np.zeros((24, 24, 20), np.float32))
     with pytest.raises(ValueError, match="flair volume of case Brats17_F_1_1 .* is empty"):

@@ -28,6 +28,7 @@ image including the zero background; this module estimates over the nonzero voxe
 Command line::
 
     python -m generators.n4 <dataset root> [--workers N] [--list train.txt] [--overwrite]
+        [--skip-incomplete]
         [--shrink-factor 3] [--iterations 50x50x30x20] [--spline-distance 300]
         [--convergence-threshold 0] [--modalities flair,t2,t1,t1ce]
 
@@ -39,8 +40,13 @@ Interrupts: outputs are written to a hidden temporary file and renamed, so a ``_
 file is never truncated. On Ctrl-C or SIGTERM, N4 (which ignores ITK's Abort()) is stopped at
 its next iteration through an iteration callback, temporary files are removed, and a rerun
 skips the outputs already written.
+
+Workers never outlive the main process: each asks the kernel for SIGTERM when its parent
+dies (Linux ``PR_SET_PDEATHSIG``) and also polls its parent id from a watchdog thread
+(elsewhere). On SIGTERM a worker stops its N4 at the next iteration, removes its temporary
+file and exits, also when the main process was killed with SIGKILL.
 """
-import argparse
+import contextlib
 import math
 import multiprocessing
 import os
@@ -51,17 +57,15 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple  # noqa: F401 (type comments)
 
 import numpy as np
 import SimpleITK as sitk
 
+from densenet3d_keras.core.errors import first_line
 from densenet3d_keras.core.fileio import atomic_output
 from densenet3d_keras.core.labels import MODALITIES
-from generators.brats import (corrected_path,
-                              discover_cases,
-                              resolve_case_list,
-                              split_nifti_extension)
+from generators.brats import corrected_path, split_nifti_extension
 from generators.volumes import load_nifti
 
 #: Reference settings (ANTs ``-s 3 -c [50x50x30x20] -b [300]``).
@@ -185,6 +189,15 @@ def _check_parameters(shrink_factor, iterations, spline_distance_mm, convergence
 #: them set): a signal noted in this process, and the pool's event shared with the workers.
 _SIGNALLED = threading.Event()
 _STOP = None
+#: Worker processes only: the process must end (SIGTERM, or the main process died), and a
+#: case is being processed (the watchdog waits for it to stop before ending the process).
+_TERMINATE = threading.Event()
+_BUSY = threading.Event()
+#: How often a worker checks that its parent is alive, and how long a terminating worker
+#: waits for its running N4 to stop and clean up before it exits anyway.
+PARENT_POLL_SECONDS = 0.5
+TERMINATE_GRACE_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class _Stopped(KeyboardInterrupt):
@@ -360,7 +373,7 @@ def correct_file(src, dst, **params):
     try:
         corrected, _ = correct_volume(data, spacing, **params)
     except (ValueError, RuntimeError) as error:
-        raise ValueError("N4 correction of %s failed: %s" % (src, _first_line(error)))
+        raise ValueError("N4 correction of %s failed: %s" % (src, first_line(error)))
 
     with atomic_output(dst, suffix=extension) as temporary:
         _write_like(corrected, reference, temporary)
@@ -398,12 +411,9 @@ def correct_case(case, overwrite=False, modalities=DEFAULT_MODALITIES, **params)
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line
+# Running many cases (the command line is densenet3d_keras.cli.n4)
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def available_cpus():
@@ -431,81 +441,97 @@ def _note_signal(signum, frame):
     _SIGNALLED.set()
 
 
-def _init_worker(threads, stop=None):
-    """Set up a process that runs cases: SimpleITK threads, stop event, signal handlers."""
+def _set_parent_death_signal(signum):
+    # type: (int) -> bool
+    """Linux: have the kernel send ``signum`` to this process when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``). Returns False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _terminate_worker(signum, frame):
+    """SIGTERM handler of a worker process, also what the kernel sends when the main process
+    dies: stop N4 at its next iteration; the watchdog then ends the process."""
+    _SIGNALLED.set()
+    _TERMINATE.set()
+
+
+def _watchdog(parent):
+    """Thread of a worker process: end the process when it was sent SIGTERM or its parent is
+    gone (the portable check, polled), once no case is being processed. A running N4 stops
+    at its next iteration and removes its temporary file first; an idle worker, blocked
+    waiting for the next case, exits at once."""
+    deadline = None
+    while True:
+        if os.getppid() != parent:
+            _SIGNALLED.set()
+            _TERMINATE.set()
+        if not _TERMINATE.is_set():
+            _TERMINATE.wait(PARENT_POLL_SECONDS)
+            continue
+        if deadline is None:
+            deadline = time.time() + TERMINATE_GRACE_SECONDS
+        if not _BUSY.is_set() or time.time() > deadline:
+            os._exit(128 + signal.SIGTERM)
+        time.sleep(0.05)
+
+
+def _init_worker(threads, stop=None, parent=None):
+    """Set up a process that runs cases: SimpleITK threads, stop event, signal handlers, and
+    exit when the main process dies (even by SIGKILL), so that no orphan keeps running.
+
+    Args:
+        threads: SimpleITK threads of this process.
+        stop: the pool's shared stop event.
+        parent: process id of the main process (default: this process's parent).
+    """
     global _STOP
     _STOP = stop
     _SIGNALLED.clear()
+    _TERMINATE.clear()
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(int(threads))
     sys.excepthook = _quiet_interrupts
-    for number in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(number) != signal.SIG_IGN:  # e.g. nohup: keep ignoring
-            signal.signal(number, _note_signal)
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:  # e.g. nohup: keep ignoring
+        signal.signal(signal.SIGINT, _note_signal)
+    signal.signal(signal.SIGTERM, _terminate_worker)
+    parent = os.getppid() if parent is None else parent
+    _set_parent_death_signal(signal.SIGTERM)
+    # The parent may have died before prctl: the watchdog's first check sees that.
+    watchdog = threading.Thread(target=_watchdog, args=(parent,), name="n4-parent-watchdog")
+    watchdog.daemon = True
+    watchdog.start()
 
 
 def _process_case(case, overwrite, modalities, params):
     """Worker entry point: returns (statuses, seconds); checks for a stop between files."""
     start = time.time()
     statuses = OrderedDict()
-    for modality in modalities:
-        if _stop_requested():
-            raise KeyboardInterrupt("stopped before %s of %s" % (modality, case.case_id))
-        statuses.update(correct_case(case, overwrite=overwrite, modalities=(modality,), **params))
+    _BUSY.set()
+    try:
+        for modality in modalities:
+            if _stop_requested():
+                raise KeyboardInterrupt("stopped before %s of %s" % (modality, case.case_id))
+            statuses.update(correct_case(case, overwrite=overwrite, modalities=(modality,),
+                                         **params))
+    finally:
+        _BUSY.clear()
     return statuses, time.time() - start
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write("error: %s (see --help)\n" % message)
-        sys.exit(2)
 
 
-def build_parser():
-    """The ``python -m generators.n4`` argument parser."""
-    parser = _ArgumentParser(
-        prog="python -m generators.n4",
-        description="N4 bias-field correction of BraTS cases with SimpleITK; writes "
-                    "<case>_<modality>_corrected.nii.gz beside each original.")
-    parser.add_argument("root", help="dataset root with one folder per case")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parallel worker processes (default: min(%d, CPUs))" % MAX_DEFAULT_WORKERS)
-    parser.add_argument("--list", default=None,
-                        help="case list file (one folder name per line; relative paths are also "
-                             "looked up in the root); default: every case folder")
-    parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
-    parser.add_argument("--shrink-factor", type=int, default=DEFAULT_SHRINK_FACTOR,
-                        help="subsampling for the estimate (default %(default)s)")
-    parser.add_argument("--iterations", default=format_iterations(DEFAULT_ITERATIONS),
-                        help="iterations per fitting level (default %(default)s)")
-    parser.add_argument("--spline-distance", type=float, default=DEFAULT_SPLINE_DISTANCE_MM,
-                        help="B-spline knot distance in mm (default %(default)s)")
-    parser.add_argument("--convergence-threshold", type=float, default=DEFAULT_CONVERGENCE_THRESHOLD,
-                        help="stop a level when the field changes less than this "
-                             "(default %(default)s: all iterations, as ANTs)")
-    parser.add_argument("--modalities", default=",".join(DEFAULT_MODALITIES),
-                        help="comma-separated modalities to correct (default %(default)s)")
-    return parser
 
 
-def _resolve(args):
-    """Validate the arguments into (cases, params, modalities, workers); ValueError/OSError."""
-    if not os.path.isdir(args.root):
-        raise FileNotFoundError("dataset root not found: %s" % args.root)
-    iterations = parse_iterations(args.iterations)
-    modalities = parse_modalities(args.modalities)
-    params = dict(shrink_factor=args.shrink_factor, iterations=iterations,
-                  spline_distance_mm=args.spline_distance,
-                  convergence_threshold=args.convergence_threshold)
-    _check_parameters(histogram_bins=DEFAULT_HISTOGRAM_BINS, **params)
-    if args.workers is not None and args.workers < 1:
-        raise ValueError("--workers must be >= 1, got %d" % args.workers)
-    names = resolve_case_list(args.root, args.list) if args.list else None
-    cases = discover_cases(args.root, names)
-    workers = args.workers if args.workers is not None else min(MAX_DEFAULT_WORKERS, available_cpus())
-    return cases, params, modalities, max(1, min(workers, len(cases)))
-
-
-def _run_inline(cases, overwrite, modalities, params):
+def run_inline(cases, overwrite, modalities, params):
+    """Correct the cases one after another in this process; yields
+    ``(case, statuses, seconds, error)`` per case (a failing case does not stop the others)."""
     for case in cases:
         start = time.time()
         try:
@@ -516,14 +542,17 @@ def _run_inline(cases, overwrite, modalities, params):
             yield case, statuses, seconds, None
 
 
-def _run_pool(cases, overwrite, modalities, params, workers, threads):
+def run_pool(cases, overwrite, modalities, params, workers, threads):
+    """Correct the cases in ``workers`` spawned processes of ``threads`` SimpleITK threads each;
+    yields ``(case, statuses, seconds, error)`` as cases finish."""
     # Spawned (not forked) workers: forking a process whose ITK thread pool already exists can
     # deadlock, and a fresh interpreter is cheap next to one N4 run.
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     starts = {}
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_init_worker, initargs=(threads, stop))
+                                   initializer=_init_worker,
+                                   initargs=(threads, stop, os.getpid()))
     futures = OrderedDict()
     try:
         for case in cases:
@@ -552,31 +581,24 @@ def _run_pool(cases, overwrite, modalities, params, workers, threads):
         executor.shutdown(wait=True)
 
 
-def main(argv=None):
-    # type: (Optional[List[str]]) -> int
-    """Run the command line; returns the exit code (0 ok, 1 a case failed, 2 bad arguments)."""
-    args = build_parser().parse_args(argv)
-    try:
-        cases, params, modalities, workers = _resolve(args)
-    except (ValueError, OSError) as error:
-        sys.stderr.write("error: %s\n" % _first_line(error))
-        return 2
-    threads = threads_per_worker(workers)
-    print("n4: %d case(s) under %s; %d worker(s) x %d SimpleITK thread(s); shrink factor %d, "
-          "iterations %s, spline distance %g mm, convergence threshold %g, modalities %s%s"
-          % (len(cases), args.root, workers, threads, params["shrink_factor"],
-             format_iterations(params["iterations"]), params["spline_distance_mm"],
-             params["convergence_threshold"], ",".join(modalities),
-             ", overwrite" if args.overwrite else ""))
-    sys.stdout.flush()
 
-    # Ctrl-C / SIGTERM: with one worker this process runs N4 and only notes the signal (N4
-    # aborts at its next iteration); with a pool it unwinds at once and stops the workers.
+
+
+
+
+@contextlib.contextmanager
+def interrupt_handling(workers):
+    """Ctrl-C / SIGTERM handling of the main process for the length of a run.
+
+    With one worker this process runs N4 and only notes the signal (N4 aborts at its next
+    iteration); with a pool it unwinds at once and stops the workers. Ignored signals (nohup)
+    stay ignored; the previous handlers are restored afterwards.
+    """
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
             previous = signal.getsignal(number)
-            if previous is None or previous == signal.SIG_IGN:  # e.g. nohup: keep ignoring
+            if previous is None or previous == signal.SIG_IGN:
                 continue
             handlers[number] = previous
             signal.signal(number, _note_signal if workers == 1 else
@@ -586,7 +608,7 @@ def main(argv=None):
     if workers == 1:
         sys.excepthook = _quiet_interrupts
     try:
-        return _run(cases, args.overwrite, modalities, params, workers, threads)
+        yield
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
@@ -594,50 +616,9 @@ def main(argv=None):
         _SIGNALLED.clear()
 
 
-def _run(cases, overwrite, modalities, params, workers, threads):
-    """Correct the cases, print progress and a summary; returns the exit code."""
+def run_cases(cases, overwrite, modalities, params, workers, threads):
+    """:func:`run_inline` with one worker, else :func:`run_pool`."""
     if workers == 1:
         sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(threads)
-        results = _run_inline(cases, overwrite, modalities, params)
-    else:
-        results = _run_pool(cases, overwrite, modalities, params, workers, threads)
-
-    counts = OrderedDict([("corrected", 0), ("skipped", 0), ("failed", 0)])
-    files = OrderedDict([(STATUS_CORRECTED, 0), (STATUS_SKIPPED, 0)])
-    failures = []
-    try:
-        for done, (case, statuses, seconds, error) in enumerate(results, 1):
-            prefix = "[%d/%d] %s" % (done, len(cases), case.case_id)
-            if error is not None:
-                counts["failed"] += 1
-                failures.append((case.case_id, _first_line(error)))
-                sys.stderr.write("%s FAILED after %.1f s: %s\n" % (prefix, seconds, _first_line(error)))
-                sys.stderr.flush()
-                continue
-            for status in statuses.values():
-                files[status] += 1
-            written = sum(1 for status in statuses.values() if status == STATUS_CORRECTED)
-            if written:
-                counts["corrected"] += 1
-                print("%s done in %.1f s (%d file(s) corrected, %d already present)"
-                      % (prefix, seconds, written, len(statuses) - written))
-            else:
-                counts["skipped"] += 1
-                print("%s skipped (all %d outputs exist; --overwrite recomputes them)"
-                      % (prefix, len(statuses)))
-            sys.stdout.flush()
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: no partial _corrected file is left behind; "
-                         "run again to finish (existing outputs are skipped)\n")
-        return 130
-
-    print("n4 summary: %d case(s) corrected, %d skipped, %d failed (%d file(s) written, %d already present)"
-          % (counts["corrected"], counts["skipped"], counts["failed"],
-             files[STATUS_CORRECTED], files[STATUS_SKIPPED]))
-    for case_id, message in failures:
-        sys.stderr.write("failed: %s: %s\n" % (case_id, message))
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return run_inline(cases, overwrite, modalities, params)
+    return run_pool(cases, overwrite, modalities, params, workers, threads)
