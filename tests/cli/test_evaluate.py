@@ -314,7 +314,7 @@ def run_interrupted(capsys, *argv):
 
 
 def test_ctrl_c_while_scoring_prints_interrupted_and_leaves_nothing(dataset, capsys, monkeypatch):
-    from densenet3d_keras import evaluation
+    from densenet3d_keras.evaluation import report as evaluation
 
     calls = _interrupt_on(monkeypatch, evaluation, "evaluate_case", lambda n, args: n == 2)
     code, _, err = run_interrupted(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o",
@@ -336,7 +336,7 @@ def test_ctrl_c_while_scoring_prints_interrupted_and_leaves_nothing(dataset, cap
 
 
 def test_ctrl_c_while_renaming_outputs_leaves_no_half_set(dataset, capsys, monkeypatch):
-    from densenet3d_keras import evaluation
+    from densenet3d_keras.evaluation import report as evaluation
 
     _interrupt_on(monkeypatch, evaluation.os, "replace",
                   lambda n, args: str(args[1]).endswith("summary.json"))
