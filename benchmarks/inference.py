@@ -5,7 +5,7 @@ the command does) is segmented with dense24 (random initial weights with randomi
 statistics: timing does not depend on the weights, and the equality check needs non-trivial
 ones). Stages, in this order:
 
-1. ``fcn``: :func:`densenet3d_keras.inference.predict_fcn` over the brain's bounding box with
+1. ``fcn``: :func:`densenet3d_keras.inference.predict.predict_fcn` over the brain's bounding box with
    valid padding and the default tile size, the whole case, then the label file written.
    Peak RSS is read right after this stage (before the patch model is built).
 2. ``patch``: the reference's 38^3 windows (same padding). A full case is 3564 windows, over an
@@ -38,7 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from densenet3d_keras import inference  # noqa: E402
+from densenet3d_keras.core import geometry  # noqa: E402
+from densenet3d_keras.inference import output, predict, tiling  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
 
 SHAPE = (240, 240, 155)
@@ -87,8 +88,8 @@ def randomise_batch_norm(model, seed=0):
 def choose_windows(shape, box, count):
     """``count`` window starts spread evenly over the windows whose block is in ``box``."""
     start, stop = box
-    inside = [w for w in inference.window_plan(shape)
-              if all(a <= s + inference.MARGIN and s + inference.MARGIN + inference.PATCH_STEP <= b
+    inside = [w for w in tiling.window_plan(shape)
+              if all(a <= s + geometry.MARGIN and s + geometry.MARGIN + tiling.PATCH_STEP <= b
                      for s, a, b in zip(w, start, stop))]
     picks = np.linspace(0, len(inside) - 1, min(count, len(inside))).round().astype(int)
     return [inside[i] for i in sorted(set(picks.tolist()))]
@@ -98,7 +99,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch-windows", type=int, default=48,
                         help="windows timed for the patch extrapolation (default 48)")
-    parser.add_argument("--tile-size", type=int, default=inference.DEFAULT_TILE_SIZE)
+    parser.add_argument("--tile-size", type=int, default=tiling.DEFAULT_TILE_SIZE)
     parser.add_argument("--same-tiles", type=int, default=2,
                         help="fcn tiles timed with same padding as well (default 2)")
     parser.add_argument("--full-same", action="store_true",
@@ -132,14 +133,14 @@ def main(argv=None):
         randomise_batch_norm(fcn_model)
         weights = fcn_model.get_weights()
         with Stopwatch() as fcn_time:
-            fcn = inference.predict_fcn(fcn_model, volumes.image, volumes.background,
+            fcn = predict.predict_fcn(fcn_model, volumes.image, volumes.background,
                                         tile_size=args.tile_size)
         with Stopwatch() as save_time:
-            inference.write_nifti_like(os.path.join(workdir, "labels.nii.gz"), fcn.labels,
+            output.write_nifti_like(os.path.join(workdir, "labels.nii.gz"), fcn.labels,
                                        volumes.header)
         fcn_flops = fcn.num_passes * model_flops(MODEL, fcn.pass_shape, "valid")
         rss_fcn = peak_rss_gb()
-        box = inference.bounding_box(fcn.scored)
+        box = tiling.bounding_box(fcn.scored)
         print("fcn   : brain box %s, %d tiles of %s (valid padding), %.1f TFLOP"
               % ("x".join(str(b - a) for a, b in zip(*box)), fcn.num_passes,
                  "x".join(map(str, fcn.pass_shape)), fcn_flops / 1e12))
@@ -153,26 +154,26 @@ def main(argv=None):
 
         # 2. patch, same padding, a subset of windows, extrapolated.
         clear_session()
-        patch_model = build_model(MODEL, inference.PATCH_SIZE, padding="same")
+        patch_model = build_model(MODEL, geometry.PATCH_SIZE, padding="same")
         patch_model.set_weights(weights)
-        all_windows = len(inference.window_plan(volumes.shape))
+        all_windows = len(tiling.window_plan(volumes.shape))
         windows = choose_windows(volumes.shape, box, args.patch_windows)
-        warmup = windows[:inference.PATCH_BATCH_SIZE]
-        inference.predict_patch(patch_model, volumes.image, volumes.background, windows=warmup)
+        warmup = windows[:predict.PATCH_BATCH_SIZE]
+        predict.predict_patch(patch_model, volumes.image, volumes.background, windows=warmup)
         with Stopwatch() as patch_time:
-            patch = inference.predict_patch(patch_model, volumes.image, volumes.background,
+            patch = predict.predict_patch(patch_model, volumes.image, volumes.background,
                                             windows=windows)
         per_window = patch_time.wall / len(windows)
         patch_total = per_window * all_windows
         patch_total_cpu = patch_time.cpu / len(windows) * all_windows
-        patch_flops = len(windows) * model_flops(MODEL, inference.PATCH_SIZE, "same")
+        patch_flops = len(windows) * model_flops(MODEL, geometry.PATCH_SIZE, "same")
         print("patch : %d of %d windows (38^3, same padding, batches of %d) in %.1f s wall "
               "(%.1f s CPU), %.2f s per window, %.1f GFLOP/s"
-              % (len(windows), all_windows, inference.PATCH_BATCH_SIZE, patch_time.wall,
+              % (len(windows), all_windows, predict.PATCH_BATCH_SIZE, patch_time.wall,
                  patch_time.cpu, per_window, patch_flops / patch_time.wall / 1e9))
         print("patch : EXTRAPOLATED to all %d windows: %.0f s wall (%.1f min), %.0f s CPU, %.0f TFLOP"
               % (all_windows, patch_total, patch_total / 60.0, patch_total_cpu,
-                 all_windows * model_flops(MODEL, inference.PATCH_SIZE, "same") / 1e12))
+                 all_windows * model_flops(MODEL, geometry.PATCH_SIZE, "same") / 1e12))
         scored = patch.scored
         reference = patch.logits[scored]
         difference = np.abs(fcn.logits[scored] - reference).max()
@@ -188,11 +189,11 @@ def main(argv=None):
         clear_session()
         same_model = build_model(MODEL, None, padding="same")
         same_model.set_weights(weights)
-        plan = inference.tile_plan(box[0], box[1], args.tile_size)
+        plan = tiling.tile_plan(box[0], box[1], args.tile_size)
         tiles = plan[:max(1, args.same_tiles)]
-        blocks = [inference.extract_block(volumes.image,
-                                          [a - inference.MARGIN for a in tile.start],
-                                          [b + inference.MARGIN for b in tile.stop],
+        blocks = [tiling.extract_block(volumes.image,
+                                          [a - geometry.MARGIN for a in tile.start],
+                                          [b + geometry.MARGIN for b in tile.stop],
                                           volumes.background)[None] for tile in tiles]
         timings = {}
         for name, model in (("same", same_model), ("valid", fcn_model)):
@@ -211,7 +212,7 @@ def main(argv=None):
                  / float(model_flops(MODEL, fcn.pass_shape, "valid"))))
         if args.full_same:
             with Stopwatch() as same_time:
-                same = inference.predict_fcn(same_model, volumes.image, volumes.background,
+                same = predict.predict_fcn(same_model, volumes.image, volumes.background,
                                              tile_size=args.tile_size)
             print("fcn   : whole case with same-padding tiles %.1f s; logits max difference "
                   "to valid %.2e" % (same_time.wall, np.abs(same.logits - fcn.logits).max()))

@@ -35,8 +35,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from densenet3d_keras import compat  # noqa: E402
-from densenet3d_keras.training.config import build_parser, resolve  # noqa: E402
+from densenet3d_keras.core import compat  # noqa: E402
+from densenet3d_keras.runtime import threads  # noqa: E402
+from densenet3d_keras.cli.train import build_parser  # noqa: E402
+from densenet3d_keras.training.config import resolve  # noqa: E402
 
 COLUMNS = ["run", "epoch", "train_loss", "train_acc_wt", "train_acc_labels", "step_seconds",
            "heldout_loss", "heldout_acc_wt", "heldout_acc_labels"]
@@ -164,7 +166,7 @@ def main(argv=None):
         if padding not in ("same", "valid") or precision not in compat.PRECISION_POLICIES:
             parser.error("--runs takes padding:precision, e.g. valid:bf16; got %r" % run)
         runs.append((padding, precision))
-    compat.set_thread_counts(*[int(v) for v in args.threads.split(",")])
+    threads.set_thread_counts(*[int(v) for v in args.threads.split(",")])
     from densenet3d_keras.models.builder import build_model
     from generators.synthetic import write_dataset
 

@@ -43,7 +43,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from densenet3d_keras import compat  # noqa: E402
+from densenet3d_keras.core import compat  # noqa: E402
+from densenet3d_keras.runtime import threads as thread_pools  # noqa: E402
 from densenet3d_keras.core.compat import keras  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
 
@@ -236,12 +237,12 @@ def time_steps(case, paddings, rounds, steps, warmup, precision="float32", jit=F
 def run_one(args):
     """Measure one thread setting in this process; return the figures as a dict."""
     if args.threads[0] == "auto":
-        intra, inter = compat.auto_thread_counts()
+        intra, inter = thread_pools.auto_thread_counts()
         label = "auto (%d,%d)" % (intra, inter)
     else:
         intra, inter = [int(v) for v in args.threads[0].split(",")]
         label = "%d,%d" % (intra, inter)
-    compat.set_thread_counts(intra, inter)
+    thread_pools.set_thread_counts(intra, inter)
     load_before = load_average()
     peak = matmul_peak(compat.tf)
     folder = tempfile.mkdtemp(prefix="bench_training_")
