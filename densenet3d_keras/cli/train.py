@@ -42,9 +42,6 @@ def _add_data_flags(data):
     data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
                       help="leave out (and list) case folders under the root that are not "
                            "complete cases, instead of stopping")
-    data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
-                      help="leave out (and list) case folders under the root that are not "
-                           "complete cases, instead of stopping")
     data.add_argument("--demo", action="store_true",
                       help="generate a small synthetic BraTS-like dataset and train on it")
 
