@@ -72,47 +72,61 @@ def prepare_cases(cases, cache_dir=None, patch_size=38, log=print):
     return prepared
 
 
-def load_for_training(config, log=print):
+def load_for_training(config, log=print, checkpoint=None):
     """Build the model, or load it from ``--load-path``.
+
+    Args:
+        config: the resolved configuration.
+        log: callable taking a line.
+        checkpoint: the checkpoint file ``--load-path`` resolves to, if already known
+            (:class:`densenet3d_keras.runfolder.RunFolder` finds it for ``-c true``).
 
     Returns:
         (compiled model, number of epochs already completed).
 
     Raises:
-        ValueError: the checkpoint holds another architecture than ``--model-name``.
+        ValueError: the checkpoint holds another architecture than ``--model-name`` (by its
+            recorded name, or with ``-c true`` by its weights' names and shapes).
     """
-    from callbacks.checkpoint import find_checkpoint, read_checkpoint_info
+    from callbacks.checkpoint import find_checkpoint, read_checkpoint_info, weight_mismatch
 
     compat.set_precision(config.get("precision", "float32"))
     architecture = config["architecture"]
     if not config["load_path"]:
         model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
         return compile_model(model, config["lr"]), 0
-    path = find_checkpoint(config["load_path"])
+    path = checkpoint or find_checkpoint(config["load_path"], log)
     info = read_checkpoint_info(path)
     if info["model"] is not None and resolve_model_name(info["model"])[0] != architecture:
         raise ValueError("checkpoint %s holds a %s model, not %s (-mn)"
                          % (path, info["model"], config["model_name"]))
+    model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
     if config["continue_training"]:
-        model = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
+        # Resuming trains the architecture stored in the file: make sure it is -mn's, also
+        # for files that do not record a model name.
+        mismatch = weight_mismatch(model, path)
+        if mismatch:
+            raise ValueError("checkpoint %s does not hold a %s model (-mn): %s"
+                             % (path, config["model_name"], mismatch))
+        loaded = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
         if (info["padding"] != config["padding"] or compat.precision_policy() != "float32"
-                or compat.precision_policy(model) != "float32"):
-            model = _rebuilt_with(model, config, path)
+                or compat.precision_policy(loaded) != "float32"):
+            loaded = _rebuilt_with(loaded, config, path, model)
         epoch = info["epoch"] or 0
         log("resumed from %s after epoch %d" % (path, epoch))
-        return model, epoch
-    model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
+        return loaded, epoch
     model.load_weights(path)
     log("initialised weights from %s" % path)
     return compile_model(model, config["lr"]), 0
 
 
-def _rebuilt_with(loaded, config, path):
-    """Move weights and optimizer state (read from ``path``) of a loaded model into one with
-    another padding or precision."""
+def _rebuilt_with(loaded, config, path, model=None):
+    """Move weights and optimizer state (read from ``path``) of a loaded model into ``model``
+    (built anew if ``None``) of another padding or precision."""
     from callbacks.checkpoint import read_optimizer_weights
 
-    model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
+    if model is None:
+        model = build_model(config["model_name"], config["patch_size"], padding=config["padding"])
     model.set_weights(loaded.get_weights())
     optimizer = compat.moved_optimizer(loaded.optimizer, model.trainable_variables,
                                        read_optimizer_weights(path))
@@ -143,7 +157,8 @@ def train(config, stream="stdout"):
         ``initial_epoch`` and ``cases`` (ids of this worker's patients). On an Ascend NPU the
         model's session is closed when this returns.
     """
-    from densenet3d_keras.distribute import scaled_learning_rate, select_runtime
+    from densenet3d_keras.distribute import select_runtime
+    from densenet3d_keras.runfolder import RunFolder
 
     if stream == "stdout":
         stream = sys.stdout
@@ -155,12 +170,21 @@ def train(config, stream="stdout"):
 
     apply_gpu_choice(config)
     runtime = select_runtime(config)
+    # Checks the output folders, and for -c true finds the checkpoint, before anything is written.
+    folder = RunFolder(config, runtime.is_chief, log)
+    with folder:  # the lock of the save folder, from before the first write to the end
+        return _train_in(config, runtime, folder, stream, log)
+
+
+def _train_in(config, runtime, folder, stream, log):
+    from densenet3d_keras.distribute import scaled_learning_rate
+
     all_cases = select_cases(config)
     cases, dropped = runtime.shard(all_cases)
     log("%d training cases from %s, %d for this worker" % (len(all_cases), config["root_path"], len(cases)))
     prepared = prepare_cases(cases, config["cache_dir"], config["patch_size"], log)
     keras.backend.clear_session()
-    header = runtime.describe(config["batch_size"])
+    header = runtime.describe(config["batch_size"]) + folder.notes
     header.append("patients of worker %d: %s" % (runtime.worker.index, ", ".join(c.case_id for c in cases)))
     if dropped:
         header.append("patients left out so that every worker has %d: %s"
@@ -172,14 +196,15 @@ def train(config, stream="stdout"):
                       % (config["lr"], runtime.worker.count, learning_rate))
     with runtime:
         with runtime.scope():
-            model, initial_epoch = load_for_training(config, log)
+            model, initial_epoch = load_for_training(config, log, folder.checkpoint)
             model = runtime.prepare_model(model, learning_rate)
-        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log)
+        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log,
+                      folder.previous)
     result["cases"] = [case.case_id for case in cases]
     return result
 
 
-def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
+def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, previous=()):
     from callbacks.checkpoint import EpochCheckpoint
     from callbacks.training_log import TrainingLog, log_path_for_device
     from generators.sequence import PatchSequence
@@ -194,7 +219,6 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
                              patch_size=config["patch_size"], output_size=config["output_size"],
                              max_batches_per_patient=config["max_batches_per_patient"])
     if runtime.is_chief:
-        os.makedirs(config["save_path"], exist_ok=True)
         save_config(config, os.path.join(config["save_path"], "config.json"))
     log_path = log_path_for_device(config["log_dir"], runtime.log_id)
     header = [describe(config)] + header + ["tensorflow %s, keras %s, %d batches per epoch"
@@ -205,9 +229,13 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
     if checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(checkpoint_dir, config["model_name"], config["padding"],
                                          keep=config["keep"] if runtime.is_chief else 1,
-                                         log=training_log.write if runtime.is_chief else None))
-    model.fit(epochs=config["num_epochs"], initial_epoch=initial_epoch, shuffle=False, verbose=0,
-              callbacks=callbacks, **runtime.fit_arguments(sequence, config["workers"]))
+                                         log=training_log.write if runtime.is_chief else None,
+                                         previous=previous if runtime.is_chief else ()))
+    try:
+        model.fit(epochs=config["num_epochs"], initial_epoch=initial_epoch, shuffle=False, verbose=0,
+                  callbacks=callbacks, **runtime.fit_arguments(sequence, config["workers"]))
+    finally:
+        training_log.close()  # also when fit stops on an error (on_train_end is not called)
     saved = callbacks[-1].saved if checkpoint_dir is not None and runtime.is_chief else []
     return {"model": model, "log_path": log_path, "checkpoints": saved,
             "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}
