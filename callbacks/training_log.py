@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from densenet3d_keras.core.compat import keras
+from densenet3d_keras.core.fileio import write_error
 
 WT_ACCURACY = "wt_accuracy_percent"
 LABEL_ACCURACY = "labels_accuracy_percent"
@@ -70,26 +71,43 @@ class TrainingLog(keras.callbacks.Callback):
         self.epoch_losses = []
 
     def write(self, line):
-        """Write one line to the log file and the stream, flushed."""
+        """Write one line to the log file and the stream, flushed.
+
+        Raises:
+            OSError: the log file cannot be written (disk full); the message names it.
+        """
         if self._file is not None:
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as error:
+                raise write_error(self.log_path, error, "the training log")
         if self.stream is not None:
             self.stream.write(line + "\n")
             self.stream.flush()
 
     def on_train_begin(self, logs=None):
         folder = os.path.dirname(self.log_path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        self._file = io.open(self.log_path, "a", encoding="utf-8")
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            self._file = io.open(self.log_path, "a", encoding="utf-8")
+        except OSError as error:
+            raise write_error(self.log_path, error, "the training log")
         for line in self.header:
             self.write(line)
 
     def on_train_end(self, logs=None):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.close()
+
+    def close(self):
+        """Close the log file (kept open from the start of training); a second call does nothing."""
+        handle, self._file = self._file, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass  # its buffer was flushed after every line; a failed flush was reported there
 
     def on_epoch_begin(self, epoch, logs=None):
         self._infos = self.sequence.epoch_infos()

@@ -36,17 +36,52 @@ def atomic_output(path, suffix=""):
             os.remove(temporary)
 
 
-def write_bytes_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` atomically, flushed to disk before the rename."""
-    with atomic_output(path) as temporary:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+def write_error(path, error, what=""):
+    """An ``OSError`` whose one-line message names ``path`` (and ``what`` it is).
+
+    Args:
+        path: the file that could not be written.
+        error: the original exception (its ``strerror``, else its text, is the reason).
+        what: words before the path, e.g. ``"checkpoint"``.
+
+    Returns:
+        ``OSError("cannot write <what> <path>: <reason>")`` with the original ``errno``.
+    """
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    result = OSError("cannot write %s%s: %s" % (what + " " if what else "", path, reason))
+    result.errno = getattr(error, "errno", None)  # kept out of the message: see OSError.__str__
+    return result
+
+
+def write_bytes_atomic(path, data, suffix="", what=""):
+    """Write ``data`` (bytes) to ``path`` atomically, flushed to disk before the rename.
+
+    Args:
+        path: destination file.
+        data: its content.
+        suffix: ending of the temporary name (see :func:`atomic_output`).
+        what: what the file is, for the error message (see :func:`write_error`).
+
+    Raises:
+        OSError: the file could not be written (disk full, no permission); the message names
+            ``path``, the temporary file is removed and an earlier ``path`` is left as it was.
+    """
+    try:
+        with atomic_output(path, suffix=suffix) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError as error:
+        raise write_error(path, error, what)
 
 
 def write_json_atomic(path, payload):
-    """Write ``payload`` as indented, key-sorted JSON to ``path`` atomically."""
+    """Write ``payload`` as indented, key-sorted JSON to ``path`` atomically.
+
+    Raises:
+        OSError: the file could not be written; the message names it.
+    """
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
 

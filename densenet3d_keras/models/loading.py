@@ -1,9 +1,8 @@
 """Loading a trained model: a checkpoint's weights into the network its name asks for."""
-from typing import Optional  # noqa: F401 (type comments)
 
 from densenet3d_keras.models.builder import build_model
 from densenet3d_keras.models.presets import resolve_model_name
-from callbacks.checkpoint import find_checkpoint, read_checkpoint_info
+from densenet3d_keras.models.checkpoints import find_checkpoint, read_checkpoint_info, weight_mismatch
 
 
 def check_recorded_architecture(path, info, model_name):
@@ -70,52 +69,3 @@ def load_model(checkpoint, model_name, input_size=None, padding="valid"):
         raise ValueError("the weights in %s do not fit a %s model: %s"
                          % (path, model_name, detail[0] if detail else type(error).__name__))
     return model, path, info
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def weight_mismatch(model, path):
-    # type: (object, str) -> Optional[str]
-    """Compare a model's weights with those stored in a Keras HDF5 file, layer by layer.
-
-    Args:
-        model: a built Keras model.
-        path: a checkpoint written by ``model.save`` or ``model.save_weights`` (HDF5).
-
-    Returns:
-        ``None`` when every layer with weights is in the file with the same weight shapes,
-        else a short description of the first difference (for an error message).
-
-    Raises:
-        ValueError: the file is not a readable Keras HDF5 weight file.
-    """
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as handle:
-            group = handle["model_weights"] if "model_weights" in handle else handle
-            if "layer_names" not in group.attrs:
-                raise ValueError("no Keras weights in %s" % path)
-            stored = {}
-            for layer_name in group.attrs["layer_names"]:
-                layer_group = group[_text(layer_name)]
-                stored[_text(layer_name)] = [
-                    tuple(layer_group[_text(w)].shape) for w in layer_group.attrs["weight_names"]]
-    except (OSError, IOError, KeyError) as error:
-        raise ValueError("cannot read the weights in %s: %s" % (path, error))
-    for layer in model.layers:
-        shapes = [tuple(int(d) for d in w.shape) for w in layer.weights]
-        if not shapes:
-            continue
-        if layer.name not in stored:
-            return "layer %s is not in the file" % layer.name
-        if stored[layer.name] != shapes:
-            for index, (have, want) in enumerate(zip(stored[layer.name], shapes)):
-                if have != want:
-                    return ("layer %s weight %s has shape %s in the file, %s in the model"
-                            % (layer.name, layer.weights[index].name, have, want))
-            return ("layer %s has %d weights in the file, %d in the model"
-                    % (layer.name, len(stored[layer.name]), len(shapes)))
-    return None

@@ -8,49 +8,59 @@ from callbacks.training_log import TrainingLog, log_path_for_device
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import keras
 from densenet3d_keras.models.builder import build_model
-from densenet3d_keras.models.loading import check_recorded_architecture
+from densenet3d_keras.models.loading import check_recorded_architecture, check_weights_fit
 from densenet3d_keras.models.objectives import CUSTOM_OBJECTS, compile_model
 from densenet3d_keras.runtime.cluster import scaled_learning_rate
 from densenet3d_keras.runtime.select import select_runtime
 from densenet3d_keras.training.config import describe, save_config
 from densenet3d_keras.training.data import prepare_cases, select_cases
+from densenet3d_keras.training.run_folder import RunFolder
 from generators.sequence import PatchSequence
 
 
-def load_for_training(config, log=print):
+def load_for_training(config, log=print, checkpoint=None):
     """Build the model, or load it from ``--load-path``.
+
+    Args:
+        config: the resolved configuration.
+        log: callable taking a line.
+        checkpoint: the checkpoint file ``--load-path`` resolves to, if already known
+            (:class:`densenet3d_keras.training.run_folder.RunFolder` finds it for ``-c true``).
 
     Returns:
         (compiled model, number of epochs already completed).
 
     Raises:
-        ValueError: the checkpoint holds another architecture than ``--model-name``.
+        ValueError: the checkpoint holds another architecture than ``--model-name`` (by its
+            recorded name, or with ``-c true`` by its weights' names and shapes).
     """
     compat.set_precision(config.precision)
     if not config.load_path:
         model = build_model(config.model_name, config.patch_size, padding=config.padding)
         return compile_model(model, config.lr), 0
-    path = find_checkpoint(config.load_path)
+    path = checkpoint or find_checkpoint(config.load_path, log)
     info = read_checkpoint_info(path)
     check_recorded_architecture(path, info, config.model_name)
+    model = build_model(config.model_name, config.patch_size, padding=config.padding)
     if config.continue_training:
-        model = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
+        # Resuming trains the architecture stored in the file: make sure it is -mn's, also
+        # for files that do not record a model name.
+        check_weights_fit(model, path, config.model_name)
+        loaded = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
         if (info["padding"] != config.padding or compat.precision_policy() != "float32"
-                or compat.precision_policy(model) != "float32"):
-            model = _rebuilt_with(model, config, path)
+                or compat.precision_policy(loaded) != "float32"):
+            loaded = _rebuilt_with(loaded, config, path, model)
         epoch = info["epoch"] or 0
         log("resumed from %s after epoch %d" % (path, epoch))
-        return model, epoch
-    model = build_model(config.model_name, config.patch_size, padding=config.padding)
+        return loaded, epoch
     model.load_weights(path)
     log("initialised weights from %s" % path)
     return compile_model(model, config.lr), 0
 
 
-def _rebuilt_with(loaded, config, path):
-    """Move weights and optimizer state (read from ``path``) of a loaded model into one with
-    another padding or precision."""
-    model = build_model(config.model_name, config.patch_size, padding=config.padding)
+def _rebuilt_with(loaded, config, path, model):
+    """Move weights and optimizer state (read from ``path``) of a loaded model into ``model``
+    of another padding or precision."""
     model.set_weights(loaded.get_weights())
     optimizer = compat.moved_optimizer(loaded.optimizer, model.trainable_variables,
                                        read_optimizer_weights(path))
@@ -91,12 +101,19 @@ def train(config, stream="stdout"):
 
     apply_gpu_choice(config)
     runtime = select_runtime(config.strategy, config.precision_mode, config.loss_scale)
+    # Checks the output folders, and for -c true finds the checkpoint, before anything is written.
+    folder = RunFolder(config, runtime.is_chief, log)
+    with folder:  # the lock of the save folder, from before the first write to the end
+        return _train_in(config, runtime, folder, stream, log)
+
+
+def _train_in(config, runtime, folder, stream, log):
     all_cases = select_cases(config)
     cases, dropped = runtime.shard(all_cases)
     log("%d training cases from %s, %d for this worker" % (len(all_cases), config.root_path, len(cases)))
     prepared = prepare_cases(cases, config.cache_dir, config.patch_size, log)
     keras.backend.clear_session()
-    header = runtime.describe(config.batch_size)
+    header = runtime.describe(config.batch_size) + folder.notes
     header.append("patients of worker %d: %s" % (runtime.worker.index, ", ".join(c.case_id for c in cases)))
     if dropped:
         header.append("patients left out so that every worker has %d: %s"
@@ -108,14 +125,15 @@ def train(config, stream="stdout"):
                       % (config.lr, runtime.worker.count, learning_rate))
     with runtime:
         with runtime.scope():
-            model, initial_epoch = load_for_training(config, log)
+            model, initial_epoch = load_for_training(config, log, folder.checkpoint)
             model = runtime.prepare_model(model, learning_rate)
-        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log)
+        result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log,
+                      folder.previous)
     result["cases"] = [case.case_id for case in cases]
     return result
 
 
-def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
+def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, previous=()):
     if initial_epoch >= config.num_epochs:
         log("nothing to do: the checkpoint has completed %d of %d epochs"
             % (initial_epoch, config.num_epochs))
@@ -126,7 +144,6 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
                              patch_size=config.patch_size, output_size=config.output_size,
                              max_batches_per_patient=config.max_batches_per_patient)
     if runtime.is_chief:
-        os.makedirs(config.save_path, exist_ok=True)
         save_config(config, os.path.join(config.save_path, "config.json"))
     log_path = log_path_for_device(config.log_dir, runtime.log_id)
     header = [describe(config)] + header + ["tensorflow %s, keras %s, %d batches per epoch"
@@ -137,9 +154,13 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log):
     if checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(checkpoint_dir, config.model_name, config.padding,
                                          keep=config.keep if runtime.is_chief else 1,
-                                         log=training_log.write if runtime.is_chief else None))
-    model.fit(epochs=config.num_epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
-              callbacks=callbacks, **runtime.fit_arguments(sequence, config.workers))
+                                         log=training_log.write if runtime.is_chief else None,
+                                         previous=previous if runtime.is_chief else ()))
+    try:
+        model.fit(epochs=config.num_epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
+                  callbacks=callbacks, **runtime.fit_arguments(sequence, config.workers))
+    finally:
+        training_log.close()  # also when fit stops on an error (on_train_end is not called)
     saved = callbacks[-1].saved if checkpoint_dir is not None and runtime.is_chief else []
     return {"model": model, "log_path": log_path, "checkpoints": saved,
             "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}

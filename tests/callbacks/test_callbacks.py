@@ -1,13 +1,17 @@
 """Log line format (parsed as the ModelZoo scripts parse it) and checkpoint files."""
+import errno
 import json
 import os
 import subprocess
 
 import pytest
 
-from callbacks.checkpoint import (EpochCheckpoint, find_checkpoint, read_checkpoint_info,
-                                  save_checkpoint)
-from callbacks.training_log import format_batch_line, format_patient_line, log_path_for_device
+from callbacks.checkpoint import EpochCheckpoint
+from densenet3d_keras.models.checkpoints import (find_checkpoint,
+                                                 read_checkpoint_info,
+                                                 save_checkpoint)
+from callbacks.training_log import (TrainingLog, format_batch_line, format_patient_line,
+                                    log_path_for_device)
 from generators.sequence import BatchInfo
 
 
@@ -67,9 +71,8 @@ def test_failed_save_keeps_previous_checkpoint(keras_session, tmp_path, monkeypa
     save_checkpoint(model, path, 1, "tiny")
     original = open(path, "rb").read()
 
-    def crash(*args, **kwargs):
-        with open(args[0], "wb") as handle:
-            handle.write(b"partial")
+    def crash(handle, **kwargs):  # the HDF5 file being built (in memory)
+        handle.create_dataset("partial", data=[1, 2, 3])
         raise OSError("disk full")
 
     monkeypatch.setattr(model, "save", crash)
@@ -88,3 +91,115 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         read_checkpoint_info(str(bad))
+
+
+def _fake(folder, *names):
+    for name in names:
+        (folder / name).write_bytes(b"another run's checkpoint")
+
+
+def test_pruning_never_touches_other_runs_checkpoints(keras_session, tmp_path):
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    # Higher-numbered files of an earlier run and of another model: the old pruning (newest
+    # `keep` of all *_epoch_*.h5) deleted every new checkpoint right after saving it.
+    _fake(tmp_path, "tiny_epoch_009.h5", "dense24_epoch_017.h5")
+    callback = EpochCheckpoint(str(tmp_path), "tiny", keep=2)
+    callback.set_model(compile_model(build_model("tiny")))
+    for epoch in range(3):
+        callback.on_epoch_end(epoch)
+    assert sorted(os.listdir(str(tmp_path))) == ["checkpoint.json", "dense24_epoch_017.h5",
+                                                 "tiny_epoch_002.h5", "tiny_epoch_003.h5",
+                                                 "tiny_epoch_009.h5"]
+    assert (tmp_path / "dense24_epoch_017.h5").read_bytes() == b"another run's checkpoint"
+
+
+def test_pruning_counts_the_resumed_runs_earlier_checkpoints(keras_session, tmp_path):
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    _fake(tmp_path, "tiny_epoch_001.h5", "tiny_epoch_002.h5", "dense24_epoch_001.h5")
+    previous = [str(tmp_path / "tiny_epoch_001.h5"), str(tmp_path / "tiny_epoch_002.h5")]
+    callback = EpochCheckpoint(str(tmp_path), "tiny", keep=2, previous=previous)
+    callback.set_model(compile_model(build_model("tiny")))
+    callback.on_epoch_end(2)
+    assert sorted(os.listdir(str(tmp_path))) == ["checkpoint.json", "dense24_epoch_001.h5",
+                                                 "tiny_epoch_002.h5", "tiny_epoch_003.h5"]
+
+
+def _full_disk_fsync(monkeypatch, name_part=""):
+    """Make ``os.fsync`` fail with ENOSPC, as a full disk does (for files whose name contains
+    ``name_part``), after the data were written to the file."""
+    real = os.fsync
+
+    def fsync(descriptor):
+        if name_part in os.readlink("/proc/self/fd/%d" % descriptor):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_disk_full_while_saving_a_checkpoint(keras_session, tmp_path, monkeypatch):
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    model = compile_model(build_model("tiny"))
+    first = str(tmp_path / "tiny_epoch_001.h5")
+    save_checkpoint(model, first, 1, "tiny")
+    original = open(first, "rb").read()
+    _full_disk_fsync(monkeypatch)
+    path = str(tmp_path / "tiny_epoch_002.h5")
+    with pytest.raises(OSError) as raised:
+        save_checkpoint(model, path, 2, "tiny")
+    assert str(raised.value) == "cannot write checkpoint %s: No space left on device" % path
+    assert raised.value.errno == errno.ENOSPC
+    assert os.listdir(str(tmp_path)) == ["tiny_epoch_001.h5"]  # no temporary file left
+    assert open(first, "rb").read() == original
+
+
+def test_training_log_write_errors_name_the_file():
+    log = TrainingLog(None, "/dev/full", stream=None)  # every write: No space left on device
+    with pytest.raises(OSError) as raised:
+        log.on_train_begin()
+        log.write("epoch-patient: 1, 1, iter: 1-1")
+    assert str(raised.value) == "cannot write the training log /dev/full: No space left on device"
+    log.close()
+    log.close()
+
+
+def _two_models(folder):
+    _fake(folder, "tiny_epoch_001.h5", "tiny_epoch_002.h5", "dense24_epoch_017.h5")
+
+
+@pytest.mark.parametrize("pointer, problem", [
+    ("{not json", "is not valid JSON"),
+    ("[]", 'has no "latest" entry'),
+    ('{"epoch": 3}', 'has no "latest" entry'),
+    ('{"latest": 5}', 'names no checkpoint file ("latest": 5)'),
+    ('{"latest": "../elsewhere/tiny_epoch_009.h5"}', "names no checkpoint file"),
+    ('{"latest": "tiny_epoch_003.h5", "epoch": 3}', "names tiny_epoch_003.h5, which is missing"),
+])
+def test_broken_pointer_with_several_models_names_the_file(tmp_path, pointer, problem):
+    _two_models(tmp_path)
+    (tmp_path / "checkpoint.json").write_text(pointer)
+    with pytest.raises(ValueError) as raised:
+        find_checkpoint(str(tmp_path))
+    message = str(raised.value)
+    assert message.startswith(str(tmp_path / "checkpoint.json") + " " + problem)
+    assert "checkpoints of 2 models (dense24, tiny)" in message and "\n" not in message
+
+
+def test_broken_pointer_falls_back_to_the_only_model(tmp_path):
+    _fake(tmp_path, "tiny_epoch_001.h5", "tiny_epoch_002.h5")
+    (tmp_path / "checkpoint.json").write_text('{"latest": ')
+    notes = []
+    assert find_checkpoint(str(tmp_path), notes.append) == str(tmp_path / "tiny_epoch_002.h5")
+    assert len(notes) == 1 and "checkpoint.json is not valid JSON" in notes[0]
+    # Without a pointer the same holds; with several models there is no guessing.
+    (tmp_path / "checkpoint.json").unlink()
+    assert find_checkpoint(str(tmp_path)) == str(tmp_path / "tiny_epoch_002.h5")
+    _fake(tmp_path, "dense24_epoch_017.h5")
+    with pytest.raises(ValueError, match="holds checkpoints of 2 models .* and no checkpoint.json"):
+        find_checkpoint(str(tmp_path))

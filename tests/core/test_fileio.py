@@ -1,4 +1,5 @@
 """Atomic, reproducible file writing."""
+import errno
 import os
 import stat
 
@@ -41,3 +42,18 @@ def test_nifti_is_reproducible_and_readable(tmp_path):
     loaded = nib.load(first)
     np.testing.assert_array_equal(np.asanyarray(loaded.dataobj), data)
     np.testing.assert_allclose(loaded.affine, affine)
+
+
+def test_write_errors_name_the_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "config.json")
+    write_bytes_atomic(path, b"old")
+
+    def full(descriptor):  # a full disk reports the lost data at the latest at fsync
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as raised:
+        write_bytes_atomic(path, b"new")
+    assert str(raised.value) == "cannot write %s: No space left on device" % path
+    assert raised.value.errno == errno.ENOSPC
+    assert os.listdir(str(tmp_path)) == ["config.json"] and open(path, "rb").read() == b"old"

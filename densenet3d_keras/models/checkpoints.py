@@ -1,0 +1,239 @@
+"""Checkpoint files: the Keras HDF5 format with the project's tags, names, the newest pointer.
+
+Each checkpoint is a Keras HDF5 file with the model, its weights and the optimizer state,
+named ``<model>_epoch_<NNN>.h5``; its attributes record the epoch, the model name and the
+padding. It is serialised in memory, written to a hidden temporary name, flushed to disk and
+renamed into place; ``checkpoint.json`` in the folder points to the newest. The callback that
+writes them every epoch is :class:`callbacks.checkpoint.EpochCheckpoint`.
+"""
+import glob
+import io
+import json
+import os
+import re
+import warnings
+from typing import Optional  # noqa: F401 (type comments)
+
+from densenet3d_keras.core.fileio import write_bytes_atomic
+
+POINTER = "checkpoint.json"
+ATTR_EPOCH = "densenet3d_epoch"
+ATTR_MODEL = "densenet3d_model"
+ATTR_PADDING = "densenet3d_padding"
+_NAME = re.compile(r"^(?P<model>.+)_epoch_(?P<epoch>\d+)\.h5$")
+
+def save_checkpoint(model, path, epoch, model_name, padding="same"):
+    """Save ``model`` with optimizer state to ``path`` atomically and tag it.
+
+    The HDF5 file is built in memory and then written with plain file I/O, so a full disk is
+    one ``OSError`` from ``write``/``fsync`` (the HDF5 library never sees it, and never leaves
+    its own half-written file behind).
+
+    Args:
+        model: compiled Keras model.
+        path: destination ``.h5`` file.
+        epoch: number of completed epochs.
+        model_name: name passed to ``build_model``.
+        padding: padding the model was built with.
+
+    Raises:
+        OSError: the file could not be written (``"cannot write checkpoint <path>: <reason>"``);
+            no temporary file is left and an earlier file at ``path`` is unchanged.
+    """
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        with warnings.catch_warnings():
+            # HDF5 is deliberate: TF 1.15 and TF 2.x both read and write it.
+            warnings.simplefilter("ignore", UserWarning)
+            model.save(handle, include_optimizer=True)
+        handle.attrs[ATTR_EPOCH] = int(epoch)
+        handle.attrs[ATTR_MODEL] = str(model_name)
+        handle.attrs[ATTR_PADDING] = str(padding)
+    write_bytes_atomic(path, buffer.getvalue(), suffix=".h5", what="checkpoint")
+
+
+def read_checkpoint_info(path):
+    """``{"epoch", "model", "padding"}`` recorded in a checkpoint file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable HDF5 checkpoint.
+    """
+    import h5py
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError("checkpoint not found: %s" % path)
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = dict(handle.attrs)
+    except (OSError, IOError) as error:
+        raise ValueError("cannot read checkpoint %s: %s" % (path, error))
+    def _text(value):
+        return value.decode("utf-8") if isinstance(value, bytes) else (None if value is None else str(value))
+    return {"epoch": int(attrs[ATTR_EPOCH]) if ATTR_EPOCH in attrs else None,
+            "model": _text(attrs.get(ATTR_MODEL)),
+            "padding": _text(attrs.get(ATTR_PADDING)) or "same"}
+
+
+def read_optimizer_weights(path):
+    """The optimizer state saved in a checkpoint file, in saved order (``None`` if none).
+
+    Keras cannot put it back itself when the optimizer changed form (a loss-scale wrapper
+    added or removed by another ``--precision``); see ``compat.moved_optimizer``.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        if "optimizer_weights" not in handle:
+            return None
+        group = handle["optimizer_weights"]
+        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n)
+                 for n in group.attrs["weight_names"]]
+        return [group[name][()] for name in names]
+
+
+def find_checkpoint(path, log=None):
+    """Resolve a checkpoint argument: a file, or a folder (its newest checkpoint).
+
+    A folder's newest checkpoint is the one ``checkpoint.json`` names. Without a usable
+    pointer (none, malformed, or naming a missing file) the folder is scanned, but only when
+    that is unambiguous: all its ``*_epoch_NNN.h5`` files belong to one model.
+
+    Args:
+        path: a checkpoint file or a folder.
+        log: callable taking a line, told when a broken pointer is passed over (or ``None``).
+
+    Raises:
+        FileNotFoundError: nothing usable at ``path``.
+        ValueError: a broken ``checkpoint.json`` or a folder with checkpoints of several
+            models, and no pointer to choose among them; the message names the file.
+    """
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError("checkpoint not found: %s" % path)
+    pointer = os.path.join(path, POINTER)
+    problem = None
+    if os.path.lexists(pointer):
+        latest, problem = _read_pointer(pointer)
+        if latest is not None:
+            return latest
+    by_model = {}
+    for epoch, candidate in _checkpoints(path):
+        by_model.setdefault(checkpoint_prefix(candidate), []).append((epoch, candidate))
+    if len(by_model) == 1:
+        newest = sorted(list(by_model.values())[0])[-1][1]
+        if problem is not None and log is not None:
+            log("%s %s; using the newest checkpoint in the folder, %s" % (pointer, problem, newest))
+        return newest
+    if problem is not None:
+        detail = ("and %s holds checkpoints of %d models (%s)" % (path, len(by_model), ", ".join(sorted(by_model)))
+                  if by_model else "and %s holds no *_epoch_NNN.h5" % path)
+        raise ValueError("%s %s, %s; give the checkpoint file with -lp" % (pointer, problem, detail))
+    if by_model:
+        raise ValueError("%s holds checkpoints of %d models (%s) and no %s; give the checkpoint "
+                         "file with -lp" % (path, len(by_model), ", ".join(sorted(by_model)), POINTER))
+    raise FileNotFoundError("no checkpoint (*_epoch_NNN.h5) in %s" % path)
+
+
+def _read_pointer(pointer):
+    """``(path of the newest checkpoint, None)``, or ``(None, what is wrong)``."""
+    try:
+        with io.open(pointer, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        return None, "is not valid JSON (%s)" % error
+    except OSError as error:
+        return None, "cannot be read (%s)" % (error.strerror or error)
+    if not isinstance(payload, dict) or "latest" not in payload:
+        return None, "has no \"latest\" entry"
+    latest = payload["latest"]
+    if not isinstance(latest, str) or not _NAME.match(latest) or os.path.basename(latest) != latest:
+        return None, "names no checkpoint file (\"latest\": %s)" % json.dumps(latest)
+    target = os.path.join(os.path.dirname(pointer), latest)
+    if not os.path.isfile(target):
+        return None, "names %s, which is missing" % latest
+    return target, None
+
+
+def checkpoint_prefix(path):
+    """The model part of a checkpoint file name (``dense24`` of ``dense24_epoch_017.h5``), or
+    ``None`` for another name."""
+    match = _NAME.match(os.path.basename(path))
+    return match.group("model") if match else None
+
+
+def checkpoint_epoch(path):
+    """The epoch number of a checkpoint file name, or ``None`` for another name."""
+    match = _NAME.match(os.path.basename(path))
+    return int(match.group("epoch")) if match else None
+
+
+def checkpoint_name(model_name, epoch):
+    """File name of a checkpoint: ``<model>_epoch_<NNN>.h5`` (``-`` in the model name as ``_``)."""
+    return "%s_epoch_%03d.h5" % (model_name.replace("-", "_"), epoch)
+
+
+def list_checkpoints(folder):
+    """``(epoch, path)`` of every ``<model>_epoch_<NNN>.h5`` file in ``folder``, any model."""
+    return _checkpoints(folder)
+
+
+def _checkpoints(folder):
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(folder), "*_epoch_*.h5")):
+        match = _NAME.match(os.path.basename(path))
+        if match:
+            found.append((int(match.group("epoch")), path))
+    return found
+
+
+def weight_mismatch(model, path):
+    # type: (object, str) -> Optional[str]
+    """Compare a model's weights with those stored in a Keras HDF5 file, layer by layer.
+
+    Args:
+        model: a built Keras model.
+        path: a checkpoint written by ``model.save`` or ``model.save_weights`` (HDF5).
+
+    Returns:
+        ``None`` when every layer with weights is in the file with the same weight shapes,
+        else a short description of the first difference (for an error message).
+
+    Raises:
+        ValueError: the file is not a readable Keras HDF5 weight file.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            group = handle["model_weights"] if "model_weights" in handle else handle
+            if "layer_names" not in group.attrs:
+                raise ValueError("no Keras weights in %s" % path)
+            stored = {}
+            for layer_name in group.attrs["layer_names"]:
+                layer_group = group[_text(layer_name)]
+                stored[_text(layer_name)] = [
+                    tuple(layer_group[_text(w)].shape) for w in layer_group.attrs["weight_names"]]
+    except (OSError, IOError, KeyError) as error:
+        raise ValueError("cannot read the weights in %s: %s" % (path, error))
+    for layer in model.layers:
+        shapes = [tuple(int(d) for d in w.shape) for w in layer.weights]
+        if not shapes:
+            continue
+        if layer.name not in stored:
+            return "layer %s is not in the file" % layer.name
+        if stored[layer.name] != shapes:
+            for index, (have, want) in enumerate(zip(stored[layer.name], shapes)):
+                if have != want:
+                    return ("layer %s weight %s has shape %s in the file, %s in the model"
+                            % (layer.name, layer.weights[index].name, have, want))
+            return ("layer %s has %d weights in the file, %d in the model"
+                    % (layer.name, len(stored[layer.name]), len(shapes)))
+    return None
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
