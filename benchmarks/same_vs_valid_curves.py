@@ -86,7 +86,7 @@ def score(model, batches):
 
 def initial_weights(model_name, path, seed):
     """Save one initialisation of ``model_name`` that every run starts from."""
-    from callbacks.checkpoint import save_checkpoint
+    from densenet3d_keras.models.checkpoints import save_checkpoint
     from densenet3d_keras.core.compat import keras
     from densenet3d_keras.models.builder import build_model
     from densenet3d_keras.models.objectives import compile_model

@@ -1,6 +1,3 @@
-"""Keras callbacks of the training command: the ModelZoo-format log and the checkpoints."""
-from callbacks.checkpoint import EpochCheckpoint, find_checkpoint, read_checkpoint_info
+"""Keras callbacks of training: the log the ModelZoo scripts parse, and the epoch checkpoints."""
+from callbacks.checkpoint import EpochCheckpoint
 from callbacks.training_log import TrainingLog, log_path_for_device
-
-__all__ = ["EpochCheckpoint", "TrainingLog", "find_checkpoint", "log_path_for_device",
-           "read_checkpoint_info"]

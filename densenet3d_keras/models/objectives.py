@@ -49,8 +49,12 @@ def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, j
 
 
 def _custom_objects():
-    from densenet3d_keras.nn.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
-                                         PaddedBatchNormalization, PlainBlock3D, TransitionDown)
+    from densenet3d_keras.nn.layers import (ChannelSlice,
+                                            DenseBlock3D,
+                                            HierarchicalHead,
+                                            PlainBlock3D,
+                                            TransitionDown)
+    from densenet3d_keras.nn.batchnorm import PaddedBatchNormalization
 
     return {
         "ChannelSlice": ChannelSlice,

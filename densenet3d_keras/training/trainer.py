@@ -2,8 +2,10 @@
 import os
 import sys
 
-from callbacks.checkpoint import (EpochCheckpoint, find_checkpoint, read_checkpoint_info,
-                                  read_optimizer_weights)
+from callbacks.checkpoint import EpochCheckpoint
+from densenet3d_keras.models.checkpoints import (find_checkpoint,
+                                                 read_checkpoint_info,
+                                                 read_optimizer_weights)
 from callbacks.training_log import TrainingLog, log_path_for_device
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import keras

@@ -17,7 +17,7 @@ SMALL_SHAPE = (44, 30, 24)  # two axes shorter than the 38-voxel patch
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """Datasets (BraTS 2017 and 2023 layouts, one small case) and tiny checkpoints."""
-    from callbacks.checkpoint import save_checkpoint
+    from densenet3d_keras.models.checkpoints import save_checkpoint
     from densenet3d_keras.core.compat import clear_session, keras
     from densenet3d_keras.models.builder import build_model
     from densenet3d_keras.models.objectives import compile_model

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import train_keras
-from callbacks.checkpoint import read_checkpoint_info, save_checkpoint
+from densenet3d_keras.models.checkpoints import read_checkpoint_info, save_checkpoint
 from densenet3d_keras.core.compat import clear_session, keras
 from densenet3d_keras.models.builder import build_model
 from densenet3d_keras.models.objectives import CUSTOM_OBJECTS, compile_model

@@ -4,8 +4,12 @@ import pytest
 
 from densenet3d_keras.nn import ops as ops_module
 from densenet3d_keras.core.compat import keras, tf
-from densenet3d_keras.nn.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead,
-                                     PaddedBatchNormalization, PlainBlock3D, TransitionDown)
+from densenet3d_keras.nn.layers import (ChannelSlice,
+                                        DenseBlock3D,
+                                        HierarchicalHead,
+                                        PlainBlock3D,
+                                        TransitionDown)
+from densenet3d_keras.nn.batchnorm import PaddedBatchNormalization
 
 CASES = [
     # (layer factory, input shape without batch, expected output shape without batch)
