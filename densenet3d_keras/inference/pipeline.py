@@ -49,6 +49,7 @@ class PredictConfig(object):
     save_probabilities: bool = False
     evaluate: bool = False
     overlays: bool = False
+    graph_mode: bool = False
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -118,6 +119,7 @@ def resolve(values):
     if values["padding"] == "auto":
         values["padding"] = "valid" if values["method"] == "fcn" else "same"
     values["overlays"] = bool(values["overlays"])
+    values["graph_mode"] = bool(values.get("graph_mode"))
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["architecture"] = architecture
     values["margin"] = margin
