@@ -4,7 +4,7 @@
 [--input-size 38|N] [--batch-size N] [--padding valid|same] [-mn NAME]`` writes a frozen
 ``GraphDef`` (or a TensorFlow 1.x SavedModel folder) atomically and prints its input and output
 node names and shapes, and an ATC command line to convert it (see
-:mod:`densenet3d_keras.models.export`).
+:mod:`densenet3d_keras.inference.export`).
 """
 import sys
 
@@ -13,7 +13,7 @@ from densenet3d_keras.cli.runner import ArgumentParser, run_command
 
 def build_parser():
     """The ``export_keras.py`` argument parser."""
-    from densenet3d_keras.models.export import FORMATS
+    from densenet3d_keras.inference.export import FORMATS
 
     parser = ArgumentParser(
         prog="export_keras.py",
@@ -43,7 +43,7 @@ def _shape(shape):
 
 def describe(info):
     """Lines printed after an export: where, which model, node names, shapes, ATC command."""
-    from densenet3d_keras.models.export import INPUT_NODE, OUTPUT_NODES
+    from densenet3d_keras.inference.export import INPUT_NODE, OUTPUT_NODES
 
     atc_shape = ",".join(["1" if info["input_shape"][0] is None else str(info["input_shape"][0])]
                          + [str(s) for s in info["input_shape"][1:]])
@@ -66,7 +66,7 @@ def describe(info):
 def export_command(args):
     """Export and print the node names. Returns 0."""
     from densenet3d_keras.cli.runner import apply_graph_mode
-    from densenet3d_keras.models.export import export
+    from densenet3d_keras.inference.export import export
 
     apply_graph_mode(False)  # honours DENSENET3D_GRAPH_MODE; the export has its own graph anyway
     if args.input_size <= 26:

@@ -7,8 +7,7 @@ built-in ``tf.keras``.
 
 Graph mode (:func:`enable_graph_mode`): TensorFlow 1.x graphs and sessions, with Keras's v1
 training loop, as TensorFlow 1.15 (Ascend) runs. Always on with TensorFlow 1.x; on 2.x by
-``--graph-mode`` or ``DENSENET3D_GRAPH_MODE=1`` (which applies at import, before Keras is
-imported, so that Keras picks its v1 layer classes as on 1.15).
+``--graph-mode`` or ``DENSENET3D_GRAPH_MODE=1`` (which applies at import, before anything runs).
 """
 import importlib
 import os
@@ -52,7 +51,7 @@ def _import_tensorflow_and_keras():
     try:
         module = importlib.import_module("tensorflow")
         if graph_mode_requested() and not module.__version__.startswith("1."):
-            module.compat.v1.disable_v2_behavior()  # before Keras picks its layer classes
+            module.compat.v1.disable_v2_behavior()  # before anything runs
         try:  # TensorFlow >= 2.16: Keras 2 lives in the tf-keras distribution.
             keras_module = importlib.import_module("tf_keras")
         except ImportError:  # TensorFlow 1.15 .. 2.15: tf.keras is Keras 2.

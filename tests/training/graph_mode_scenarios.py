@@ -141,7 +141,6 @@ def main(path):
     results["graph_mode_before"] = compat.graph_mode()
     cli_runs(spec, results)
     results["graph_mode_after"] = compat.graph_mode()
-    results["layers_v1_engine"] = type(compat.keras.backend.get_graph()).__name__
     for step in (resumes, npu_run, export_run):
         compat.clear_session()
         step(spec, results)
