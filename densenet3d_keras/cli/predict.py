@@ -45,7 +45,8 @@ import os
 import sys
 
 from densenet3d_keras.cli.progress import TextProgress
-from densenet3d_keras.cli.runner import ArgumentParser, run_command, str2bool
+from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, apply_graph_mode,
+                                         run_command, str2bool)
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.predict import METHODS
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
@@ -99,6 +100,7 @@ def build_parser():
                         help="convolution padding of the inference model: same weights and "
                              "logits either way; auto = valid for fcn (less compute), same for "
                              "patch (the reference)")
+    add_graph_mode_flag(method)
     output = parser.add_argument_group("output")
     output.add_argument("-o", "--out", dest="out", default=None, help="output folder")
     output.add_argument("--label-convention", dest="label_convention", default="auto",
@@ -170,7 +172,8 @@ def evaluate_predictions(config, cases):
 
 def predict_command(args):
     """Resolve the flags, predict every case, then evaluate if asked. Returns 0."""
-    from densenet3d_keras.inference import pipeline
+    args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
+    from densenet3d_keras.inference.predict import pipeline
 
     config = resolve(args)
     cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)

@@ -48,6 +48,28 @@ def report_error(error, stream=None):
     return EXIT_ERROR
 
 
+def add_graph_mode_flag(parser):
+    """``--graph-mode``: run on TensorFlow 1.x graphs and sessions (see :func:`apply_graph_mode`)."""
+    parser.add_argument("--graph-mode", dest="graph_mode", action="store_true",
+                        help="TensorFlow 1.x graph mode and Keras's v1 training loop, as on "
+                             "TensorFlow 1.15 / Ascend (also DENSENET3D_GRAPH_MODE=1; always "
+                             "on with TensorFlow 1.x)")
+
+
+def apply_graph_mode(requested):
+    """Enter graph mode if ``--graph-mode`` or ``DENSENET3D_GRAPH_MODE`` asks; first thing in a
+    command, before anything runs TensorFlow. Returns whether the process is in graph mode.
+
+    Raises:
+        ValueError: TensorFlow already ran in this process.
+    """
+    from densenet3d_keras.core import compat
+
+    if requested or compat.graph_mode_requested():
+        compat.enable_graph_mode()
+    return compat.graph_mode()
+
+
 def run_command(parser, handler, argv=None):
     """Parse ``argv`` and run ``handler(args)`` under the common error and interrupt policy.
 

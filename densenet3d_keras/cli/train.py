@@ -8,7 +8,8 @@ reference's short forms (``-r``, ``-mn``, ``-bs``, ``-e``, ``-nc``, ``-sp``, ``-
 """
 import argparse
 
-from densenet3d_keras.cli.runner import ArgumentParser, run_command, str2bool
+from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, apply_graph_mode,
+                                         run_command, str2bool)
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.models.presets import MODEL_NAMES
@@ -96,6 +97,7 @@ def _add_device_flags(device):
     device.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
                         help="float32, or Keras mixed precision with bfloat16 or float16 "
                              "computation (TensorFlow 2; docs/performance.md)")
+    add_graph_mode_flag(device)
     device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
                         help="threads per TensorFlow op (0: one per core; default: half the "
                              "cores on a CPU-only machine, else 0)")
@@ -129,9 +131,10 @@ def given_options(argv):
 def train_command(args, argv=()):
     """Resolve the flags and train (or print the summary). Returns 0."""
     from densenet3d_keras.runtime import threads
-    from densenet3d_keras.training import demo, trainer
+    from densenet3d_keras.training.trainer import demo, trainer
     from densenet3d_keras.training.config import resolve
 
+    args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
     config = resolve(args)
     trainer.apply_gpu_choice(config)  # before the thread choice looks for GPUs
     config.intra_op_threads, config.inter_op_threads = threads.apply_thread_counts(

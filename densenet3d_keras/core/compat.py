@@ -4,6 +4,10 @@ Everything else in the project imports ``tf`` and ``keras`` from here. On Tensor
 Keras 2 API comes from the ``tf-keras`` package (``TF_USE_LEGACY_KERAS=1`` is set before
 TensorFlow is imported, so ``tf.keras`` is Keras 2 as well); on TensorFlow 1.15 it is the
 built-in ``tf.keras``.
+
+Graph mode (:func:`enable_graph_mode`): TensorFlow 1.x graphs and sessions, with Keras's v1
+training loop, as TensorFlow 1.15 (Ascend) runs. Always on with TensorFlow 1.x; on 2.x by
+``--graph-mode`` or ``DENSENET3D_GRAPH_MODE=1`` (which applies at import, before anything runs).
 """
 import importlib
 import os
@@ -12,6 +16,16 @@ import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+#: Environment variable that turns graph mode on for the whole process.
+GRAPH_MODE_ENV = "DENSENET3D_GRAPH_MODE"
+
+
+def graph_mode_requested(environ=None):
+    """Whether ``DENSENET3D_GRAPH_MODE`` asks for graph mode (1/true/yes/on)."""
+    value = (os.environ if environ is None else environ).get(GRAPH_MODE_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _import_tensorflow_and_keras():
@@ -36,6 +50,8 @@ def _import_tensorflow_and_keras():
             saved = None
     try:
         module = importlib.import_module("tensorflow")
+        if graph_mode_requested() and not module.__version__.startswith("1."):
+            module.compat.v1.disable_v2_behavior()  # before anything runs
         try:  # TensorFlow >= 2.16: Keras 2 lives in the tf-keras distribution.
             keras_module = importlib.import_module("tf_keras")
         except ImportError:  # TensorFlow 1.15 .. 2.15: tf.keras is Keras 2.
@@ -92,6 +108,12 @@ def set_keras_session(session):
     setter(session)
 
 
+def keras_session():
+    """The session graph-mode Keras runs in for the current graph (creating one if needed)."""
+    getter = getattr(keras.backend, "get_session", None) or tf.compat.v1.keras.backend.get_session
+    return getter()
+
+
 def session_config():
     """An empty ``ConfigProto`` (``tf.ConfigProto`` on 1.x)."""
     return tf.compat.v1.ConfigProto()
@@ -107,6 +129,55 @@ def rewriter_off():
 def v1_adam(learning_rate):
     """``tf.train.AdamOptimizer`` (graph-mode TensorFlow optimizer, e.g. for Ascend loss scaling)."""
     return tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)
+
+
+def graph_mode():
+    """Whether this process runs TensorFlow 1.x graphs and sessions (always on TensorFlow 1.x)."""
+    return IS_TF1 or not tf.compat.v1.executing_eagerly_outside_functions()
+
+
+def enable_graph_mode():
+    """Run this process in TensorFlow 1.x graph mode (``tf.compat.v1.disable_v2_behavior``).
+
+    Keras then builds v1 graphs and trains with its v1 loop (the descendant of TensorFlow
+    1.15's) in a ``tf.compat.v1.Session``. The mode is per process: it must be set before
+    TensorFlow runs any op. A no-op when already in graph mode (and on TensorFlow 1.x).
+
+    Raises:
+        ValueError: TensorFlow already ran eagerly in this process.
+    """
+    if graph_mode():
+        return
+    if _eager_context_started():
+        raise ValueError("graph mode must be chosen before TensorFlow runs anything in this "
+                         "process (set %s=1 or pass --graph-mode)" % GRAPH_MODE_ENV)
+    try:
+        tf.compat.v1.disable_v2_behavior()
+    except (ValueError, RuntimeError) as error:
+        raise ValueError("graph mode must be chosen before TensorFlow runs: %s" % error)
+    if not graph_mode():
+        raise ValueError("graph mode must be chosen before TensorFlow runs")
+
+
+def _eager_context_started():
+    """Whether the eager runtime of this process has started (ops ran, devices listed)."""
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:
+        return False
+    return bool(getattr(context.context(), "_initialized", False))
+
+
+def adam(learning_rate):
+    """The Keras Adam optimizer of this engine.
+
+    TensorFlow 2 eager: ``keras.optimizers.Adam``; graph mode on 2.x: the graph-capable
+    ``keras.optimizers.legacy.Adam`` (the new optimizers need eager execution); 1.x:
+    ``tf.keras.optimizers.Adam``. All three apply the same update.
+    """
+    if graph_mode() and not IS_TF1:
+        return keras.optimizers.legacy.Adam(learning_rate=learning_rate)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
 #: ``--precision`` choices and the Keras dtype policy each one sets.
@@ -126,10 +197,11 @@ def set_precision(precision):
     if precision not in PRECISION_POLICIES:
         raise ValueError("precision must be one of %s, got %r"
                          % (", ".join(sorted(PRECISION_POLICIES)), precision))
-    if IS_TF1:
+    if graph_mode():
         if precision != "float32":
-            raise ValueError("--precision %s needs Keras mixed precision (TensorFlow 2); "
-                             "TensorFlow %s trains in float32 only" % (precision, tf.__version__))
+            raise ValueError("--precision %s needs Keras mixed precision (TensorFlow 2 eager); "
+                             "graph mode (TensorFlow %s) trains in float32 only"
+                             % (precision, tf.__version__))
         return
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
 
@@ -140,7 +212,7 @@ def precision_policy(model=None):
     A model's is that of its first layer with weights: a model loaded from a file keeps the
     policies its layers were saved with, whatever the global policy.
     """
-    if IS_TF1:
+    if graph_mode():
         return "float32"
     if model is None:
         return keras.mixed_precision.global_policy().name
@@ -159,7 +231,7 @@ def loss_scale_optimizer(optimizer, policy=None):
         optimizer: a Keras optimizer.
         policy: dtype policy name of the model (default: the global policy).
     """
-    if IS_TF1:
+    if graph_mode():
         return optimizer
     wrapped = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
     if (policy or precision_policy()) != "mixed_float16":
@@ -175,9 +247,9 @@ def jit_compile_kwargs(jit_compile):
     """
     if not jit_compile:
         return {}
-    if IS_TF1:
-        raise ValueError("jit_compile needs TensorFlow 2; TensorFlow %s has no "
-                         "compile(jit_compile=...)" % tf.__version__)
+    if graph_mode():
+        raise ValueError("jit_compile needs TensorFlow 2 eager; graph mode (TensorFlow %s) has "
+                         "no compile(jit_compile=...)" % tf.__version__)
     return {"jit_compile": True}
 
 
@@ -190,10 +262,6 @@ def xla_function(function):
     if IS_TF1 or TF_VERSION < (2, 5):
         return None
     return tf.function(function, jit_compile=True)
-
-
-
-
 
 
 def layer_dtype(layer):
@@ -229,9 +297,35 @@ def moved_optimizer(optimizer, var_list, values=None):
         source, target = optimizer.variables, fresh.variables
     if values is None:
         values = keras.backend.batch_get_value(source)
+    values = adam_state_in_order(values, var_list, legacy)
     shapes = [tuple(getattr(v, "shape", ())) for v in values]
     if shapes != [tuple(v.shape.as_list()) for v in target]:
         raise ValueError("optimizer state of %d variables does not fit the rebuilt model (%d)"
                          % (len(values), len(target)))
     keras.backend.batch_set_value(list(zip(target, values)))
     return fresh
+
+
+def adam_state_in_order(values, var_list, legacy):
+    """Adam state saved by either optimizer family, in the order of the ``legacy`` one or not.
+
+    The legacy Keras Adam (graph mode, TensorFlow 1.x) stores ``[iterations, m..., v...]``,
+    the new one (TensorFlow 2 eager) ``[iterations, m, v, m, v, ...]``: the same numbers, in
+    another order. The layout of ``values`` is recognised from the shapes of ``var_list`` (the
+    trainable variables, in order); values of any other form are returned unchanged.
+    """
+    count = len(var_list)
+    if values is None or len(values) != 2 * count + 1:
+        return values
+    shapes = [tuple(v.shape.as_list()) for v in var_list]
+    blocked = (values[1:1 + count], values[1 + count:])
+    interleaved = (values[1::2], values[2::2])
+    for moments, velocities in ((blocked, interleaved) if legacy else (interleaved, blocked)):
+        if all([tuple(getattr(x, "shape", ())) for x in part] == shapes
+               for part in (moments, velocities)):
+            break
+    else:
+        return values
+    if legacy:
+        return [values[0]] + list(moments) + list(velocities)
+    return [values[0]] + [x for pair in zip(moments, velocities) for x in pair]

@@ -17,7 +17,7 @@ from typing import Optional
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
-from densenet3d_keras.inference import predict
+from densenet3d_keras.inference.predict import predict
 from densenet3d_keras.inference.output import write_nifti_like
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
@@ -50,6 +50,7 @@ class PredictConfig(object):
     save_probabilities: bool = False
     evaluate: bool = False
     overlays: bool = False
+    graph_mode: bool = False
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -121,6 +122,7 @@ def resolve(values):
     if values["padding"] == "auto":
         values["padding"] = "valid" if values["method"] == "fcn" else "same"
     values["overlays"] = bool(values["overlays"])
+    values["graph_mode"] = bool(values.get("graph_mode"))
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["architecture"] = architecture
     values["margin"] = margin

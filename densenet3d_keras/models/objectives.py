@@ -1,6 +1,6 @@
 """Training objective and metric of the reference: softmax cross-entropy per head, accuracy in %."""
 from densenet3d_keras.core import compat
-from densenet3d_keras.core.compat import keras, tf
+from densenet3d_keras.core.compat import tf
 
 
 def softmax_cross_entropy(y_true, y_pred):
@@ -19,7 +19,8 @@ def accuracy_percent(y_true, y_pred):
 def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, jit_compile=False):
     """Compile with the reference loss (sum of both heads' cross-entropy) and Adam.
 
-    Under the ``mixed_float16`` policy the optimizer is wrapped for dynamic loss scaling.
+    The Adam is the one this engine can run (:func:`~densenet3d_keras.core.compat.adam`: the
+    legacy Keras Adam in graph mode). Under the ``mixed_float16`` policy the optimizer is wrapped for dynamic loss scaling.
 
     Args:
         model: a model from :func:`densenet3d_keras.models.build_model`.
@@ -36,7 +37,7 @@ def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, j
         ValueError: ``jit_compile`` on TensorFlow 1.x.
     """
     if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        optimizer = compat.adam(learning_rate)
     optimizer = compat.loss_scale_optimizer(optimizer, compat.precision_policy(model))
     kwargs = compat.jit_compile_kwargs(jit_compile)
     if run_eagerly is not None:

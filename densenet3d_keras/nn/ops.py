@@ -2,7 +2,7 @@
 
 Tensors are ``(batch, depth, height, width, channels)``. A dense unit's copies (crop +
 concatenation, ReLU + channel slice) and their gradients are compiled into single XLA kernels
-where TensorFlow 2 has XLA; ``DENSENET3D_XLA_COPIES=0`` in the environment turns that off
+where TensorFlow 2 has XLA, in eager mode; ``DENSENET3D_XLA_COPIES=0`` in the environment turns that off
 (plain TensorFlow ops, the same results). Why each form was chosen: docs/performance.md.
 """
 import os
@@ -77,8 +77,11 @@ def _fused(forward, backward, *inputs):
 
 
 def fusing():
-    """Whether the copies run as XLA kernels (TensorFlow 2 and ``FUSE_COPIES``)."""
-    return FUSE_COPIES and _crop_concat_xla is not None
+    """Whether the copies run as XLA kernels (TensorFlow 2 eager and ``FUSE_COPIES``).
+
+    Off in graph mode (TensorFlow 1.x sessions; frozen graphs for export must hold plain ops).
+    """
+    return FUSE_COPIES and _crop_concat_xla is not None and not compat.graph_mode()
 
 
 def crop_concat(x, y, crop, channels, extra):

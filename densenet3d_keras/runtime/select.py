@@ -16,6 +16,7 @@ def select_runtime(strategy="auto", precision_mode=npu.DEFAULT_PRECISION_MODE, l
     With ``npu_bridge`` importable: an Ascend runtime (``RANK_SIZE`` / ``RANK_ID``). Otherwise,
     on TensorFlow 2.x, a ``tf.distribute`` strategy chosen by ``--strategy`` and ``TF_CONFIG``
     (create it before any other TensorFlow work: collective ops are configured at start-up).
+    In graph mode (TensorFlow 1.x engine) only the one-process runtime or the Ascend one.
 
     Args:
         strategy: ``--strategy`` (:data:`~densenet3d_keras.runtime.cluster.STRATEGIES`).
@@ -41,9 +42,11 @@ def select_runtime(strategy="auto", precision_mode=npu.DEFAULT_PRECISION_MODE, l
         raise ValueError("--loss-scale %s applies to Ascend NPU runs only (npu_bridge is not importable)"
                          % loss_scale)
     worker = worker_from_env(environ)
-    if compat.IS_TF1:
+    if compat.graph_mode():
         if choose_strategy(requested, worker.count, 0) != "default":
-            raise ValueError("--strategy %s needs TensorFlow 2.x (this is %s)" % (requested, tf.__version__))
+            raise ValueError("--strategy %s needs TensorFlow 2.x eager (this is %s%s)"
+                             % (requested, tf.__version__,
+                                "" if compat.IS_TF1 else " in graph mode"))
         return Runtime(worker, log_id(worker, environ))
     gpus = local_gpu_count() if requested == "auto" and worker.count == 1 else 0
     name = choose_strategy(requested, worker.count, gpus)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 from densenet3d_keras.core import geometry
-from densenet3d_keras.core.compat import IS_TF1
+from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import write_json_atomic
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from densenet3d_keras.runtime.npu import parse_loss_scale
@@ -53,6 +53,7 @@ class TrainConfig(object):
     scale_lr: bool = False
     precision_mode: str = "allow_fp32_to_fp16"
     loss_scale: object = None
+    graph_mode: bool = False
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -89,8 +90,9 @@ def _check_values(config):
             raise ValueError("%s must be >= %d, got %d" % (flag, minimum, value))
     if config.n_pos + config.n_neg < config.batch_size:
         raise ValueError("--n-pos + --n-neg must be at least the batch size")
-    if config.precision != "float32" and IS_TF1:
-        raise ValueError("--precision %s needs TensorFlow 2 (Keras mixed precision)" % config.precision)
+    if config.precision != "float32" and (compat.IS_TF1 or config.graph_mode):
+        raise ValueError("--precision %s needs TensorFlow 2 eager (Keras mixed precision); "
+                         "graph mode trains in float32" % config.precision)
     if not config.lr > 0:
         raise ValueError("--lr must be positive, got %r" % config.lr)
     if config.continue_training and not config.load_path:
@@ -118,6 +120,7 @@ def resolve(args):
     margin = margins(ARCHITECTURES[architecture])[1]
     values["patch_size"], values["output_size"] = _patch_sizes(values, margin)
     values["loss_scale"] = parse_loss_scale(values["loss_scale"])
+    values["graph_mode"] = bool(values.get("graph_mode")) or compat.graph_mode()
     if values["save_path"] is None:
         values["save_path"] = os.path.join("runs", values["model_name"].replace("-", "_"))
     if values["log_dir"] is None:

@@ -1,4 +1,5 @@
 """Training: resolved configuration in, checkpoints and the training log out."""
+import json
 import os
 import sys
 
@@ -48,9 +49,12 @@ def load_for_training(config, log=print, checkpoint=None):
         # Resuming trains the architecture stored in the file: make sure it is -mn's, also
         # for files that do not record a model name.
         check_weights_fit(model, path, config.model_name)
+        if compat.graph_mode() and _saved_by_eager_engine(path):
+            return _loaded_into_graph_mode(path, config, info, model, log)
         loaded = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
         if (info["padding"] != config.padding or compat.precision_policy() != "float32"
-                or compat.precision_policy(loaded) != "float32"):
+                or compat.precision_policy(loaded) != "float32"
+                or not _optimizer_state_loaded(loaded, path)):
             loaded = _rebuilt_with(loaded, config, path, model)
         epoch = info["epoch"] or 0
         log("resumed from %s after epoch %d" % (path, epoch))
@@ -60,9 +64,53 @@ def load_for_training(config, log=print, checkpoint=None):
     return compile_model(model, config.lr), 0
 
 
+def _saved_optimizer_config(path):
+    """The optimizer's Keras configuration recorded in a checkpoint (``{}`` if none)."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        text = handle.attrs.get("training_config")
+    if text is None:
+        return {}
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    return json.loads(text).get("optimizer_config", {}).get("config", {})
+
+
+def _saved_by_eager_engine(path):
+    """Whether a checkpoint holds the new Keras optimizer of TensorFlow 2 eager (graph mode
+    cannot deserialise it: it needs eager execution)."""
+    return _saved_optimizer_config(path).get("is_legacy_optimizer") is False
+
+
+def _loaded_into_graph_mode(path, config, info, model, log):
+    """Resume an eager-mode checkpoint in graph mode: its weights, and its Adam configuration
+    and state moved into the graph-capable optimizer. Returns (model, epoch)."""
+    loaded = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+    model.set_weights(loaded.get_weights())
+    saved = _saved_optimizer_config(path)
+    adam = compat.adam(float(saved.get("learning_rate", config.lr)))
+    for key in ("beta_1", "beta_2", "epsilon", "amsgrad"):
+        if key in saved:
+            setattr(adam, key, saved[key])
+    optimizer = compat.moved_optimizer(adam, model.trainable_variables, read_optimizer_weights(path))
+    compile_model(model, optimizer=optimizer)
+    epoch = info["epoch"] or 0
+    log("resumed from %s after epoch %d (saved in eager mode)" % (path, epoch))
+    return model, epoch
+
+
+def _optimizer_state_loaded(model, path):
+    """Whether Keras put the checkpoint's optimizer state back (it cannot when the other engine
+    saved it: eager and graph-mode Adam store their slots in different orders)."""
+    values = read_optimizer_weights(path)
+    if not values:
+        return True
+    return int(values[0]) == compat.optimizer_iterations(model.optimizer)
+
+
 def _rebuilt_with(loaded, config, path, model):
     """Move weights and optimizer state (read from ``path``) of a loaded model into ``model``
-    of another padding or precision."""
+    of another padding or precision, or whose optimizer state the other engine saved."""
     model.set_weights(loaded.get_weights())
     optimizer = compat.moved_optimizer(loaded.optimizer, model.trainable_variables,
                                        read_optimizer_weights(path))

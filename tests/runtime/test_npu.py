@@ -41,10 +41,13 @@ class StandIn(object):
                 super(NPUBroadcastGlobalVariablesCallback, self).__init__()
                 self.root_rank = root_rank
                 self.batches = []
-                calls.append(("NPUBroadcastGlobalVariablesCallback", self))
+                self.sessions = []  # graph mode: the Keras session at each batch (the real
+                calls.append(("NPUBroadcastGlobalVariablesCallback", self))  # one runs there)
 
             def on_batch_begin(self, batch, logs=None):
                 self.batches.append(batch)
+                if compat.graph_mode():
+                    self.sessions.append(compat.keras_session())
 
         class ExponentialUpdateLossScaleManager(object):
             def __init__(self, **kwargs):

@@ -1,0 +1,114 @@
+"""export_keras.py: a frozen GraphDef (and a SavedModel) that computes what the Keras model does.
+
+The export builds its own TensorFlow 1.x graph, so it runs in this eager test process as it
+does in a graph-mode one (tests/training/test_graph_mode.py exports there too).
+"""
+import os
+
+import numpy as np
+import pytest
+
+import export_keras
+from densenet3d_keras.core.compat import tf
+from densenet3d_keras.inference.predict import export
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from densenet3d_keras.models.checkpoints import save_checkpoint
+    from densenet3d_keras.core.compat import clear_session, keras
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    folder = tmp_path_factory.mktemp("export")
+    clear_session()
+    keras.utils.set_random_seed(2)
+    model = compile_model(build_model("tiny", 38, padding="valid"))
+    # Non-trivial batch-norm statistics, so that inference mode is checked too.
+    for layer in model.layers:
+        for weight in layer.weights:
+            if "moving" in weight.name:
+                shape = tuple(weight.shape.as_list())
+                weight.assign(np.random.RandomState(0).uniform(0.5, 1.5, shape).astype("float32"))
+    path = str(folder / "tiny_epoch_003.h5")
+    save_checkpoint(model, path, 3, "tiny", "valid")
+    clear_session()
+    return path
+
+
+def _keras_logits(path, batch):
+    from densenet3d_keras.models.loading import load_model
+
+    model = load_model(path, "tiny", batch.shape[1], "same")[0]
+    return [np.asarray(x) for x in model.predict_on_batch(batch)]
+
+
+def _max_relative(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _run_graph(graph_def, batch):
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            return session.run([name + ":0" for name in export.OUTPUT_NODES],
+                               {export.INPUT_NODE + ":0": batch})
+
+
+def test_frozen_graph_matches_keras(checkpoint, tmp_path, capsys, keras_session):
+    out = str(tmp_path / "model.pb")
+    assert export_keras.main(["-m", os.path.dirname(checkpoint), "-o", out, "--input-size", "40"]) == 0
+    printed = capsys.readouterr().out
+    assert "input node: input float32 [-1,40,40,40,4]" in printed
+    assert "output node: wt_logits float32 [-1,14,14,14,2]" in printed
+    assert "output node: labels_logits float32 [-1,14,14,14,5]" in printed
+    assert '--input_shape="input:1,40,40,40,4"' in printed
+    assert os.listdir(str(tmp_path)) == ["model.pb"]  # no temporary left
+
+    graph_def = export.load_frozen_graph(out)
+    ops = set(node.op for node in graph_def.node)
+    assert not graph_def.library.function  # plain operators, nothing for ATC to inline
+    assert not ops & {"VarHandleOp", "VariableV2", "ReadVariableOp", "PlaceholderWithDefault",
+                      "Switch", "Merge", "PartitionedCall", "StatefulPartitionedCall"}
+    batch = np.random.RandomState(1).normal(size=(2, 40, 40, 40, 4)).astype("float32")
+    frozen = _run_graph(graph_def, batch)
+    expected = _keras_logits(checkpoint, batch)
+    for got, want in zip(frozen, expected):
+        assert got.shape == want.shape
+        assert _max_relative(got, want) < 1e-5
+
+
+def test_savedmodel_and_fixed_batch(checkpoint, tmp_path, capsys, keras_session):
+    out = str(tmp_path / "saved")
+    os.makedirs(out)  # an earlier export is replaced
+    args = ["-m", checkpoint, "-o", out, "--format", "savedmodel", "--batch-size", "1",
+            "--padding", "same"]
+    assert export_keras.main(args) == 0
+    assert "input node: input float32 [1,38,38,38,4]" in capsys.readouterr().out
+    assert sorted(os.listdir(str(tmp_path))) == ["saved"]
+    batch = np.random.RandomState(2).normal(size=(1, 38, 38, 38, 4)).astype("float32")
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], out)
+        signature = meta.signature_def[export.SIGNATURE]
+        outputs = session.run([signature.outputs[n].name for n in export.OUTPUT_NODES],
+                              {signature.inputs["input"].name: batch})
+    for got, want in zip(outputs, _keras_logits(checkpoint, batch)):
+        assert _max_relative(got, want) < 1e-5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "{missing}", "-o", "{out}"], "error: checkpoint not found: "),
+    (["-m", "{ckpt}", "-o", "{out}", "--input-size", "26"], "error: --input-size must be > 26"),
+    (["-m", "{ckpt}", "-o", "{out}", "-mn", "dense24"], "error: checkpoint "),
+    (["-m", "{ckpt}", "-o", "{tmp}/no/such/model.pb"], "error: output folder does not exist"),
+    (["-m", "{ckpt}", "-o", "{tmp}"], "is a folder; give a .pb file name"),
+])
+def test_errors_are_one_line(checkpoint, tmp_path, capsys, args, message):
+    values = {"missing": str(tmp_path / "missing.h5"), "out": str(tmp_path / "m.pb"),
+              "ckpt": checkpoint, "tmp": str(tmp_path)}
+    assert export_keras.main([a.format(**values) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not os.path.exists(values["out"])
