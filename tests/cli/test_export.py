@@ -10,7 +10,7 @@ import pytest
 
 import export_keras
 from densenet3d_keras.core.compat import tf
-from densenet3d_keras.inference.predict import export
+from densenet3d_keras.inference import export
 
 
 @pytest.fixture(scope="module")

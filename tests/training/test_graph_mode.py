@@ -141,7 +141,7 @@ def test_npu_session_is_the_one_fit_runs_in(runs):
 
 def test_export_in_graph_mode_matches_keras(runs, keras_session):
     from densenet3d_keras.core.compat import tf
-    from densenet3d_keras.inference.predict import export
+    from densenet3d_keras.inference import export
     from densenet3d_keras.models.loading import load_model
 
     spec, results, _, _ = runs
