@@ -173,7 +173,7 @@ def evaluate_predictions(config, cases):
 def predict_command(args):
     """Resolve the flags, predict every case, then evaluate if asked. Returns 0."""
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
-    from densenet3d_keras.inference.predict import pipeline
+    from densenet3d_keras.inference import pipeline
 
     config = resolve(args)
     cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)

@@ -131,7 +131,7 @@ def given_options(argv):
 def train_command(args, argv=()):
     """Resolve the flags and train (or print the summary). Returns 0."""
     from densenet3d_keras.runtime import threads
-    from densenet3d_keras.training.trainer import demo, trainer
+    from densenet3d_keras.training import demo, trainer
     from densenet3d_keras.training.config import resolve
 
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow

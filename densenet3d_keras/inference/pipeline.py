@@ -17,7 +17,7 @@ from typing import Optional
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
-from densenet3d_keras.inference.predict import predict
+from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.output import write_nifti_like
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
