@@ -1,21 +1,33 @@
-"""``evaluate_keras.py``: score predicted BraTS label maps (Dice, HD95, sensitivity, specificity).
+"""``evaluate_keras.py``: score predicted BraTS label maps (Dice, HD95, sensitivity, specificity,
+BraTS 2023 lesion-wise Dice and HD95, NSD), and choose postprocessing on them.
 
 Usage::
 
     python evaluate_keras.py --pred <pred dir> --gt <dataset root> -o <out dir>
         [--list test.txt] [--label-convention auto|brats2017|brats2023] [--overlays]
-        [--skip-incomplete]
+        [--skip-incomplete] [--metrics legacy|lesionwise|all] [--choose-postprocessing]
 
 Predictions are ``<pred dir>/<case id>.nii.gz`` (the BraTS submission name); the ground truth
 is each case folder's ``seg`` file under the dataset root. With ``--list`` exactly the listed
 cases are scored and a missing prediction is an error; without it the cases present on both
 sides are scored and the others are reported as skipped. Writes ``<out>/metrics.csv``,
 ``<out>/summary.json`` and, with ``--overlays``, ``<out>/overlays/<case>.png``; prints a table.
-Metric conventions (HD95 definition, empty regions) are in
-:mod:`densenet3d_keras.evaluation.metrics`. Exit codes: see :mod:`densenet3d_keras.cli.runner`.
+Metric conventions (HD95 definition, empty regions, NSD) are in
+:mod:`densenet3d_keras.evaluation.metrics`, the lesion-wise ones in
+:mod:`densenet3d_keras.evaluation.lesionwise`; ``--metrics`` picks the columns (default
+``all``). ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
+(:mod:`densenet3d_keras.evaluation.postprocess_choice`), prints them with the mean Dice before
+and after, and writes ``<out>/postprocessing.json`` for ``predict_keras.py --postprocess``.
+Exit codes: see :mod:`densenet3d_keras.cli.runner`.
 """
+import os
+
 from densenet3d_keras.cli.runner import ArgumentParser, run_command
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
+
+#: Metric sets of ``--metrics`` (as :data:`densenet3d_keras.evaluation.report.METRIC_SETS`).
+METRIC_SETS = ("legacy", "lesionwise", "all")
+POSTPROCESSING_NAME = "postprocessing.json"
 
 
 def build_parser():
@@ -40,7 +52,61 @@ def build_parser():
     parser.add_argument("--skip-incomplete", action="store_true",
                         help="without --list: leave out (and list) folders under --gt that are "
                              "not complete cases, instead of stopping")
+    parser.add_argument("--metrics", choices=METRIC_SETS, default="all",
+                        help="legacy: Dice, HD95, sensitivity, specificity; lesionwise: BraTS "
+                             "2023 lesion-wise Dice, HD95, TP/FP/FN lesions and NSD at 1 mm; "
+                             "all: both (default)")
+    parser.add_argument("--choose-postprocessing", dest="choose_postprocessing",
+                        action="store_true",
+                        help="also choose postprocessing (small-component removal, ET to "
+                             "necrosis) that maximises the mean lesion-wise Dice on these "
+                             "cases; writes <out>/%s for predict_keras.py --postprocess"
+                             % POSTPROCESSING_NAME)
     return parser
+
+
+def _scores_line(name, before, after, prefix):
+    def regions(scores):
+        return " / ".join("%.4f" % scores[prefix + region] for region in ("wt", "tc", "et"))
+    return ("%s (WT / TC / ET): before %.4f (%s), after %.4f (%s)"
+            % (name, before[prefix + "mean"], regions(before), after[prefix + "mean"],
+               regions(after)))
+
+
+def _validation(result, cases):
+    """The ``validation`` entry of postprocessing.json: what the choice was made on."""
+    steps = [dict(step=s["step"], best=s["best"], kept=s["kept"],
+                  scores=dict((str(value), score) for value, score in s["scores"].items()))
+             for s in result["steps"]]
+    return {"objective": "mean over cases of the mean lesion-wise Dice of WT, TC and ET",
+            "num_cases": result["num_cases"], "cases": [case.case_id for case in cases],
+            "before": dict(result["before"]), "after": dict(result["after"]), "steps": steps}
+
+
+def choose_and_write(args, cases):
+    """Choose postprocessing on the scored cases, print it, write <out>/postprocessing.json."""
+    from densenet3d_keras.evaluation.postprocess_choice import choose_postprocessing
+    from densenet3d_keras.evaluation.report import prediction_path
+    from densenet3d_keras.inference.postprocess import save_settings
+
+    pred_paths = [prediction_path(args.pred, case.case_id) for case in cases]
+    result = choose_postprocessing(cases, pred_paths, args.label_convention)
+    print("postprocessing chosen on %d case(s) in %.1f s (reading and components %.1f s, "
+          "grid %.2f s); objective: mean lesion-wise Dice of WT, TC, ET"
+          % (result["num_cases"], result["seconds_reading"] + result["seconds_choosing"],
+             result["seconds_reading"], result["seconds_choosing"]))
+    for step in result["steps"]:
+        tried = ", ".join("%s: %.4f" % (value, score) for value, score in step["scores"].items())
+        print("  %s: %s -> %s" % (step["step"], tried, "%s kept" % step["best"] if step["kept"]
+                                  else "off (no gain)"))
+    print("chosen: %s" % result["settings"].describe())
+    print(_scores_line("lesion-wise mean Dice", result["before"], result["after"], "lesion_dice_"))
+    print(_scores_line("legacy mean Dice", result["before"], result["after"], "dice_"))
+    path = os.path.join(args.out, POSTPROCESSING_NAME)
+    save_settings(path, result["settings"], _validation(result, cases))
+    print("postprocessing settings: %s (apply with predict_keras.py --postprocess %s)"
+          % (path, path))
+    return result
 
 
 def evaluate(args):
@@ -49,8 +115,10 @@ def evaluate(args):
     from densenet3d_keras.evaluation.table import ResultsTable
     from generators.brats import resolve_case_list
 
-    print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s"
-          % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays))
+    print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s metrics=%s "
+          "choose_postprocessing=%s" % (args.pred, args.gt, args.out, args.list,
+                                        args.label_convention, args.overlays, args.metrics,
+                                        args.choose_postprocessing))
     names = resolve_case_list(args.gt, args.list, default_name="") if args.list else None
     cases, extra, unpredicted = select_cases(args.pred, args.gt, names,
                                              skip_incomplete=args.skip_incomplete)
@@ -60,12 +128,14 @@ def evaluate(args):
               % (len(cases), len(extra), len(unpredicted)))
     else:
         print("evaluating %d listed case(s)" % len(cases))
-    table = ResultsTable([case.case_id for case in cases])
+    table = ResultsTable([case.case_id for case in cases], metric_set=args.metrics)
     _, summary = evaluate_folder(args.pred, cases, args.out, convention=args.label_convention,
-                                 overlays=args.overlays, progress=table)
+                                 overlays=args.overlays, progress=table, metric_set=args.metrics)
     table.finish(summary)
     print("%d case(s); all metrics in %s/metrics.csv and %s/summary.json"
           % (summary["num_cases"], args.out, args.out))
+    if args.choose_postprocessing:
+        choose_and_write(args, cases)
     return 0
 
 

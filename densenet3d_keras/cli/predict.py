@@ -7,7 +7,7 @@ Usage::
         (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
         [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
-        [--save-probabilities] [--evaluate] [--overlays]
+        [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
     python predict_keras.py --demo
 
 Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
@@ -23,6 +23,11 @@ convolutionally over tiles of at most ``--tile-size`` voxels per axis covering t
 bounding box (outside it the label is 0); ``patch`` is the reference's 38^3 sliding window
 (every window run), 20-50 times slower, for checking. Both give the same labels at every voxel
 at least 13 voxels from the edge; ``patch`` leaves that rim unscored (label 0).
+
+``--postprocess settings.json`` postprocesses every label map before it is written (small
+connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.postprocess`;
+``evaluate_keras.py --choose-postprocessing`` writes such a file); the settings are read and
+checked before anything is predicted and printed with the run's configuration.
 
 ``--evaluate`` then scores the predictions against each case's ``seg`` file with
 :func:`densenet3d_keras.evaluation.report.evaluate_folder` (``<out>/metrics.csv``,
@@ -109,6 +114,9 @@ def build_parser():
                              "(each case's own layout)")
     output.add_argument("--save-probabilities", dest="save_probabilities", action="store_true",
                         help="also write <case>_probabilities.nii.gz (float32, X x Y x Z x 5)")
+    output.add_argument("--postprocess", dest="postprocess", default=None, metavar="SETTINGS.json",
+                        help="postprocess each label map with these settings (as written by "
+                             "evaluate_keras.py --choose-postprocessing) before writing it")
     output.add_argument("--evaluate", action="store_true",
                         help="score the predictions against the cases' seg files "
                              "(metrics.csv, summary.json in the output folder)")
@@ -155,13 +163,14 @@ def _log(line):
 
 def evaluate_predictions(config, cases):
     """Score the written predictions against the cases' label maps and print the table."""
-    from densenet3d_keras.evaluation.report import OVERLAY_DIR, evaluate_folder
+    from densenet3d_keras.evaluation.report import DEFAULT_METRIC_SET, OVERLAY_DIR, evaluate_folder
     from densenet3d_keras.evaluation.table import ResultsTable
 
-    table = ResultsTable([case.case_id for case in cases])
+    table = ResultsTable([case.case_id for case in cases], metric_set=DEFAULT_METRIC_SET)
     rows, summary = evaluate_folder(config.out, cases, config.out,
                                     convention=config.label_convention,
-                                    overlays=config.overlays, progress=table)
+                                    overlays=config.overlays, progress=table,
+                                    metric_set=DEFAULT_METRIC_SET)
     table.finish(summary)
     _log("metrics: %s, %s" % (os.path.join(config.out, "metrics.csv"),
                               os.path.join(config.out, "summary.json")))

@@ -26,6 +26,12 @@ Conventions (the same for every region; "empty" means the region has no voxel):
   box ``sqrt(sum((shape_i * spacing_i) ** 2))``, i.e. the largest distance in that volume.
   For BraTS' 240 x 240 x 155 grid at 1 mm that is ``sqrt(240^2 + 240^2 + 155^2) = 373.13``
   mm, the value the official BraTS evaluation reported for such cases.
+* NSD, the normalised surface distance (surface Dice) at a tolerance of :data:`NSD_TOLERANCE`
+  = 1 mm (Nikolov et al. 2021, arXiv:1809.04430; MONAI's ``compute_surface_dice`` with
+  ``use_subvoxels=False``): with the surfaces and the distances of HD95 above, the fraction of
+  the surface voxels of both masks that lie within the tolerance of the other mask's surface,
+  ``(#{d_PG <= tau} + #{d_GP <= tau}) / (|S_P| + |S_G|)``. Both empty -> 1 (MONAI gives NaN),
+  exactly one empty -> 0.
 * Sensitivity ``TP / (TP + FN)``; when the ground truth is empty nothing can be missed and it
   is 1 (whatever the prediction; false positives show up in Dice, HD95 and specificity).
 * Specificity ``TN / (TN + FP)``; when the ground truth covers the whole volume it is 1.
@@ -48,6 +54,11 @@ INTERNAL_LABELS = (0, 1, 2, 4)
 
 #: Percentile of the pooled surface distances reported as "HD95".
 HD_PERCENTILE = 95.0
+
+#: Tolerance (mm) of the normalised surface distance.
+NSD_TOLERANCE = 1.0
+#: NSD columns, one per region.
+NSD_NAMES = tuple("nsd_%s" % region for region in REGIONS)
 
 _SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 
@@ -184,17 +195,80 @@ def hd95(pred_mask, gt_mask, spacing):
         ValueError: the shapes differ (the message names both), a mask is not 3-D or the
             spacing is not 3 positive numbers.
     """
+    return surface_scores(pred_mask, gt_mask, spacing)[0]
+
+
+def nsd(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
+    """Normalised surface distance (surface Dice) of two masks at a tolerance in mm.
+
+    See the module docstring for the exact definition.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+        spacing: voxel size in mm per axis.
+        tolerance: largest surface distance in mm that counts as agreement (>= 0).
+
+    Returns:
+        float in [0, 1]; 1.0 when both masks are empty, 0.0 when exactly one is.
+
+    Raises:
+        ValueError: the shapes differ, a mask is not 3-D, the spacing is invalid or the
+            tolerance is negative or not finite.
+    """
+    return surface_scores(pred_mask, gt_mask, spacing, tolerance)[1]
+
+
+def surface_scores(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
+    """HD95 and NSD of two masks from one computation of their surface distances.
+
+    Args:
+        pred_mask: 3-D array, nonzero = inside.
+        gt_mask: 3-D array of the same shape.
+        spacing: voxel size in mm per axis.
+        tolerance: NSD tolerance in mm (>= 0).
+
+    Returns:
+        (hd95 in mm, nsd): as :func:`hd95` and :func:`nsd`.
+
+    Raises:
+        ValueError: as :func:`nsd`.
+    """
     pred, gt = _check_pair(pred_mask, gt_mask)
     spacing = _check_spacing(spacing)
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError("NSD tolerance must be a finite number of mm >= 0, got %r" % (tolerance,))
     has_pred = bool(pred.any())
     has_gt = bool(gt.any())
     if not has_pred and not has_gt:
-        return 0.0
+        return 0.0, 1.0
     if has_pred != has_gt:
-        return max_distance(pred.shape, spacing)
+        return max_distance(pred.shape, spacing), 0.0
     pooled = np.concatenate([surface_distances(pred, gt, spacing),
                              surface_distances(gt, pred, spacing)])
-    return float(np.percentile(pooled, HD_PERCENTILE))
+    within = int(np.count_nonzero(pooled <= tolerance))
+    return float(np.percentile(pooled, HD_PERCENTILE)), within / float(pooled.size)
+
+
+def nsd_case(pred_label, gt_label, spacing, tolerance=NSD_TOLERANCE):
+    """NSD of every region of one case.
+
+    Args:
+        pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
+        gt_label: 3-D internal label map of the ground truth, same shape.
+        spacing: voxel size in mm per axis.
+        tolerance: NSD tolerance in mm.
+
+    Returns:
+        OrderedDict with the keys of :data:`NSD_NAMES` (``nsd_wt``, ``nsd_tc``, ``nsd_et``).
+
+    Raises:
+        ValueError: the shapes differ, a label value is not internal or the spacing is invalid.
+    """
+    pred_label, gt_label = check_label_pair(pred_label, gt_label)
+    return OrderedDict(("nsd_%s" % region, nsd(region_mask(pred_label, region),
+                                               region_mask(gt_label, region), spacing, tolerance))
+                       for region in REGIONS)
 
 
 def _confusion(pred_mask, gt_mask):
@@ -259,42 +333,67 @@ def _check_internal(label, name):
     return label
 
 
-def evaluate_case(pred_label, gt_label, spacing):
-    """All metrics of one case, for every region.
-
-    Args:
-        pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
-        gt_label: 3-D internal label map of the ground truth, same shape.
-        spacing: voxel size in mm per axis (the ground truth's header zooms).
-
-    Returns:
-        OrderedDict ``metric -> float`` with the keys of :data:`METRIC_NAMES`: ``dice_wt``,
-        ``dice_tc``, ``dice_et``, ``hd95_wt`` ... ``specificity_et``.
+def check_label_pair(pred_label, gt_label):
+    """Both label maps as arrays, checked: 3-D, the same shape, internal label values only.
 
     Raises:
-        ValueError: the shapes differ (the message names both), a label value is not internal
-            or the spacing is invalid.
+        ValueError: the shapes differ (the message names both) or a value is not internal.
     """
     pred_label = np.asarray(pred_label)
     gt_label = np.asarray(gt_label)
     if pred_label.shape != gt_label.shape:
         raise ValueError("prediction shape %s differs from ground-truth shape %s"
                          % (pred_label.shape, gt_label.shape))
-    pred_label = _check_internal(pred_label, "prediction")
-    gt_label = _check_internal(gt_label, "ground-truth")
+    return _check_internal(pred_label, "prediction"), _check_internal(gt_label, "ground-truth")
+
+
+def check_spacing(spacing):
+    """The voxel size as 3 floats.
+
+    Raises:
+        ValueError: not 3 positive finite numbers.
+    """
+    return _check_spacing(spacing)
+
+
+def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE):
+    """All metrics of one case, for every region.
+
+    Args:
+        pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
+        gt_label: 3-D internal label map of the ground truth, same shape.
+        spacing: voxel size in mm per axis (the ground truth's header zooms).
+        with_nsd: also the NSD columns (from the surface distances HD95 computes anyway).
+        nsd_tolerance: NSD tolerance in mm.
+
+    Returns:
+        OrderedDict ``metric -> float`` with the keys of :data:`METRIC_NAMES`: ``dice_wt``,
+        ``dice_tc``, ``dice_et``, ``hd95_wt`` ... ``specificity_et``; then, ``with_nsd``,
+        those of :data:`NSD_NAMES`.
+
+    Raises:
+        ValueError: the shapes differ (the message names both), a label value is not internal
+            or the spacing is invalid.
+    """
+    pred_label, gt_label = check_label_pair(pred_label, gt_label)
     spacing = _check_spacing(spacing)
-    functions = OrderedDict([
-        ("dice", lambda p, g: dice(p, g)),
-        ("hd95", lambda p, g: hd95(p, g, spacing)),
-        ("sensitivity", sensitivity),
-        ("specificity", specificity),
-    ])
     masks = OrderedDict((region, (region_mask(pred_label, region), region_mask(gt_label, region)))
                         for region in REGIONS)
+    surfaces = OrderedDict((region, surface_scores(pred, gt, spacing, nsd_tolerance))
+                           for region, (pred, gt) in masks.items())
+    functions = OrderedDict([
+        ("dice", lambda p, g, region: dice(p, g)),
+        ("hd95", lambda p, g, region: surfaces[region][0]),
+        ("sensitivity", lambda p, g, region: sensitivity(p, g)),
+        ("specificity", lambda p, g, region: specificity(p, g)),
+    ])
     row = OrderedDict()
     for family in METRIC_FAMILIES:
         for region, (pred, gt) in masks.items():
-            row["%s_%s" % (family, region)] = float(functions[family](pred, gt))
+            row["%s_%s" % (family, region)] = float(functions[family](pred, gt, region))
+    if with_nsd:
+        for region in REGIONS:
+            row["nsd_" + region] = surfaces[region][1]
     return row
 
 

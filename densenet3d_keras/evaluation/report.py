@@ -4,12 +4,18 @@ Predictions are named like BraTS submissions, ``<pred dir>/<case id>.nii.gz`` (`
 accepted too); the ground truth is the case folders' ``seg`` files found with
 :mod:`generators.brats`. Both label maps are mapped to internal labels (enhancing tumour = 4)
 and scored with :func:`densenet3d_keras.metrics.evaluate_case` using the ground truth's
-voxel size. Outputs, written only once every case has been scored (temporary names, then
-``os.replace``, so a failure leaves no partial file behind):
+voxel size. Which metrics is a *metric set* (:data:`METRIC_SETS`): ``legacy`` (Dice, HD95,
+sensitivity, specificity: :data:`~densenet3d_keras.evaluation.metrics.METRIC_NAMES`),
+``lesionwise`` (the BraTS 2023 lesion-wise Dice, HD95 and lesion counts of
+:mod:`densenet3d_keras.evaluation.lesionwise`, then NSD at 1 mm:
+:data:`~densenet3d_keras.evaluation.metrics.NSD_NAMES`) or ``all`` (legacy, then lesionwise).
+Outputs, written only once every case has been scored (temporary names, then ``os.replace``,
+so a failure leaves no partial file behind):
 
-* ``<out>/metrics.csv``: ``case`` then the columns of :data:`~densenet3d_keras.metrics.METRIC_NAMES`;
-* ``<out>/summary.json``: number of cases, case ids, and mean / std / median / count per
-  metric (NaN written as ``null``);
+* ``<out>/metrics.csv``: ``case`` then the columns of :func:`metric_names` (lesion counts
+  as integers);
+* ``<out>/summary.json``: number of cases, case ids, the metric set, and mean / std / median
+  / count per metric (NaN written as ``null``);
 * with overlays, ``<out>/overlays/<case>.png`` (see :mod:`densenet3d_keras.evaluation.overlays`).
 """
 import csv
@@ -23,7 +29,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from densenet3d_keras.core.fileio import make_output_folder
-from densenet3d_keras.evaluation.metrics import METRIC_NAMES, evaluate_case, summarise
+from densenet3d_keras.evaluation.lesionwise import COUNT_FAMILIES, LESION_NAMES, evaluate_lesionwise
+from densenet3d_keras.evaluation.metrics import (METRIC_NAMES, NSD_NAMES, evaluate_case, nsd_case,
+                                                 summarise)
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS, to_internal_labels
 from generators.brats import (Case,
                               NIFTI_EXTENSIONS,
@@ -36,8 +44,32 @@ CONVENTION_CHOICES = ("auto",) + tuple(LABEL_CONVENTIONS)
 CSV_NAME = "metrics.csv"
 SUMMARY_NAME = "summary.json"
 OVERLAY_DIR = "overlays"
-CSV_HEADER = ("case",) + tuple(METRIC_NAMES)
 FLOAT_FORMAT = "%.6f"
+#: Metric sets of ``evaluate_keras.py --metrics``.
+METRIC_SETS = ("legacy", "lesionwise", "all")
+DEFAULT_METRIC_SET = "all"
+
+
+def metric_names(metric_set):
+    """The metric columns of a metric set, in ``metrics.csv`` order.
+
+    Raises:
+        ValueError: an unknown metric set.
+    """
+    if metric_set not in METRIC_SETS:
+        raise ValueError("unknown metric set %r (choose from %s)"
+                         % (metric_set, ", ".join(METRIC_SETS)))
+    names = ()
+    if metric_set in ("legacy", "all"):
+        names += tuple(METRIC_NAMES)
+    if metric_set in ("lesionwise", "all"):
+        names += tuple(LESION_NAMES) + tuple(NSD_NAMES)
+    return names
+
+
+def csv_header(metric_set):
+    """The header of ``metrics.csv``: ``case`` and :func:`metric_names`."""
+    return ("case",) + metric_names(metric_set)
 
 
 def find_predictions(pred_dir):
@@ -153,8 +185,8 @@ def load_label_map(path, convention, what):
     return label, image
 
 
-def evaluate_prediction(case, pred_path, convention="auto"):
-    """Score one prediction file against a case's label map.
+def load_pair(case, pred_path, convention="auto"):
+    """Read a prediction and its case's label map, both as internal labels on one grid.
 
     Args:
         case: labelled :class:`~generators.brats.Case`.
@@ -162,8 +194,8 @@ def evaluate_prediction(case, pred_path, convention="auto"):
         convention: label convention of the prediction; ``auto`` takes the case's.
 
     Returns:
-        (row, pred_label, gt_label, gt_image): the metrics OrderedDict (``case`` first), both
-        internal label maps and the ground truth's nibabel image.
+        (pred_label, gt_label, gt_image, spacing): uint8 internal label maps, the ground
+        truth's nibabel image and its voxel size in mm.
 
     Raises:
         FileNotFoundError: a file is missing.
@@ -184,8 +216,50 @@ def evaluate_prediction(case, pred_path, convention="auto"):
         raise ValueError("case %s: prediction %s is on a different grid (affine) from the ground "
                          "truth %s" % (case.case_id, pred_path, case.label))
     spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
+    return pred_label, gt_label, gt_image, spacing
+
+
+def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET):
+    """The metrics of a metric set for one pair of internal label maps.
+
+    Returns:
+        OrderedDict with the keys of :func:`metric_names` ``(metric_set)``.
+
+    Raises:
+        ValueError: an unknown metric set, different shapes, bad labels or spacing.
+    """
+    names = metric_names(metric_set)
+    if metric_set == "legacy":
+        return evaluate_case(pred_label, gt_label, spacing)
+    if metric_set == "all":  # NSD from the surface distances that HD95 computes
+        row = evaluate_case(pred_label, gt_label, spacing, with_nsd=True)
+    else:
+        row = nsd_case(pred_label, gt_label, spacing)
+    row.update(evaluate_lesionwise(pred_label, gt_label, spacing))
+    return OrderedDict((name, row[name]) for name in names)
+
+
+def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_METRIC_SET):
+    """Score one prediction file against a case's label map.
+
+    Args:
+        case: labelled :class:`~generators.brats.Case`.
+        pred_path: the prediction NIfTI.
+        convention: label convention of the prediction; ``auto`` takes the case's.
+        metric_set: one of :data:`METRIC_SETS`.
+
+    Returns:
+        (row, pred_label, gt_label, gt_image): the metrics OrderedDict (``case`` first, then
+        :func:`metric_names`), both internal label maps and the ground truth's nibabel image.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a corrupt file, bad labels, or a prediction whose shape or affine differs
+            from the ground truth's (the message names the case).
+    """
+    pred_label, gt_label, gt_image, spacing = load_pair(case, pred_path, convention)
     try:
-        metrics = evaluate_case(pred_label, gt_label, spacing)
+        metrics = score_labels(pred_label, gt_label, spacing, metric_set)
     except ValueError as error:
         raise ValueError("case %s: %s" % (case.case_id, error))
     row = OrderedDict([("case", case.case_id)])
@@ -203,21 +277,26 @@ def _overlay(case, pred_label, gt_label, gt_image, row, path):
     spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
     (flair, gt_label, pred_label), spacing = to_canonical(
         [flair, gt_label, pred_label], gt_image.affine, spacing)
-    title = "%s   Dice WT %.3f  TC %.3f  ET %.3f   HD95 WT %.1f mm" % (
-        case.case_id, row["dice_wt"], row["dice_tc"], row["dice_et"], row["hd95_wt"])
+    prefix = "" if "dice_wt" in row else "lesion_"
+    title = "%s   %sDice WT %.3f  TC %.3f  ET %.3f   HD95 WT %.1f mm" % (
+        case.case_id, "lesion-wise " if prefix else "", row[prefix + "dice_wt"],
+        row[prefix + "dice_tc"], row[prefix + "dice_et"], row[prefix + "hd95_wt"])
     write_overlay(path, flair, gt_label, pred_label, spacing, title)
 
 
-def _format(value):
+def _format(name, value):
+    if name.rsplit("_", 1)[0] in COUNT_FAMILIES:
+        return "%d" % value
     return FLOAT_FORMAT % value
 
 
-def _write_csv(path, rows):
+def _write_csv(path, rows, metric_set):
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(CSV_HEADER)
+        writer.writerow(csv_header(metric_set))
         for row in rows:
-            writer.writerow([row["case"]] + [_format(row[name]) for name in METRIC_NAMES])
+            writer.writerow([row["case"]] + [_format(name, row[name])
+                                             for name in metric_names(metric_set)])
 
 
 def _json_safe(value):
@@ -236,8 +315,9 @@ def _write_json(path, summary):
         stream.write("\n")
 
 
-def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False, progress=None):
-    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]]) -> Tuple[List[Dict[str, object]], Dict[str, object]]
+def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False, progress=None,
+                    metric_set=DEFAULT_METRIC_SET):
+    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]], str) -> Tuple[List[Dict[str, object]], Dict[str, object]]
     """Score every case's prediction and write ``metrics.csv``, ``summary.json`` (and overlays).
 
     Nothing is written until every case has been scored; then each file goes to a temporary
@@ -253,21 +333,23 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
             ``brats2017`` (enhancing = 4) or ``brats2023`` (enhancing = 3).
         overlays: also write ``<out_dir>/overlays/<case>.png``.
         progress: called as ``progress(index, total, row)`` after each case (index from 1).
+        metric_set: one of :data:`METRIC_SETS` (``legacy``, ``lesionwise``, ``all``).
 
     Returns:
         (rows, summary): one OrderedDict per case (``case`` then the metrics) and the dict
         written to ``summary.json`` (``num_cases``, ``cases``, ``label_convention``,
-        ``metrics``: metric -> mean / std / median / count).
+        ``metric_set``, ``metrics``: metric -> mean / std / median / count).
 
     Raises:
         FileNotFoundError: the prediction folder, a prediction or a ground-truth file is missing.
-        ValueError: an unknown convention, no case, a corrupt file, bad labels, or a shape or
-            affine mismatch (messages name the case).
+        ValueError: an unknown convention or metric set, no case, a corrupt file, bad labels,
+            or a shape or affine mismatch (messages name the case).
         OSError: the output folder cannot be created or written.
     """
     if convention not in CONVENTION_CHOICES:
         raise ValueError("unknown label convention %r (choose from %s)"
                          % (convention, ", ".join(CONVENTION_CHOICES)))
+    metric_names(metric_set)
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError("prediction folder not found: %s" % pred_dir)
     cases = list(cases)
@@ -289,8 +371,9 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     overlay_dir = os.path.join(out_dir, OVERLAY_DIR)
     overlay_dir_created = False
     try:
-        rows, summary = _score_cases(cases, pred_paths, convention, overlays and staging, progress)
-        _write_csv(os.path.join(staging, CSV_NAME), rows)
+        rows, summary = _score_cases(cases, pred_paths, convention, overlays and staging,
+                                     progress, metric_set)
+        _write_csv(os.path.join(staging, CSV_NAME), rows, metric_set)
         _write_json(os.path.join(staging, SUMMARY_NAME), summary)
         if overlays:
             overlay_dir_created = make_output_folder(overlay_dir)
@@ -317,11 +400,12 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     return rows, summary
 
 
-def _score_cases(cases, pred_paths, convention, overlay_dir, progress):
+def _score_cases(cases, pred_paths, convention, overlay_dir, progress, metric_set):
     """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary)."""
     rows = []
     for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
-        row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention)
+        row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention,
+                                                                  metric_set)
         if overlay_dir:
             _overlay(case, pred_label, gt_label, gt_image, row,
                      os.path.join(overlay_dir, case.case_id + ".png"))
@@ -332,7 +416,8 @@ def _score_cases(cases, pred_paths, convention, overlay_dir, progress):
         ("num_cases", len(rows)),
         ("cases", [row["case"] for row in rows]),
         ("label_convention", convention),
-        ("metrics", summarise(rows, METRIC_NAMES)),
+        ("metric_set", metric_set),
+        ("metrics", summarise(rows, metric_names(metric_set))),
     ])
     return rows, summary
 

@@ -5,6 +5,8 @@ Each case becomes ``<out>/<case id>.nii.gz``: uint8 labels {0, 1, 2, 4} (BraTS 2
 with its header (qform and sform). ``save_probabilities`` adds
 ``<out>/<case id>_probabilities.nii.gz``: float32 ``(X, Y, Z, 5)``, channel k the softmax
 probability of internal label k; voxels that were not scored have probability 1 for channel 0.
+With ``postprocess`` (a settings file of :mod:`densenet3d_keras.inference.postprocess`), the
+label maps are postprocessed before they are written; probabilities stay the network's.
 Every file is written under a temporary name and renamed into place.
 """
 import json
@@ -19,6 +21,8 @@ from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.output import write_nifti_like
+from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
+                                                    settings_from_dict)
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from generators.brats import discover_cases, load_case, resolve_case_list
@@ -51,6 +55,8 @@ class PredictConfig(object):
     evaluate: bool = False
     overlays: bool = False
     graph_mode: bool = False
+    postprocess: Optional[str] = None
+    postprocess_settings: Optional[dict] = None
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -124,6 +130,9 @@ def resolve(values):
     values["overlays"] = bool(values["overlays"])
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
+    values["postprocess"] = values.get("postprocess") or None
+    if values["postprocess"]:
+        values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()
     values["architecture"] = architecture
     values["margin"] = margin
     return PredictConfig(**values)
@@ -198,11 +207,26 @@ def segment(config, model, volumes, progress=None):
                                  progress=progress)
 
 
+def final_labels(config, labels):
+    """The internal label map to write: ``labels`` postprocessed as the run's settings say.
+
+    Args:
+        config: :class:`PredictConfig` (``postprocess_settings`` ``None``: unchanged).
+        labels: uint8 internal label map of the network.
+
+    Returns:
+        uint8 internal label map (a new array when postprocessed).
+    """
+    if not config.postprocess_settings:
+        return labels
+    return apply_postprocessing(labels, settings_from_dict(config.postprocess_settings))
+
+
 def write_case(config, case, volumes, segmentation):
     """Write a case's label map (and probabilities); returns the paths written."""
     convention = (case.label_convention if config.label_convention == "auto"
                   else config.label_convention)
-    labels = from_internal_labels(segmentation.labels, convention)
+    labels = from_internal_labels(final_labels(config, segmentation.labels), convention)
     description = "%s %s labels (%s)" % (config.model_name, config.method, convention)
     written = [os.path.join(config.out, case.case_id + ".nii.gz")]
     write_nifti_like(written[0], labels, volumes.header, description)

@@ -19,6 +19,10 @@ AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, SHAPE[1] - 1.0], [0, 0, SPACING
                    [0, 0, 0, 1]])
 HEADER = ("case,dice_wt,dice_tc,dice_et,hd95_wt,hd95_tc,hd95_et,sensitivity_wt,sensitivity_tc,"
           "sensitivity_et,specificity_wt,specificity_tc,specificity_et")
+LESIONWISE_COLUMNS = ("lesion_dice_wt,lesion_dice_tc,lesion_dice_et,lesion_hd95_wt,lesion_hd95_tc,"
+                      "lesion_hd95_et,lesion_tp_wt,lesion_tp_tc,lesion_tp_et,lesion_fp_wt,"
+                      "lesion_fp_tc,lesion_fp_et,lesion_fn_wt,lesion_fn_tc,lesion_fn_et,"
+                      "nsd_wt,nsd_tc,nsd_et")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 PERFECT = "Brats17_TEST_001"
@@ -123,7 +127,7 @@ def test_evaluates_all_cases_with_overlays(dataset, capsys):
                          "-o", dataset["out"], "--overlays")
     assert code == 0, err
     header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
-    assert header == HEADER
+    assert header == HEADER + "," + LESIONWISE_COLUMNS  # --metrics all by default
     by_case = {row["case"]: row for row in rows}
     assert [row["case"] for row in rows] == sorted([PERFECT, SHIFTED, NEW])
 
@@ -369,3 +373,97 @@ def test_usage_error_is_one_line(dataset, capsys):
     assert err.count("\n") == 1, err
     assert err.startswith("error: argument --label-convention: invalid choice: 'brats2099'")
     assert err.endswith("(see --help)\n")
+
+
+# ------------------------------------------------ --metrics and --choose-postprocessing
+
+@pytest.mark.parametrize("metric_set", ["lesionwise", "legacy"])
+def test_metric_sets_choose_the_columns(dataset, capsys, metric_set):
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                         "-o", dataset["out"], "--metrics", metric_set)
+    assert code == 0, err
+    header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    with open(os.path.join(dataset["out"], "summary.json")) as stream:
+        summary = json.load(stream)
+    assert summary["metric_set"] == metric_set
+    from densenet3d_keras.evaluation.report import METRIC_SETS
+
+    assert evaluate_keras.METRIC_SETS == METRIC_SETS  # the flag's choices are the report's
+    lesion_columns = LESIONWISE_COLUMNS.split(",")
+    by_case = {row["case"]: row for row in rows}
+    if metric_set == "legacy":
+        assert header == HEADER
+        assert not set(lesion_columns) & set(summary["metrics"])
+        assert "LDice" not in out
+        return
+    assert header == "case," + LESIONWISE_COLUMNS
+    assert list(summary["metrics"]) == lesion_columns
+    assert "dice_wt" not in by_case[PERFECT]
+    # A perfect prediction of one tumour: each region is one lesion, found exactly.
+    for region in ("wt", "tc", "et"):
+        assert float(by_case[PERFECT]["lesion_dice_" + region]) == 1.0
+        assert float(by_case[PERFECT]["nsd_" + region]) == 1.0
+        assert (by_case[PERFECT]["lesion_tp_" + region], by_case[PERFECT]["lesion_fp_" + region],
+                by_case[PERFECT]["lesion_fn_" + region]) == ("1", "0", "0")  # integers
+    # The shifted case: the values of the library functions, from the file.
+    from densenet3d_keras.evaluation.lesionwise import evaluate_lesionwise
+    from densenet3d_keras.evaluation.metrics import nsd_case
+
+    expected = evaluate_lesionwise(dataset["shifted"], dataset["labels"][SHIFTED], SPACING)
+    expected.update(nsd_case(dataset["shifted"], dataset["labels"][SHIFTED], SPACING))
+    for name, value in expected.items():
+        assert float(by_case[SHIFTED][name]) == pytest.approx(value, abs=1e-5), name
+    assert summary["metrics"]["lesion_dice_wt"]["mean"] == pytest.approx(
+        np.mean([float(row["lesion_dice_wt"]) for row in rows]), abs=1e-5)
+    assert "LDice WT" in out and "LHD95 ET" in out and " Dice WT" not in out
+
+
+def add_strays(label):
+    """A copy of ``label`` with 2^3 edema blobs at corners more than 4 voxels from the tumour."""
+    out = label.copy()
+    tumour = np.argwhere(label > 0)
+    low, high = tumour.min(axis=0), tumour.max(axis=0)
+    placed = 0
+    for corner in [(0, 0, 0), (30, 30, 0), (0, 30, 22), (30, 0, 22), (30, 30, 22), (0, 0, 22)]:
+        if any(c + 1 + 4 < lo or c > hi + 4 for c, lo, hi in zip(corner, low, high)):
+            out[tuple(slice(c, c + 2) for c in corner)] = 2
+            placed += 1
+    assert placed >= 2
+    return out
+
+
+def test_choose_postprocessing_removes_stray_components(dataset, capsys):
+    from densenet3d_keras.evaluation.lesionwise import evaluate_lesionwise
+    from densenet3d_keras.inference.postprocess import apply_postprocessing, load_settings
+
+    pred = str(dataset["tmp"] / "pred_strays")
+    os.makedirs(pred)
+    strays = {PERFECT: add_strays(dataset["labels"][PERFECT]),
+              SHIFTED: add_strays(dataset["shifted"])}
+    for case_id, label in strays.items():
+        save(label, os.path.join(pred, case_id + ".nii.gz"))
+    code, out, err = run(capsys, "--pred", pred, "--gt", dataset["gt"], "-o", dataset["out"],
+                         "--choose-postprocessing")
+    assert code == 0, err
+    path = os.path.join(dataset["out"], "postprocessing.json")
+    assert sorted(os.listdir(dataset["out"])) == ["metrics.csv", "postprocessing.json",
+                                                  "summary.json"]
+    settings = load_settings(path)
+    # Blobs of 8 voxels: the smallest WT size of the grid above 8 removes them all.
+    assert settings.min_size["wt"] == 50
+    assert "chosen: min_size wt=50" in out
+    with open(path) as stream:
+        validation = json.load(stream)["validation"]
+    assert validation["num_cases"] == 2 and sorted(validation["cases"]) == sorted(strays)
+    before, after = validation["before"], validation["after"]
+    assert after["lesion_dice_mean"] > before["lesion_dice_mean"]
+    assert after["lesion_dice_wt"] == pytest.approx(np.mean(
+        [evaluate_lesionwise(apply_postprocessing(label, settings), dataset["labels"][case_id],
+                             SPACING)["lesion_dice_wt"] for case_id, label in strays.items()]))
+    line = [l for l in out.splitlines() if l.startswith("lesion-wise mean Dice")][0]
+    assert "before %.4f" % before["lesion_dice_mean"] in line
+    assert "after %.4f" % after["lesion_dice_mean"] in line
+    assert any(l.startswith("legacy mean Dice") for l in out.splitlines())
+    # Applied to the predictions, the settings give back the perfect case exactly.
+    assert np.array_equal(apply_postprocessing(strays[PERFECT], settings),
+                          dataset["labels"][PERFECT])

@@ -324,3 +324,21 @@ def test_usage_errors_are_one_line_and_exit_2(argv, line, capsys):
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(line) and err.endswith("(see --help)\n"), err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{broken", "are not valid JSON"),
+    ('{"min_size": {"wt": 10}, "smooth": 1}', "unknown key(s) smooth"),
+])
+def test_bad_postprocessing_settings_stop_before_anything_is_predicted(tmp_path, capsys, text,
+                                                                      message):
+    settings = str(tmp_path / "settings.json")
+    with open(settings, "w") as handle:
+        handle.write(text)
+    out = str(tmp_path / "out")
+    code, stdout, err = _run(["-m", str(tmp_path / "checkpoints"), "-mn", "tiny", "-r",
+                              str(tmp_path), "-o", out, "--postprocess", settings], capsys)
+    line = _error_line(code, err)
+    assert message in line and settings in line
+    assert not os.path.exists(out) and "predict:" not in stdout
+

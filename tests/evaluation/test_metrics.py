@@ -141,6 +141,58 @@ def test_max_distance_matches_brats_value():
     assert metrics.max_distance((240, 240, 155), (1, 1, 1)) == pytest.approx(373.13, abs=0.005)
 
 
+# -------------------------------------------------------------------------------------- NSD
+
+CUBE = box((30, 30, 30), (10, 10, 10), (20, 20, 20))  # 10^3, 488 surface voxels (1000 - 8^3)
+
+
+@pytest.mark.parametrize("shift, spacing, tolerance, expected", [
+    # Shifted by one voxel along x at 1 mm: every surface voxel of either cube is within 1 mm
+    # of the other surface.
+    ((1, 0, 0), (1.0, 1.0, 1.0), 1.0, 1.0),
+    # Shifted by two voxels (prediction x 12..21): 2 mm off are, of each cube, the whole far
+    # face (100 voxels: the prediction's x = 21 face from the GT's x = 19 face, the GT's x = 10
+    # face from the prediction's x = 12 face) and the 6 x 6 middle of the near face (36 voxels
+    # at least 2 voxels from every side face; the 8 x 8 ring around it is within 1 mm of the
+    # other cube's side faces). Within 1 mm: 488 - 136 = 352 of 488 per cube: 352 / 488.
+    ((2, 0, 0), (1.0, 1.0, 1.0), 1.0, 352.0 / 488.0),
+    # The same off voxels at a tolerance of 2 mm are within it.
+    ((2, 0, 0), (1.0, 1.0, 1.0), 2.0, 1.0),
+    # One voxel along z with 2 mm slices is a 2 mm shift: the same 136 voxels per cube are off.
+    ((0, 0, 1), (1.0, 1.0, 2.0), 1.0, 352.0 / 488.0),
+])
+def test_nsd_of_shifted_cubes_by_hand(shift, spacing, tolerance, expected):
+    pred = np.roll(CUBE, shift, axis=(0, 1, 2))
+    assert metrics.nsd(pred, CUBE, spacing, tolerance) == pytest.approx(expected)
+    assert metrics.nsd(CUBE, pred, spacing, tolerance) == pytest.approx(expected)  # symmetric
+
+
+def test_nsd_empty_conventions_and_bad_tolerance():
+    empty = np.zeros((30, 30, 30), bool)
+    assert metrics.nsd(empty, empty, (1, 1, 1)) == 1.0
+    assert metrics.nsd(CUBE, empty, (1, 1, 1)) == 0.0
+    assert metrics.nsd(empty, CUBE, (1, 1, 1)) == 0.0
+    assert metrics.nsd(CUBE, CUBE, (1, 1, 1)) == 1.0
+    with pytest.raises(ValueError, match="tolerance"):
+        metrics.nsd(CUBE, CUBE, (1, 1, 1), tolerance=-1)
+
+
+def test_nsd_case_per_region():
+    gt = np.where(CUBE, 2, 0).astype(np.uint8)
+    gt[12:18, 12:18, 12:18] = 4
+    pred = np.where(CUBE, 2, 0).astype(np.uint8)  # no core, no enhancing tumour
+    row = metrics.nsd_case(pred, gt, (1, 1, 1))
+    assert list(row) == list(metrics.NSD_NAMES) == ["nsd_wt", "nsd_tc", "nsd_et"]
+    assert (row["nsd_wt"], row["nsd_tc"], row["nsd_et"]) == (1.0, 0.0, 0.0)
+    # evaluate_case gives the same NSD from the distances of its HD95.
+    shifted = np.roll(gt, 2, axis=0)
+    expected = metrics.nsd_case(shifted, gt, (1, 1, 1))
+    assert 0 < expected["nsd_wt"] < 1
+    full = metrics.evaluate_case(shifted, gt, (1, 1, 1), with_nsd=True)
+    assert list(full) == list(metrics.METRIC_NAMES) + list(metrics.NSD_NAMES)
+    assert [full[name] for name in metrics.NSD_NAMES] == list(expected.values())
+
+
 # ------------------------------------------------------------------ sensitivity / specificity
 
 def test_sensitivity_specificity_by_hand():

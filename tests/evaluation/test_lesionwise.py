@@ -1,0 +1,224 @@
+"""Tests for densenet3d_keras.evaluation.lesionwise: BraTS 2023 lesion-wise Dice, HD95 and counts.
+
+Volumes are 40^3 at 1 mm unless a case says otherwise; lesions are boxes whose sizes make the
+expected values easy to work out by hand (in the comments).
+"""
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from densenet3d_keras.evaluation import lesionwise
+from densenet3d_keras.evaluation.metrics import hd95
+
+SHAPE = (40, 40, 40)
+ONE_MM = (1.0, 1.0, 1.0)
+
+
+def box(lower, upper, shape=SHAPE):
+    """Boolean volume with ones in the half-open box ``[lower, upper)``."""
+    mask = np.zeros(shape, bool)
+    mask[tuple(slice(a, b) for a, b in zip(lower, upper))] = True
+    return mask
+
+
+def union(*masks):
+    return np.logical_or.reduce(masks)
+
+
+A = box((2, 2, 2), (7, 7, 7))            # 5^3 = 125 voxels
+B = box((20, 2, 2), (25, 7, 7))          # 125 voxels, far from A
+FAR = box((30, 30, 30), (34, 34, 34))    # 4^3 = 64 voxels, far from A and B
+EMPTY = np.zeros(SHAPE, bool)
+
+
+def score(pred, gt, spacing=ONE_MM):
+    return lesionwise.lesionwise_region(pred, gt, spacing)
+
+
+def test_matched_missed_and_false_positive():
+    # GT lesions A and B; the prediction is A exactly plus a component far from both.
+    # A: Dice 1, HD95 0. B: missed, Dice 0, HD95 374. FAR: false positive, Dice 0, HD95 374.
+    # Dice (1 + 0 + 0) / (2 lesions + 1 FP) = 1/3; HD95 (0 + 374 + 374) / 3 = 249.33.
+    result = score(union(A, FAR), union(A, B))
+    assert result["dice"] == pytest.approx(1.0 / 3.0)
+    assert result["hd95"] == pytest.approx(748.0 / 3.0)
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 1, 1)
+
+
+def test_both_empty_and_only_false_positives():
+    # Nothing to find and nothing found: Dice 1, HD95 0.
+    assert score(EMPTY, EMPTY) == {"dice": 1.0, "hd95": 0.0, "tp": 0, "fp": 0, "fn": 0}
+    # No ground truth, two predicted components: two FPs, (0 + 0) / 2 and (374 + 374) / 2.
+    assert score(union(A, FAR), EMPTY) == {"dice": 0.0, "hd95": 374.0, "tp": 0, "fp": 2, "fn": 0}
+    # Ground truth and an empty prediction: one FN, 0 / 1 and 374 / 1.
+    assert score(EMPTY, A) == {"dice": 0.0, "hd95": 374.0, "tp": 0, "fp": 0, "fn": 1}
+
+
+SMALL_50 = box((20, 20, 20), (25, 25, 22))                 # 5 x 5 x 2 = 50 voxels
+SMALL_51 = union(SMALL_50, box((20, 20, 22), (21, 21, 23)))  # 50 + 1 = 51 voxels
+
+
+@pytest.mark.parametrize("small, spacing, expected_dice, expected_fn", [
+    # 50 voxels = 50 mm^3 <= 50: left out, so only A counts: Dice 1 / 1, no FN.
+    (SMALL_50, ONE_MM, 1.0, 0),
+    # 51 mm^3 > 50: kept and missed: (1 + 0) / 2, one FN.
+    (SMALL_51, ONE_MM, 0.5, 1),
+    # The threshold is a volume: 25 voxels of 2 mm^3 = 50 mm^3 are left out ...
+    (box((20, 20, 20), (25, 25, 21)), (1.0, 1.0, 2.0), 1.0, 0),
+    # ... 26 voxels of 2 mm^3 = 52 mm^3 are kept (and missed).
+    (union(box((20, 20, 20), (25, 25, 21)), box((20, 20, 21), (21, 21, 22))), (1.0, 1.0, 2.0),
+     0.5, 1),
+])
+def test_small_lesions_are_left_out(small, spacing, expected_dice, expected_fn):
+    result = score(A, union(A, small), spacing)
+    assert result["dice"] == pytest.approx(expected_dice)
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 0, expected_fn)
+
+
+def test_prediction_of_a_left_out_lesion_is_no_false_positive():
+    # Predicting the 50-voxel lesion too: the component matches that lesion, so it is no FP,
+    # and the lesion is no TP either (it is left out). Dice 1 / (1 lesion + 0 FP).
+    result = score(union(A, SMALL_50), union(A, SMALL_50))
+    assert result["dice"] == 1.0 and result["hd95"] == 0.0
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("gap, expected_dice, expected_fn", [
+    # A ends at x = 9; the other cube starts at 10 + gap. Dilating 3 times reaches x = 12 from
+    # A and 10 + gap - 3 from the other; the dilations are one component while
+    # 10 + gap - 3 <= 13, i.e. gap <= 6.
+    # gap 6: one lesion of 250 voxels, the prediction (A, 125) inside it:
+    # Dice 2 * 125 / (125 + 250) = 2/3, one TP, no FN.
+    (6, 2.0 / 3.0, 0),
+    # gap 7: two lesions, A found (Dice 1), the other missed (0): (1 + 0) / 2, one FN.
+    (7, 0.5, 1),
+])
+def test_ground_truth_components_within_the_dilation_are_one_lesion(gap, expected_dice,
+                                                                    expected_fn):
+    first = box((5, 5, 5), (10, 10, 10))
+    second = box((10 + gap, 5, 5), (15 + gap, 10, 10))
+    result = score(first, union(first, second))
+    assert result["dice"] == pytest.approx(expected_dice)
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 0, expected_fn)
+    lesions = lesionwise.ground_truth_lesions(union(first, second), ONE_MM)
+    assert lesions.count == 2 - (gap <= 6)
+
+
+@pytest.mark.parametrize("start, matched", [
+    # GT cube x 5..9: its footprint reaches x = 12. A prediction starting at x = 11 does not
+    # overlap the lesion but touches the footprint: matched (TP, no FP) with Dice 0 ...
+    (11, True),
+    # ... one starting at x = 13 misses the footprint: a FP, and the lesion is a FN.
+    (13, False),
+])
+def test_a_prediction_matches_when_it_touches_the_footprint(start, matched):
+    gt = box((5, 5, 5), (10, 10, 10))
+    pred = box((start, 5, 5), (start + 3, 10, 10))
+    result = score(pred, gt)
+    assert result["dice"] == 0.0
+    if matched:
+        assert (result["tp"], result["fp"], result["fn"]) == (1, 0, 0)
+        assert result["hd95"] == pytest.approx(hd95(pred, gt, ONE_MM))
+    else:
+        assert (result["tp"], result["fp"], result["fn"]) == (0, 1, 1)
+        assert result["hd95"] == 374.0  # (374 + 374) / 2
+
+
+def test_one_component_over_two_lesions_counts_for_both():
+    # A bar x 2..24 (23 x 5 x 5 = 575 voxels) covers A and B: matched to both.
+    # Each lesion: Dice 2 * 125 / (125 + 575) = 5/14; the case: (5/14 + 5/14) / 2.
+    bar = box((2, 2, 2), (25, 7, 7))
+    result = score(bar, union(A, B))
+    assert result["dice"] == pytest.approx(5.0 / 14.0)
+    assert (result["tp"], result["fp"], result["fn"]) == (2, 0, 0)
+
+
+def test_several_components_on_one_lesion_are_scored_together():
+    # Two halves of A predicted as separate components (a one-voxel gap at x = 4):
+    # 50 + 50 voxels, all inside A: Dice 2 * 100 / (100 + 125) = 8/9, no FP.
+    halves = union(box((2, 2, 2), (4, 7, 7)), box((5, 2, 2), (7, 7, 7)))
+    result = score(halves, A)
+    assert result["dice"] == pytest.approx(8.0 / 9.0)
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 0, 0)
+    assert result["hd95"] == pytest.approx(hd95(halves, A, ONE_MM))
+
+
+def test_26_connected_components():
+    # Two cubes touching only at a corner are one predicted component (26-connectivity):
+    # both inside the footprint of A, so no FP even though the second does not overlap A.
+    corner = box((7, 7, 7), (9, 9, 9))
+    result = score(union(A, corner), A)
+    assert result["fp"] == 0 and result["dice"] == pytest.approx(2 * 125.0 / (125 + 133))
+    labels, count = lesionwise.connected_components(union(A, corner))
+    assert count == 1 and labels.dtype == np.int32
+
+
+def test_evaluate_lesionwise_columns_per_region():
+    # GT: edema around a core of necrosis with an enhancing cube; the prediction has the
+    # whole tumour and the core right but no enhancing tumour.
+    gt = np.zeros(SHAPE, np.uint8)
+    gt[box((5, 5, 5), (25, 25, 25))] = 2
+    gt[box((10, 10, 10), (20, 20, 20))] = 1
+    gt[box((12, 12, 12), (18, 18, 18))] = 4
+    pred = gt.copy()
+    pred[pred == 4] = 1
+    row = lesionwise.evaluate_lesionwise(pred, gt, ONE_MM)
+    assert list(row) == list(lesionwise.LESION_NAMES)
+    assert list(row)[:3] == ["lesion_dice_wt", "lesion_dice_tc", "lesion_dice_et"]
+    assert (row["lesion_dice_wt"], row["lesion_dice_tc"], row["lesion_dice_et"]) == (1.0, 1.0, 0.0)
+    assert (row["lesion_hd95_wt"], row["lesion_hd95_et"]) == (0.0, 374.0)
+    assert (row["lesion_tp_et"], row["lesion_fn_et"], row["lesion_fp_et"]) == (0, 1, 0)
+    assert isinstance(row["lesion_tp_wt"], int)
+    with pytest.raises(ValueError, match="outside the internal labels"):
+        lesionwise.evaluate_lesionwise(np.full(SHAPE, 3, np.uint8), gt, ONE_MM)
+
+
+# --------------------------------------------------------- against a plain transcription
+
+def reference_lesionwise(pred, gt, spacing):
+    """The official algorithm written the slow, plain way: one full-volume pass per lesion."""
+    structure = ndimage.generate_binary_structure(3, 2)
+    ones = np.ones((3, 3, 3), bool)
+    pred_cc, _ = ndimage.label(pred, ones)
+    gt_cc, _ = ndimage.label(gt, ones)
+    dilated_cc, n_dilated = ndimage.label(ndimage.binary_dilation(gt, structure, 3), ones)
+    grouped = np.zeros_like(gt_cc)
+    for k in range(1, n_dilated + 1):
+        grouped[(dilated_cc == k) & (gt_cc > 0)] = k
+    matched_all, dice_sum, hd_sum, kept, tp = set(), 0.0, 0.0, 0, 0
+    for k in range(1, n_dilated + 1):
+        lesion = grouped == k
+        around = ndimage.binary_dilation(lesion, structure, 3)
+        ids = set(np.unique(pred_cc[around]).tolist()) - {0}
+        matched_all |= ids
+        if lesion.sum() * np.prod(spacing) <= 50:
+            continue
+        kept += 1
+        tp += bool(ids)
+        matched = np.isin(pred_cc, sorted(ids))
+        dice_sum += 2.0 * (matched & lesion).sum() / (matched.sum() + lesion.sum())
+        hd_sum += hd95(matched, lesion, spacing) if ids else 374.0
+    fp = len(set(np.unique(pred_cc).tolist()) - {0} - matched_all)
+    if kept + fp == 0:
+        return 1.0, 0.0, 0, 0, 0
+    return dice_sum / (kept + fp), (hd_sum + 374.0 * fp) / (kept + fp), tp, fp, kept - tp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_agrees_with_the_plain_algorithm_on_random_blobs(seed):
+    # Smooth-noise blobs: 4-14 lesions (some grouped, some <= 50 mm^3), a shifted copy as the
+    # prediction plus small spurious blobs (FPs), with a slab cut away for seeds > 0 (FNs).
+    rng = np.random.RandomState(seed)
+    shape = (48, 44, 40)
+    spacing = (1.0, 1.0, 1.0) if seed % 2 else (1.0, 1.2, 2.0)
+    field = ndimage.gaussian_filter(rng.rand(*shape), 2.5)
+    gt = field > np.percentile(field, 96)
+    noise = ndimage.gaussian_filter(rng.rand(*shape), 1.0)
+    pred = np.roll(gt, seed % 3 - 1, axis=seed % 3) | (noise > np.percentile(noise, 99.9))
+    pred[:, :, :6 * seed] = False
+    result = score(pred, gt, spacing)
+    expected = reference_lesionwise(pred, gt, spacing)
+    assert expected[2] >= 1 and expected[3] >= 1  # true and false positives in every case
+    assert result["dice"] == pytest.approx(expected[0], abs=1e-12)
+    assert result["hd95"] == pytest.approx(expected[1], abs=1e-9)
+    assert (result["tp"], result["fp"], result["fn"]) == expected[2:]
