@@ -70,17 +70,28 @@ def _as_mask(mask, name):
     return mask
 
 
-def _check_pair(pred, gt):
-    """Boolean 3-D versions of ``pred`` and ``gt``; ValueError naming both shapes if they differ."""
+def _same_shape(pred, gt):
+    """``pred`` and ``gt`` as arrays; ValueError naming both shapes if they differ."""
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     if pred.shape != gt.shape:
         raise ValueError("prediction shape %s differs from ground-truth shape %s"
                          % (pred.shape, gt.shape))
+    return pred, gt
+
+
+def _check_pair(pred, gt):
+    """Boolean 3-D versions of ``pred`` and ``gt``; ValueError naming both shapes if they differ."""
+    pred, gt = _same_shape(pred, gt)
     return _as_mask(pred, "prediction"), _as_mask(gt, "ground truth")
 
 
-def _check_spacing(spacing):
+def check_spacing(spacing):
+    """The voxel size as 3 floats.
+
+    Raises:
+        ValueError: not 3 positive finite numbers.
+    """
     try:
         values = tuple(float(s) for s in spacing)
     except TypeError:
@@ -120,7 +131,7 @@ def max_distance(shape, spacing):
     Returns:
         ``sqrt(sum((shape_i * spacing_i) ** 2))``; 373.13 for 240 x 240 x 155 at 1 mm.
     """
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
 
 
@@ -167,7 +178,7 @@ def surface_distances(from_mask, to_mask, spacing):
         ValueError: the shapes differ, the spacing is invalid or a mask is empty.
     """
     source, target = _check_pair(from_mask, to_mask)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     if not source.any() or not target.any():
         raise ValueError("surface distances need two non-empty masks")
     box = _crop_box(source, target)
@@ -235,7 +246,7 @@ def surface_scores(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
         ValueError: as :func:`nsd`.
     """
     pred, gt = _check_pair(pred_mask, gt_mask)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError("NSD tolerance must be a finite number of mm >= 0, got %r" % (tolerance,))
     has_pred = bool(pred.any())
@@ -339,21 +350,8 @@ def check_label_pair(pred_label, gt_label):
     Raises:
         ValueError: the shapes differ (the message names both) or a value is not internal.
     """
-    pred_label = np.asarray(pred_label)
-    gt_label = np.asarray(gt_label)
-    if pred_label.shape != gt_label.shape:
-        raise ValueError("prediction shape %s differs from ground-truth shape %s"
-                         % (pred_label.shape, gt_label.shape))
+    pred_label, gt_label = _same_shape(pred_label, gt_label)
     return _check_internal(pred_label, "prediction"), _check_internal(gt_label, "ground-truth")
-
-
-def check_spacing(spacing):
-    """The voxel size as 3 floats.
-
-    Raises:
-        ValueError: not 3 positive finite numbers.
-    """
-    return _check_spacing(spacing)
 
 
 def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE):
@@ -376,7 +374,7 @@ def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=N
             or the spacing is invalid.
     """
     pred_label, gt_label = check_label_pair(pred_label, gt_label)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     masks = OrderedDict((region, (region_mask(pred_label, region), region_mask(gt_label, region)))
                         for region in REGIONS)
     surfaces = OrderedDict((region, surface_scores(pred, gt, spacing, nsd_tolerance))
