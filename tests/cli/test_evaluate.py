@@ -11,6 +11,7 @@ from densenet3d_keras.cli import evaluate as evaluate_keras
 from densenet3d_keras.cli.runner import EXIT_ERROR
 from densenet3d_keras.evaluation.metrics import evaluate_case
 from densenet3d_keras.evaluation.report import find_predictions
+from tests.evaluation.strays import add_strays
 
 SHAPE = (32, 32, 24)
 SPACING = (1.0, 1.0, 2.0)
@@ -418,16 +419,10 @@ def test_metric_sets_choose_the_columns(dataset, capsys, metric_set):
     assert "LDice WT" in out and "LHD95 ET" in out and " Dice WT" not in out
 
 
-def add_strays(label):
-    """A copy of ``label`` with 2^3 edema blobs at corners more than 4 voxels from the tumour."""
-    out = label.copy()
-    tumour = np.argwhere(label > 0)
-    low, high = tumour.min(axis=0), tumour.max(axis=0)
-    placed = 0
-    for corner in [(0, 0, 0), (30, 30, 0), (0, 30, 22), (30, 0, 22), (30, 30, 22), (0, 0, 22)]:
-        if any(c + 1 + 4 < lo or c > hi + 4 for c, lo, hi in zip(corner, low, high)):
-            out[tuple(slice(c, c + 2) for c in corner)] = 2
-            placed += 1
+def with_strays(label):
+    """``label`` with 2^3 edema blobs at corners far from the tumour (at least two)."""
+    out, placed = add_strays(label, [(0, 0, 0), (30, 30, 0), (0, 30, 22), (30, 0, 22),
+                                     (30, 30, 22), (0, 0, 22)])
     assert placed >= 2
     return out
 
@@ -438,8 +433,8 @@ def test_choose_postprocessing_removes_stray_components(dataset, capsys):
 
     pred = str(dataset["tmp"] / "pred_strays")
     os.makedirs(pred)
-    strays = {PERFECT: add_strays(dataset["labels"][PERFECT]),
-              SHIFTED: add_strays(dataset["shifted"])}
+    strays = {PERFECT: with_strays(dataset["labels"][PERFECT]),
+              SHIFTED: with_strays(dataset["shifted"])}
     for case_id, label in strays.items():
         save(label, os.path.join(pred, case_id + ".nii.gz"))
     code, out, err = run(capsys, "--pred", pred, "--gt", dataset["gt"], "-o", dataset["out"],

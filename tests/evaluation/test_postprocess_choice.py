@@ -8,6 +8,7 @@ from densenet3d_keras.evaluation.lesionwise import lesionwise_region
 from densenet3d_keras.evaluation.metrics import dice
 from densenet3d_keras.inference.postprocess import PostprocessSettings, apply_postprocessing
 from generators.synthetic import make_case
+from tests.evaluation.strays import add_strays
 
 ONE_MM = (1.0, 1.0, 1.0)
 
@@ -50,15 +51,8 @@ def test_scores_without_relabelling_equal_postprocessing_then_scoring(seed):
 def stray_case(seed):
     """GT: a synthetic tumour. Prediction: the GT plus 2^3 edema blobs far from it (FPs)."""
     gt = make_case((48, 48, 40), seed=seed)["seg"]
-    pred = gt.copy()
-    tumour = np.argwhere(gt > 0)
-    low, high = tumour.min(axis=0), tumour.max(axis=0)
-    placed = 0
-    for corner in [(2, 2, 2), (2, 42, 2), (42, 2, 2), (42, 42, 34), (2, 42, 34), (42, 2, 34)]:
-        # More than 4 voxels from the tumour's box along some axis: outside every footprint.
-        if any(c + 1 + 4 < lo or c > hi + 4 for c, lo, hi in zip(corner, low, high)):
-            pred[tuple(slice(c, c + 2) for c in corner)] = 2
-            placed += 1
+    pred, placed = add_strays(gt, [(2, 2, 2), (2, 42, 2), (42, 2, 2), (42, 42, 34), (2, 42, 34),
+                                   (42, 2, 34)])
     return pred, gt, placed
 
 
