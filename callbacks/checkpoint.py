@@ -1,14 +1,21 @@
 """The epoch checkpoint callback: a checkpoint at the end of every epoch, never a corrupt one.
 
 Only the newest ``keep`` checkpoints *of the run* are kept (the reference kept 15): files of
-other runs or models in the folder are never touched. The file format is in
-:mod:`densenet3d_keras.models.checkpoints`.
+other runs or models in the folder are never touched. With validation, the checkpoint of the
+best validated epoch is also kept as ``<model>_best.h5`` (never pruned) and recorded in
+``checkpoint.json``. The file format is in :mod:`densenet3d_keras.models.checkpoints`.
 """
+import io
+import math
 import os
 
 from densenet3d_keras.core.compat import keras
-from densenet3d_keras.core.fileio import write_json_atomic
-from densenet3d_keras.models.checkpoints import POINTER, checkpoint_epoch, checkpoint_name, save_checkpoint
+from densenet3d_keras.core.fileio import write_bytes_atomic, write_json_atomic
+from densenet3d_keras.models.checkpoints import (POINTER, best_checkpoint_name, checkpoint_epoch,
+                                                 checkpoint_name, save_checkpoint)
+
+#: ``checkpoint.json`` keys of the best checkpoint.
+BEST_KEYS = ("best", "best_epoch", "best_dice_mean")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -25,9 +32,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         keep: how many checkpoints of the run to keep.
         log: callable taking a line (e.g. ``TrainingLog.write``) or ``None``.
         previous: paths of the run's earlier checkpoints that count towards ``keep``.
+        monitor: key of the epoch logs that ranks checkpoints (higher is better), e.g. the
+            validation mean Dice; ``None``, or a missing or NaN value, keeps no best checkpoint.
+        best: the ``checkpoint.json`` entries of the best checkpoint so far (a resumed run),
+            ``{"best": name, "best_epoch": n, "best_dice_mean": value}``, or ``None``.
     """
 
-    def __init__(self, save_dir, model_name, padding="same", keep=15, log=None, previous=()):
+    def __init__(self, save_dir, model_name, padding="same", keep=15, log=None, previous=(),
+                 monitor=None, best=None):
         super(EpochCheckpoint, self).__init__()
         if keep < 1:
             raise ValueError("keep must be >= 1, got %r" % (keep,))
@@ -38,13 +50,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.log = log
         self.saved = []
         self._owned = list(previous)
+        self.monitor = monitor
+        self.best = dict((key, best[key]) for key in BEST_KEYS) if best and all(
+            key in best for key in BEST_KEYS) else None
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.save_dir, exist_ok=True)
         name = checkpoint_name(self.model_name, epoch + 1)
         path = os.path.join(self.save_dir, name)
         save_checkpoint(self.model, path, epoch + 1, self.model_name, self.padding)
-        write_json_atomic(os.path.join(self.save_dir, POINTER), {"latest": name, "epoch": epoch + 1})
+        self._keep_if_best(path, epoch + 1, (logs or {}).get(self.monitor) if self.monitor else None)
+        pointer = {"latest": name, "epoch": epoch + 1}
+        pointer.update(self.best or {})
+        write_json_atomic(os.path.join(self.save_dir, POINTER), pointer)
         self.saved.append(path)
         self._owned = [old for old in self._owned if old != path] + [path]
         self._owned.sort(key=lambda old: (checkpoint_epoch(old) or 0, old))
@@ -54,3 +72,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 os.remove(old)
         if self.log is not None:
             self.log("model saved: %s" % path)
+
+    def _keep_if_best(self, path, epoch, value):
+        """Copy the epoch's checkpoint to ``<model>_best.h5`` if ``value`` beats the best."""
+        if value is None or not math.isfinite(float(value)):
+            return
+        if self.best is not None and float(value) <= self.best["best_dice_mean"]:
+            return
+        name = best_checkpoint_name(self.model_name)
+        with io.open(path, "rb") as handle:
+            write_bytes_atomic(os.path.join(self.save_dir, name), handle.read(), suffix=".h5",
+                               what="checkpoint")
+        self.best = {"best": name, "best_epoch": int(epoch), "best_dice_mean": float(value)}
+        if self.log is not None:
+            self.log("best checkpoint: %s (epoch %d, %s %.4f)"
+                     % (os.path.join(self.save_dir, name), epoch, self.monitor, float(value)))

@@ -47,7 +47,9 @@ class TrainingLog(keras.callbacks.Callback):
     """Write the per-batch and per-patient lines to a log file and a stream.
 
     Metrics are reset before every batch so that Keras reports that batch's own loss and
-    accuracies rather than running means over the epoch.
+    accuracies rather than running means over the epoch; at the end of an epoch the epoch's
+    logs get the means over its batches instead of the last batch's values (for
+    ``history.csv`` and TensorBoard).
 
     Args:
         sequence: the :class:`~generators.sequence.PatchSequence` being trained on (for the
@@ -114,6 +116,7 @@ class TrainingLog(keras.callbacks.Callback):
         self._losses = []
         self._accuracies = []
         self._epoch_loss = []
+        self._epoch_sums = {}
         self._epoch_started = time.time()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -131,6 +134,10 @@ class TrainingLog(keras.callbacks.Callback):
         self._losses.append(loss)
         self._accuracies.append((acc_wt + acc_labels) / 2.0)
         self._epoch_loss.append(loss)
+        for key, value in logs.items():
+            if isinstance(value, (int, float, np.floating, np.integer)) and key not in ("batch", "size"):
+                total, count = self._epoch_sums.get(key, (0.0, 0))
+                self._epoch_sums[key] = (total + float(value), count + 1)
         if info.iteration == info.iterations:
             self.write(format_patient_line(float(np.mean(self._losses)), float(np.mean(self._accuracies))))
             self._losses = []
@@ -139,4 +146,6 @@ class TrainingLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         mean = float(np.mean(self._epoch_loss)) if self._epoch_loss else float("nan")
         self.epoch_losses.append(mean)
+        if logs is not None:
+            logs.update((key, total / count) for key, (total, count) in self._epoch_sums.items())
         self.write("epoch %d done: mean loss %.4f, %.1f s" % (epoch + 1, mean, time.time() - self._epoch_started))

@@ -26,6 +26,7 @@ def build_parser():
     _add_model_flags(parser.add_argument_group("model"))
     _add_training_flags(parser.add_argument_group("training"))
     _add_output_flags(parser.add_argument_group("output"))
+    _add_validation_flags(parser.add_argument_group("validation and monitoring"))
     _add_device_flags(parser.add_argument_group("device"))
     _add_scale_flags(parser.add_argument_group("scale-out (docs/distributed.md)"))
     return parser
@@ -89,6 +90,27 @@ def _add_output_flags(output):
     output.add_argument("--log-dir", dest="log_dir", default=None,
                         help="folder of train_<ASCEND_DEVICE_ID>.log (default: the save path)")
     output.add_argument("--keep", dest="keep", type=int, default=15, help="checkpoints to keep")
+
+
+def _add_validation_flags(group):
+    group.add_argument("--val-list", dest="val_list", default=None,
+                       help="validation case list (under -r; never trained on): whole-volume Dice "
+                            "after every --val-every epochs, a validation line in the log and "
+                            "<model>_best.h5")
+    group.add_argument("--val-every", dest="val_every", type=int, default=1,
+                       help="validate after every N epochs and after the last (default 1)")
+    group.add_argument("--tensorboard", dest="tensorboard", nargs="?", const="", default=None,
+                       metavar="DIR", help="write TensorBoard scalars (losses, accuracies, "
+                                           "validation Dice, learning rate; default DIR: "
+                                           "<save path>/tensorboard)")
+    group.add_argument("--reduce-lr-on-plateau", dest="reduce_lr_on_plateau", nargs="?",
+                       const="0.5,2", default=None, metavar="FACTOR,PATIENCE",
+                       help="multiply the learning rate by FACTOR when the validation mean Dice "
+                            "has not improved for PATIENCE validations (default 0.5,2)")
+    group.add_argument("--early-stopping", dest="early_stopping", type=int, default=None,
+                       metavar="PATIENCE",
+                       help="stop when the validation mean Dice has not improved for PATIENCE "
+                            "validations")
 
 
 def _add_device_flags(device):

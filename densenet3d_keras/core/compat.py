@@ -329,3 +329,24 @@ def adam_state_in_order(values, var_list, legacy):
     if legacy:
         return [values[0]] + list(moments) + list(velocities)
     return [values[0]] + [x for pair in zip(moments, velocities) for x in pair]
+
+
+def tensorboard_callback(log_dir):
+    """Keras's TensorBoard callback writing epoch scalars to ``log_dir``: the TensorFlow 2
+    one in eager mode (it needs the ``tensorboard`` package), the TensorFlow 1 one (summaries
+    run in the Keras session) in graph mode.
+
+    Raises:
+        ImportError: TensorFlow 2 without the ``tensorboard`` package (one line saying so).
+    """
+    if not IS_TF1:
+        try:
+            importlib.import_module("tensorboard")
+        except ImportError:
+            raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    if graph_mode() and not IS_TF1:
+        callbacks_v1 = importlib.import_module(keras.__name__ + ".api._v1.keras.callbacks")
+        return callbacks_v1.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False,
+                                        update_freq="epoch", profile_batch=0)
+    return keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False,
+                                       update_freq="epoch", profile_batch=0)

@@ -1,9 +1,11 @@
 """Checkpoint files: the Keras HDF5 format with the project's tags, names, the newest pointer.
 
 Each checkpoint is a Keras HDF5 file with the model, its weights and the optimizer state,
-named ``<model>_epoch_<NNN>.h5``; its attributes record the epoch, the model name and the
+named ``<model>_epoch_<NNN>.h5`` (the best by validation, ``<model>_best.h5``); its attributes record the epoch, the model name and the
 padding. It is serialised in memory, written to a hidden temporary name, flushed to disk and
-renamed into place; ``checkpoint.json`` in the folder points to the newest. The callback that
+renamed into place; ``checkpoint.json`` in the folder points to the newest (``latest``,
+``epoch``) and, in a run with validation, to the best (``best``, ``best_epoch``,
+``best_dice_mean``). The callback that
 writes them every epoch is :class:`callbacks.checkpoint.EpochCheckpoint`.
 """
 import glob
@@ -21,6 +23,7 @@ ATTR_EPOCH = "densenet3d_epoch"
 ATTR_MODEL = "densenet3d_model"
 ATTR_PADDING = "densenet3d_padding"
 _NAME = re.compile(r"^(?P<model>.+)_epoch_(?P<epoch>\d+)\.h5$")
+_BEST = re.compile(r"^(?P<model>.+)_best\.h5$")
 
 def save_checkpoint(model, path, epoch, model_name, padding="same"):
     """Save ``model`` with optimizer state to ``path`` atomically and tag it.
@@ -174,6 +177,32 @@ def checkpoint_epoch(path):
 def checkpoint_name(model_name, epoch):
     """File name of a checkpoint: ``<model>_epoch_<NNN>.h5`` (``-`` in the model name as ``_``)."""
     return "%s_epoch_%03d.h5" % (model_name.replace("-", "_"), epoch)
+
+
+def best_checkpoint_name(model_name):
+    """File name of a run's best checkpoint by validation: ``<model>_best.h5``."""
+    return "%s_best.h5" % model_name.replace("-", "_")
+
+
+def is_checkpoint_name(name):
+    """Whether a file name is a checkpoint's: ``<model>_epoch_<NNN>.h5`` or ``<model>_best.h5``."""
+    return bool(_NAME.match(name) or _BEST.match(name))
+
+
+def list_best_checkpoints(folder):
+    """Paths of the ``<model>_best.h5`` files in ``folder``, any model, sorted."""
+    return sorted(path for path in glob.glob(os.path.join(glob.escape(folder), "*_best.h5"))
+                  if _BEST.match(os.path.basename(path)))
+
+
+def read_pointer(folder):
+    """The contents of ``<folder>/checkpoint.json`` as a dict (``{}`` if missing or unreadable)."""
+    try:
+        with io.open(os.path.join(folder, POINTER), encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def list_checkpoints(folder):

@@ -54,6 +54,11 @@ class TrainConfig(object):
     precision_mode: str = "allow_fp32_to_fp16"
     loss_scale: object = None
     graph_mode: bool = False
+    val_list: Optional[str] = None
+    val_every: int = 1
+    tensorboard: Optional[str] = None
+    reduce_lr_on_plateau: Optional[list] = None
+    early_stopping: Optional[int] = None
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -67,7 +72,8 @@ _MINIMA = (("-bs", "batch_size", 1), ("-e", "num_epochs", 1), ("--n-pos", "n_pos
            ("--n-neg", "n_neg", 0), ("--keep", "keep", 1), ("--workers", "workers", 1),
            ("--performance", "max_batches_per_patient", 1),
            ("--intra-op-threads", "intra_op_threads", 0),
-           ("--inter-op-threads", "inter_op_threads", 0))
+           ("--inter-op-threads", "inter_op_threads", 0), ("--val-every", "val_every", 1),
+           ("--early-stopping", "early_stopping", 1))
 
 
 def _patch_sizes(values, margin):
@@ -81,6 +87,38 @@ def _patch_sizes(values, margin):
         raise ValueError("-ps %d does not match the model: a %d-voxel patch gives %d-voxel outputs"
                          % (psize, sizes[0], out))
     return sizes[0], out
+
+
+def parse_plateau(text):
+    """``[factor, patience]`` of ``--reduce-lr-on-plateau FACTOR,PATIENCE`` (``None`` stays None).
+
+    Raises:
+        ValueError: not two numbers, a factor outside (0, 1) or a patience below 1.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    else:
+        parts = [part.strip() for part in str(text).split(",")]
+    try:
+        factor, patience = float(parts[0]), int(parts[1])
+        if len(parts) != 2:
+            raise IndexError
+    except (IndexError, ValueError):
+        raise ValueError("--reduce-lr-on-plateau takes FACTOR,PATIENCE (e.g. 0.5,2), got %r" % (text,))
+    if not 0.0 < factor < 1.0 or patience < 1:
+        raise ValueError("--reduce-lr-on-plateau: the factor must be in (0, 1) and the patience "
+                         ">= 1, got %r" % (text,))
+    return [factor, patience]
+
+
+def _check_validation(config):
+    needs = [flag for flag, value in (("--reduce-lr-on-plateau", config.reduce_lr_on_plateau),
+                                      ("--early-stopping", config.early_stopping)) if value is not None]
+    if needs and not config.val_list and not config.demo:
+        raise ValueError("%s act on the validation Dice: give validation cases with --val-list"
+                         % " and ".join(needs))
 
 
 def _check_values(config):
@@ -99,6 +137,7 @@ def _check_values(config):
         raise ValueError("-c true needs -lp <checkpoint file or folder>")
     if not config.summary and not config.demo and not config.root_path:
         raise ValueError("give a dataset root with -r <folder> (or --demo)")
+    _check_validation(config)
 
 
 def resolve(args):
@@ -121,10 +160,13 @@ def resolve(args):
     values["patch_size"], values["output_size"] = _patch_sizes(values, margin)
     values["loss_scale"] = parse_loss_scale(values["loss_scale"])
     values["graph_mode"] = bool(values.get("graph_mode")) or compat.graph_mode()
+    values["reduce_lr_on_plateau"] = parse_plateau(values.get("reduce_lr_on_plateau"))
     if values["save_path"] is None:
         values["save_path"] = os.path.join("runs", values["model_name"].replace("-", "_"))
     if values["log_dir"] is None:
         values["log_dir"] = values["save_path"]
+    if values.get("tensorboard") == "":
+        values["tensorboard"] = os.path.join(values["save_path"], "tensorboard")
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ValueError("unknown configuration keys: %s" % ", ".join(unknown))

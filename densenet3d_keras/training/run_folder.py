@@ -29,8 +29,11 @@ from densenet3d_keras.models.checkpoints import (POINTER,
                                                  checkpoint_epoch,
                                                  checkpoint_prefix,
                                                  find_checkpoint,
+                                                 is_checkpoint_name,
+                                                 list_best_checkpoints,
                                                  list_checkpoints,
                                                  read_checkpoint_info)
+from callbacks.history import CURVES
 from densenet3d_keras.core.fileio import make_output_folder
 
 LOCK = ".lock"
@@ -188,8 +191,9 @@ def remove_stale_temporaries(folder, log=None):
         if not match:
             continue
         target, suffix = match.group("name"), match.group("suffix")
-        ours = ((suffix == ".h5" and checkpoint_prefix(target) is not None)
-                or (suffix == "" and target in (POINTER, CONFIG)))
+        ours = ((suffix == ".h5" and is_checkpoint_name(target))
+                or (suffix == "" and target in (POINTER, CONFIG))
+                or (suffix == ".png" and target == CURVES))
         if not ours or pid_alive(int(match.group("pid"))):
             continue
         path = os.path.join(folder, name)
@@ -278,7 +282,8 @@ class RunFolder(object):
     def _run_checkpoints(self):
         """The run's earlier checkpoints in the save folder; raise if there are others."""
         found = list_checkpoints(self.folder)
-        if not found:
+        best = list_best_checkpoints(self.folder)
+        if not found and not best:
             return []
         config = self.config
         if self.checkpoint is not None and _same_folder(os.path.dirname(self.checkpoint), self.folder):
@@ -294,7 +299,7 @@ class RunFolder(object):
             return sorted(mine, key=lambda path: (checkpoint_epoch(path), path))
         if config.demo and _was_demo(self.folder):
             pointer = os.path.join(self.folder, POINTER)
-            for path in [path for _, path in sorted(found)] + [pointer]:
+            for path in [path for _, path in sorted(found)] + best + [pointer]:
                 if os.path.lexists(path):
                     os.remove(path)
                     self.note("removed %s of the earlier --demo run" % path)
@@ -302,10 +307,10 @@ class RunFolder(object):
         if self.checkpoint is not None:
             raise ValueError("save folder %s already holds checkpoints of another run (%s); a run resumed "
                              "from %s must save elsewhere: choose another -sp"
-                             % (self.folder, _names(path for _, path in found), self.checkpoint))
+                             % (self.folder, _names([path for _, path in found] + best), self.checkpoint))
         raise ValueError("save folder %s already holds checkpoints of another run (%s); resume it "
                          "with -c true -lp %s, or choose another -sp"
-                         % (self.folder, _names(path for _, path in found), self.folder))
+                         % (self.folder, _names([path for _, path in found] + best), self.folder))
 
 
 def _same_folder(first, second):

@@ -4,6 +4,7 @@ import os
 import sys
 
 from callbacks.checkpoint import EpochCheckpoint
+from callbacks.validation import Validation
 from densenet3d_keras.models.checkpoints import (find_checkpoint,
                                                  read_checkpoint_info,
                                                  read_optimizer_weights)
@@ -17,7 +18,9 @@ from densenet3d_keras.runtime.cluster import scaled_learning_rate
 from densenet3d_keras.runtime.select import select_runtime
 from densenet3d_keras.training.config import describe, save_config
 from densenet3d_keras.training.data import prepare_cases, select_cases
+from densenet3d_keras.training.fit_callbacks import epoch_callbacks
 from densenet3d_keras.training.run_folder import RunFolder
+from densenet3d_keras.training.validation import CaseScorer, select_validation_cases
 from generators.sequence import PatchSequence
 
 
@@ -150,6 +153,8 @@ def train(config, stream="stdout"):
             stream.flush()
 
     apply_gpu_choice(config)
+    if config.tensorboard:
+        compat.tensorboard_callback(config.tensorboard)  # a missing package stops the run here
     runtime = select_runtime(config.strategy, config.precision_mode, config.loss_scale)
     # Checks the output folders, and for -c true finds the checkpoint, before anything is written.
     folder = RunFolder(config, runtime.is_chief, log)
@@ -158,13 +163,17 @@ def train(config, stream="stdout"):
 
 
 def _train_in(config, runtime, folder, stream, log):
-    all_cases = select_cases(config)
+    validation = select_validation_cases(config) if config.val_list else []
+    all_cases = select_cases(config, [case.case_id for case in validation], log)
     cases, dropped = runtime.shard(all_cases)
     log("%d training cases from %s, %d for this worker" % (len(all_cases), config.root_path, len(cases)))
     prepared = prepare_cases(cases, config.cache_dir, config.patch_size, log)
     keras.backend.clear_session()
     header = runtime.describe(config.batch_size) + folder.notes
     header.append("patients of worker %d: %s" % (runtime.worker.index, ", ".join(c.case_id for c in cases)))
+    if validation:
+        header.append("validation cases, after every %d epoch(s) and the last: %s"
+                      % (config.val_every, ", ".join(c.case_id for c in validation)))
     if dropped:
         header.append("patients left out so that every worker has %d: %s"
                       % (len(cases), ", ".join(c.case_id for c in dropped)))
@@ -177,18 +186,21 @@ def _train_in(config, runtime, folder, stream, log):
         with runtime.scope():
             model, initial_epoch = load_for_training(config, log, folder.checkpoint)
             model = runtime.prepare_model(model, learning_rate)
+        # Built outside the strategy scope: a plain copy of the network for whole volumes.
+        scorer = CaseScorer(validation, config, log) if validation else None
         result = _fit(config, model, initial_epoch, prepared, runtime, header, stream, log,
-                      folder.previous)
+                      folder.previous, scorer)
     result["cases"] = [case.case_id for case in cases]
     return result
 
 
-def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, previous=()):
+def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, previous=(),
+         scorer=None):
     if initial_epoch >= config.num_epochs:
         log("nothing to do: the checkpoint has completed %d of %d epochs"
             % (initial_epoch, config.num_epochs))
         return {"model": model, "log_path": None, "checkpoints": [], "epoch_losses": [],
-                "initial_epoch": initial_epoch}
+                "initial_epoch": initial_epoch, "validation": []}
     sequence = PatchSequence(prepared, batch_size=config.batch_size, n_pos=config.n_pos,
                              n_neg=config.n_neg, seed=config.seed, epoch=initial_epoch,
                              patch_size=config.patch_size, output_size=config.output_size,
@@ -200,17 +212,15 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, p
                                             % (compat.tf.__version__, keras.__version__, len(sequence))]
     training_log = TrainingLog(sequence, log_path, stream=stream, header=header)
     callbacks = runtime.callbacks(sequence) + [training_log]
-    checkpoint_dir = runtime.checkpoint_dir(config.save_path)
-    if checkpoint_dir is not None:
-        callbacks.append(EpochCheckpoint(checkpoint_dir, config.model_name, config.padding,
-                                         keep=config.keep if runtime.is_chief else 1,
-                                         log=training_log.write if runtime.is_chief else None,
-                                         previous=previous if runtime.is_chief else ()))
+    callbacks += epoch_callbacks(config, runtime, training_log, scorer, previous if runtime.is_chief else ())
     try:
         model.fit(epochs=config.num_epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
                   callbacks=callbacks, **runtime.fit_arguments(sequence, config.workers))
     finally:
         training_log.close()  # also when fit stops on an error (on_train_end is not called)
-    saved = callbacks[-1].saved if checkpoint_dir is not None and runtime.is_chief else []
+    saved = [path for c in callbacks if isinstance(c, EpochCheckpoint) for path in c.saved] \
+        if runtime.is_chief else []
+    validated = [entry for c in callbacks if isinstance(c, Validation) for entry in c.history]
     return {"model": model, "log_path": log_path, "checkpoints": saved,
-            "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch}
+            "epoch_losses": training_log.epoch_losses, "initial_epoch": initial_epoch,
+            "validation": validated}

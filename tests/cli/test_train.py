@@ -49,8 +49,9 @@ def test_train_log_checkpoints_and_resume(keras_session, base_args, tmp_path, ca
     assert all(0.0 <= float(f[6].rstrip(",")) <= 1.0 for f in fields)
     assert all(np.isfinite(float(p.split(" ")[2].rstrip(","))) for p in patients)
     ckpt = tmp_path / "ckpt"
-    assert sorted(os.listdir(str(ckpt))) == ["checkpoint.json", "config.json",
-                                             "tiny_epoch_001.h5", "tiny_epoch_002.h5"]
+    assert sorted(os.listdir(str(ckpt))) == ["checkpoint.json", "config.json", "history.csv",
+                                             "learning_curves.png", "tiny_epoch_001.h5",
+                                             "tiny_epoch_002.h5"]
     with open(str(ckpt / "config.json")) as handle:
         config = json.load(handle)
     assert config["model_name"] == "tiny" and config["padding"] == "valid" and config["num_epochs"] == 2

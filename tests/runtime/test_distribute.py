@@ -309,11 +309,12 @@ def test_two_workers_train_in_sync_on_disjoint_patients(tmp_path):
     from generators.synthetic import write_dataset
 
     data = str(tmp_path / "data")
-    names = write_dataset(data, n_cases=4, shape=(48, 48, 40), seed=3, splits=(1.0, 0.0, 0.0))
+    names = write_dataset(data, n_cases=5, shape=(48, 48, 40), seed=3, splits=(0.8, 0.2, 0.0))
+    names, held_out = names[:4], names[4]
     save, logs = str(tmp_path / "ckpt"), str(tmp_path / "logs")
     _run_workers(tmp_path, ["-r", data, "-mn", "tiny", "--n-pos", "2", "--n-neg", "2", "-e", "1",
                             "--padding", "valid", "--cache-dir", str(tmp_path / "cache"),
-                            "-sp", save, "--log-dir", logs, "--scale-lr"])
+                            "-sp", save, "--log-dir", logs, "--scale-lr", "--val-list", "val.txt"])
 
     first, second = (np.load(str(tmp_path / ("weights_%d.npz" % i))) for i in range(2))
     assert len(first.files) == len(second.files) > 0
@@ -330,6 +331,11 @@ def test_two_workers_train_in_sync_on_disjoint_patients(tmp_path):
         assert "learning rate 0.0005 x 2 workers = 0.001 (--scale-lr)" in header
     losses = [_log_values(path, r"^epoch-patient: .* loss: ([0-9.]+),") for path in log_paths]
     assert len(losses[0]) == 4 and losses[0] == losses[1]  # 2 patients x 2 batches; global means
+    # Every worker validates the held-out case with the same weights: the same Dice.
+    scores = [_log_values(path, r"^validation epoch 1: (dice .*) \(1 case, ") for path in log_paths]
+    assert len(scores[0]) == 1 and scores[0] == scores[1]
+    assert all(held_out not in share for share in shares)
 
-    assert sorted(os.listdir(save)) == ["checkpoint.json", "config.json", "tiny_epoch_001.h5"]
+    assert sorted(os.listdir(save)) == ["checkpoint.json", "config.json", "history.csv",
+                                        "learning_curves.png", "tiny_best.h5", "tiny_epoch_001.h5"]
     assert glob.glob(os.path.join(logs, "*.h5")) == []

@@ -36,7 +36,8 @@ def cli_runs(spec, results):
     import train_keras
 
     save = os.path.join(spec["work"], "graph_run")
-    results["train_exit"] = train_keras.main(_train_argv(spec, save, "-e", "1", "-lp", spec["init"]))
+    results["train_exit"] = train_keras.main(_train_argv(spec, save, "-e", "1", "-lp", spec["init"],
+                                                         "--val-list", "test.txt", "--tensorboard"))
     results["graph_checkpoint"] = os.path.join(save, "tiny_epoch_001.h5")
     results["bf16_exit"] = train_keras.main(_train_argv(spec, save, "--precision", "bf16"))
     for method in ("fcn", "patch"):

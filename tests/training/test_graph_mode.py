@@ -78,7 +78,12 @@ def test_graph_mode_trains_logs_checkpoints_and_resumes(runs):
     assert '"graph_mode": true' in log
     assert len(re.findall(r"^epoch-patient: 1, \d, iter: 1-1, p%: ", log, re.M)) == 3
     assert sorted(os.listdir(os.path.join(spec["work"], "graph_run"))) == [
-        "checkpoint.json", "config.json", "tiny_epoch_001.h5", "train_0.log"]
+        "checkpoint.json", "config.json", "history.csv", "learning_curves.png", "tensorboard",
+        "tiny_best.h5", "tiny_epoch_001.h5", "train_0.log"]
+    # Validation, the best checkpoint and TensorBoard's (TensorFlow 1) summaries in graph mode.
+    assert re.search(r"^validation epoch 1: dice wt [0-9.]+, tc [0-9.]+, et [0-9.]+, mean [0-9.]+ "
+                     r"\(1 case, ", log, re.M)
+    assert os.listdir(os.path.join(spec["work"], "graph_run", "tensorboard"))
     # Resumed with its optimizer state: 3 steps before, 3 more in epoch 2.
     assert results["resume_graph_initial_epoch"] == 1 and results["resume_graph_iterations"] == 6
     assert len(results["resume_graph_losses"]) == 1
