@@ -12,9 +12,10 @@ preprocessing cache, so after the first validation no NIfTI file is decoded agai
 """
 import time
 
+from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import REGIONS, region_mask
 from densenet3d_keras.evaluation.metrics import dice
-from densenet3d_keras.inference.predict import predict_fcn
+from densenet3d_keras.inference.predict import model_predictor, predict_fcn
 from densenet3d_keras.models.builder import build_model
 from generators.brats import discover_cases, resolve_case_list
 from generators.cache import load_cached
@@ -39,6 +40,25 @@ def select_validation_cases(config):
     return cases
 
 
+def network_predictor(network):
+    """A predictor (batch -> label logits) of a model built outside any ``tf.distribute``
+    scope that stays out of the training's strategy when called from one of its callbacks.
+
+    ``Model.predict_on_batch`` runs under the strategy in force where it is called, which
+    inside ``fit`` is the training's (a multi-worker one would gather every batch across the
+    workers); a ``tf.function`` of the model's call runs on this process's copy only. Graph
+    mode (TensorFlow 1.x: no eager ``tf.function``, no multi-worker strategy) uses
+    ``predict_on_batch``.
+    """
+    if compat.graph_mode():
+        return model_predictor(network)
+    index = list(network.output_names).index("labels")
+    tf = compat.tf
+    signature = [tf.TensorSpec((None, None, None, None, network.input_shape[-1]), tf.float32)]
+    function = tf.function(lambda batch: network(batch, training=False)[index], input_signature=signature)
+    return lambda batch: function(batch).numpy()
+
+
 class CaseScorer(object):
     """The ``score_cases`` of :class:`callbacks.validation.Validation` for a set of cases.
 
@@ -58,12 +78,13 @@ class CaseScorer(object):
         log("%d validation case(s) prepared in %.1f s: %s"
             % (len(cases), time.time() - started, ", ".join(self.case_ids)))
         self.network = build_model(config.model_name, None, padding=config.padding)
+        self.predict = network_predictor(self.network)
 
     def __call__(self, model):
         self.network.set_weights(model.get_weights())
         rows = []
         for case in self.prepared:
-            labels = predict_fcn(self.network, case.image, case.background).labels
+            labels = predict_fcn(self.predict, case.image, case.background).labels
             rows.append(dict((region, dice(region_mask(labels, region), region_mask(case.label, region)))
                              for region in REGIONS))
         return rows

@@ -295,7 +295,8 @@ def test_train_as_one_rank_of_two(tmp_path, monkeypatch, stand_in, sessions, cle
     assert "patients of worker %d: %s" % (rank, ", ".join(names[rank::2])) in log
     assert len(re.findall(r"^epoch-patient: ", log, re.M)) == 2
     saved = sorted(os.listdir(str(tmp_path / "ckpt"))) if os.path.isdir(str(tmp_path / "ckpt")) else []
-    assert saved == (["checkpoint.json", "config.json", "tiny_epoch_001.h5"] if rank == 0 else [])
+    assert saved == (["checkpoint.json", "config.json", "history.csv", "learning_curves.png",
+                      "tiny_epoch_001.h5"] if rank == 0 else [])
 
 
 def test_train_closes_the_session_on_error(tmp_path, stand_in, sessions, clean_keras, npu_dataset):

@@ -125,7 +125,8 @@ def test_resume_in_place_prunes_only_its_own_and_cleans_up(keras_session, args, 
         assert "removed %s, left by process %d" % (save / name, dead_pid) in out
     # --keep 1 counts the resumed epoch 1 (removed), never the other model's file.
     assert _listing(save) == sorted(kept + ["checkpoint.json", "config.json", "dense24_epoch_017.h5",
-                                            "tiny_epoch_002.h5", "train_0.log"])
+                                            "history.csv", "learning_curves.png", "tiny_epoch_002.h5",
+                                            "train_0.log"])
     assert (save / "dense24_epoch_017.h5").read_bytes() == b"another model's run"
     log = (save / "train_0.log").read_text()
     assert "took over the stale lock" in log and "removed %s" % (save / stale[0]) in log
