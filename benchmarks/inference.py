@@ -1,7 +1,8 @@
 """Benchmark: whole-case inference, reference sliding windows (patch) against tiles (fcn).
 
 One synthetic BraTS-sized case (240 x 240 x 155, written as NIfTI files and read back like
-the command does) is segmented with dense24 (random initial weights with randomised batch-norm
+the command does; ``--shape`` for another size) is segmented with dense24 (``--model`` for
+another preset, e.g. ``tiny`` for a quick check; random initial weights with randomised batch-norm
 statistics: timing does not depend on the weights, and the equality check needs non-trivial
 ones). Stages, in this order:
 
@@ -12,6 +13,9 @@ ones). Stages, in this order:
    hour on two cores, so a subset of windows spread over the brain is timed (after one
    untimed warm-up batch) and the time extrapolated to all windows; the output says so.
    The subset's logits are checked against the fcn logits (1e-3 relative) and labels.
+1b. With ``--tta``: the same fcn run with test-time mirroring (the softmax averaged over the
+   8 flips of the three axes, :mod:`densenet3d_keras.inference.averaging`); the wall times
+   with and without and their ratio (expected about 8) are printed.
 3. Padding of the fcn tiles: a few of the case's tiles are run with a same-padding model too,
    same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
 
@@ -22,7 +26,8 @@ least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 G
 Run standalone::
 
     .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--tile-size 88]
-        [--same-tiles 2] [--full-same] [--fcn-only]
+        [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--model dense24]
+        [--shape 240 240 155]
 """
 import argparse
 import os
@@ -39,7 +44,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from densenet3d_keras.core import geometry  # noqa: E402
-from densenet3d_keras.inference import output, predict, tiling  # noqa: E402
+from densenet3d_keras.inference import averaging, output, predict, tiling  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
 
 SHAPE = (240, 240, 155)
@@ -95,6 +100,26 @@ def choose_windows(shape, box, count):
     return [inside[i] for i in sorted(set(picks.tolist()))]
 
 
+def time_tta(model, volumes, plain, tile_size):
+    """Stage 1b: the fcn case again without and with test-time mirroring (both after stage 1
+    warmed the model up, so the ratio compares like with like); prints both wall times."""
+    predictor = averaging.averaged_predictor([model], flips=True)
+    with Stopwatch() as plain_time:
+        predict.predict_fcn(model, volumes.image, volumes.background, tile_size=tile_size)
+    with Stopwatch() as tta_time:
+        tta = predict.predict_fcn(predictor, volumes.image, volumes.background,
+                                  tile_size=tile_size)
+    agree = np.mean(tta.labels[plain.scored] == plain.labels[plain.scored])
+    print("tta   : %d tiles x %d flips in %.1f s wall (%.1f s CPU); labels agree with no TTA "
+          "on %.2f%% of the box" % (tta.num_passes, len(averaging.FLIPS), tta_time.wall,
+                                    tta_time.cpu, 100 * agree))
+    print("tta   : wall time without TTA %.1f s (warm), with TTA %.1f s, ratio %.2fx "
+          "(CPU time ratio %.2fx; %d forward passes per tile instead of 1)"
+          % (plain_time.wall, tta_time.wall, tta_time.wall / plain_time.wall,
+             tta_time.cpu / plain_time.cpu, len(averaging.FLIPS)))
+    return tta_time.wall
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch-windows", type=int, default=48,
@@ -106,7 +131,14 @@ def main(argv=None):
                         help="run the whole case with same-padding tiles too")
     parser.add_argument("--fcn-only", action="store_true",
                         help="only stage 1 (e.g. to compare tile sizes)")
+    parser.add_argument("--tta", action="store_true",
+                        help="also time fcn with test-time mirroring (8 flips) against without")
+    parser.add_argument("--model", default=MODEL,
+                        help="model preset (default %s; tiny for a quick check)" % MODEL)
+    parser.add_argument("--shape", type=int, nargs=3, default=SHAPE, metavar=("X", "Y", "Z"),
+                        help="synthetic case shape (default %s)" % "x".join(map(str, SHAPE)))
     args = parser.parse_args(argv)
+    model_name, shape = args.model, tuple(args.shape)
 
     from densenet3d_keras.core.compat import clear_session, keras, tf
     from densenet3d_keras.models.builder import build_model
@@ -115,12 +147,12 @@ def main(argv=None):
     from generators.volumes import load_case_volumes
 
     print("inference benchmark: %s, synthetic case %s, tensorflow %s, %d CPU(s), tile size %d"
-          % (MODEL, "x".join(map(str, SHAPE)), tf.__version__, os.cpu_count() or 0,
+          % (model_name, "x".join(map(str, shape)), tf.__version__, os.cpu_count() or 0,
              args.tile_size))
     workdir = tempfile.mkdtemp(prefix="bench-inference-")
     try:
         with Stopwatch() as write_time:
-            folder = write_case(workdir, "Brats17_BENCH_1", shape=SHAPE, seed=0)
+            folder = write_case(workdir, "Brats17_BENCH_1", shape=shape, seed=0)
         with Stopwatch() as load_time:
             volumes = load_case_volumes(load_case(folder), with_label=False)
         print("case written in %.1f s, loaded and normalised in %.1f s"
@@ -129,7 +161,7 @@ def main(argv=None):
         # 1. fcn, valid padding, the whole case.
         clear_session()
         keras.utils.set_random_seed(0)
-        fcn_model = build_model(MODEL, None, padding="valid")
+        fcn_model = build_model(model_name, None, padding="valid")
         randomise_batch_norm(fcn_model)
         weights = fcn_model.get_weights()
         with Stopwatch() as fcn_time:
@@ -138,7 +170,7 @@ def main(argv=None):
         with Stopwatch() as save_time:
             output.write_nifti_like(os.path.join(workdir, "labels.nii.gz"), fcn.labels,
                                        volumes.header)
-        fcn_flops = fcn.num_passes * model_flops(MODEL, fcn.pass_shape, "valid")
+        fcn_flops = fcn.num_passes * model_flops(model_name, fcn.pass_shape, "valid")
         rss_fcn = peak_rss_gb()
         box = tiling.bounding_box(fcn.scored)
         print("fcn   : brain box %s, %d tiles of %s (valid padding), %.1f TFLOP"
@@ -149,12 +181,14 @@ def main(argv=None):
               % (fcn_time.wall, fcn_time.cpu, fcn_flops / fcn_time.wall / 1e9, save_time.wall,
                  load_time.wall + fcn_time.wall + save_time.wall, rss_fcn))
 
+        if args.tta:
+            time_tta(fcn_model, volumes, fcn, args.tile_size)
         if args.fcn_only:
             return 0
 
         # 2. patch, same padding, a subset of windows, extrapolated.
         clear_session()
-        patch_model = build_model(MODEL, geometry.PATCH_SIZE, padding="same")
+        patch_model = build_model(model_name, geometry.PATCH_SIZE, padding="same")
         patch_model.set_weights(weights)
         all_windows = len(tiling.window_plan(volumes.shape))
         windows = choose_windows(volumes.shape, box, args.patch_windows)
@@ -166,14 +200,14 @@ def main(argv=None):
         per_window = patch_time.wall / len(windows)
         patch_total = per_window * all_windows
         patch_total_cpu = patch_time.cpu / len(windows) * all_windows
-        patch_flops = len(windows) * model_flops(MODEL, geometry.PATCH_SIZE, "same")
+        patch_flops = len(windows) * model_flops(model_name, geometry.PATCH_SIZE, "same")
         print("patch : %d of %d windows (38^3, same padding, batches of %d) in %.1f s wall "
               "(%.1f s CPU), %.2f s per window, %.1f GFLOP/s"
               % (len(windows), all_windows, predict.PATCH_BATCH_SIZE, patch_time.wall,
                  patch_time.cpu, per_window, patch_flops / patch_time.wall / 1e9))
         print("patch : EXTRAPOLATED to all %d windows: %.0f s wall (%.1f min), %.0f s CPU, %.0f TFLOP"
               % (all_windows, patch_total, patch_total / 60.0, patch_total_cpu,
-                 all_windows * model_flops(MODEL, geometry.PATCH_SIZE, "same") / 1e12))
+                 all_windows * model_flops(model_name, geometry.PATCH_SIZE, "same") / 1e12))
         scored = patch.scored
         reference = patch.logits[scored]
         difference = np.abs(fcn.logits[scored] - reference).max()
@@ -187,7 +221,7 @@ def main(argv=None):
 
         # 3. same-padding tiles against valid-padding tiles.
         clear_session()
-        same_model = build_model(MODEL, None, padding="same")
+        same_model = build_model(model_name, None, padding="same")
         same_model.set_weights(weights)
         plan = tiling.tile_plan(box[0], box[1], args.tile_size)
         tiles = plan[:max(1, args.same_tiles)]
@@ -202,14 +236,14 @@ def main(argv=None):
                 for block in blocks:
                     model.predict_on_batch(block)
             timings[name] = watch.wall / len(tiles)
-            flops = model_flops(MODEL, fcn.pass_shape, name)
+            flops = model_flops(model_name, fcn.pass_shape, name)
             print("tiles : %s padding, %.1f s per %s tile, %.1f GFLOP per tile, %.1f GFLOP/s"
                   % (name, timings[name], "x".join(map(str, fcn.pass_shape)), flops / 1e9,
                      flops / timings[name] / 1e9))
         print("tiles : valid padding is %.2fx faster than same padding (%.2fx fewer FLOPs)"
               % (timings["same"] / timings["valid"],
-                 model_flops(MODEL, fcn.pass_shape, "same")
-                 / float(model_flops(MODEL, fcn.pass_shape, "valid"))))
+                 model_flops(model_name, fcn.pass_shape, "same")
+                 / float(model_flops(model_name, fcn.pass_shape, "valid"))))
         if args.full_same:
             with Stopwatch() as same_time:
                 same = predict.predict_fcn(same_model, volumes.image, volumes.background,

@@ -8,6 +8,7 @@ Usage::
         [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
+        [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
     python predict_keras.py --demo
 
 Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
@@ -29,6 +30,20 @@ connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.p
 ``evaluate_keras.py --choose-postprocessing`` writes such a file); the settings are read and
 checked before anything is predicted and printed with the run's configuration.
 
+``--tta`` averages the softmax probabilities of the 8 mirror images (every subset of the three
+spatial axes flipped) of each tile or window; ``--ensemble CKPT [CKPT ...]`` adds checkpoints
+(files or run folders, the ``-mn`` architecture, read with the ``-nc`` of ``-m``) whose softmax
+probabilities are averaged with those of ``-m``, each model with the same weight (with
+``--tta``: over models x mirror images). Labels are the argmax of the averaged probabilities,
+and ``--save-probabilities`` writes them (:mod:`densenet3d_keras.inference.averaging`). Each
+mirror image and model is one more forward pass: ``--tta`` takes about 8 times as long.
+
+``--part-id I --num-parts N`` predicts only part I of the run's cases: the sorted case ids
+``[I::N]``, so N processes with I = 0 .. N-1 and the same other flags share the work, each
+case predicted by exactly one of them. A part without cases says so and exits 0. A split run
+cannot ``--evaluate`` (the parts would overwrite each other's ``metrics.csv``): run
+``evaluate_keras.py`` on the output folder afterwards.
+
 ``--evaluate`` then scores the predictions against each case's ``seg`` file with
 :func:`densenet3d_keras.evaluation.report.evaluate_folder` (``<out>/metrics.csv``,
 ``<out>/summary.json``) and prints the Dice / HD95 table; ``--overlays`` (implies
@@ -38,7 +53,7 @@ checked before anything is predicted and printed with the run's configuration.
 checkpoint in ``runs/dense24`` into ``runs/dense24/demo_prediction`` and evaluates them with
 overlays; explicit flags override those defaults.
 
-Before the first output is written, the output folder is checked, the checkpoint loaded, and
+Before the first output is written, the output folder is checked, every checkpoint loaded, and
 every case read through the loader prediction uses (with ``--evaluate`` with its label map),
 so a bad case anywhere in the list stops the run with nothing written. A folder under ``-r``
 that is not a complete case is an error, or with ``--skip-incomplete`` left out and named.
@@ -59,6 +74,25 @@ from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 #: What ``--demo`` predicts with and where it writes, unless flags say otherwise.
 DEMO = {"checkpoint": os.path.join("runs", "dense24"), "model_name": "dense24",
         "case_list": "test.txt", "out": os.path.join("runs", "dense24", "demo_prediction")}
+
+
+def add_averaging_and_part_flags(parser):
+    """``--tta``, ``--ensemble CKPT [CKPT ...]`` and ``--part-id I --num-parts N`` (see the
+    module docstring), in two argument groups of ``parser``."""
+    averaging = parser.add_argument_group("averaging")
+    averaging.add_argument("--tta", action="store_true",
+                           help="test-time mirroring: average the softmax probabilities over "
+                                "the 8 flips of the three axes (8 times the prediction time)")
+    averaging.add_argument("--ensemble", dest="ensemble", nargs="+", default=None,
+                           metavar="CKPT",
+                           help="more checkpoints (files or folders) of the -mn architecture: "
+                                "average the softmax probabilities of -m and these")
+    parts = parser.add_argument_group("parts of a run")
+    parts.add_argument("--part-id", dest="part_id", type=int, default=0, metavar="I",
+                       help="with --num-parts N: predict only the sorted case ids [I::N] "
+                            "(0 <= I < N; default 0)")
+    parts.add_argument("--num-parts", dest="num_parts", type=int, default=1, metavar="N",
+                       help="split the run's cases into N parts for N processes (default 1)")
 
 
 def build_parser():
@@ -106,6 +140,7 @@ def build_parser():
                              "logits either way; auto = valid for fcn (less compute), same for "
                              "patch (the reference)")
     add_graph_mode_flag(method)
+    add_averaging_and_part_flags(parser)
     output = parser.add_argument_group("output")
     output.add_argument("-o", "--out", dest="out", default=None, help="output folder")
     output.add_argument("--label-convention", dest="label_convention", default="auto",

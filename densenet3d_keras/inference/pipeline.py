@@ -8,18 +8,24 @@ probability of internal label k; voxels that were not scored have probability 1 
 With ``postprocess`` (a settings file of :mod:`densenet3d_keras.inference.postprocess`), the
 label maps are postprocessed before they are written; probabilities stay the network's.
 Every file is written under a temporary name and renamed into place.
+
+``tta`` and ``ensemble`` average softmax probabilities over the 8 mirror images of every tile
+or window and over the checkpoint and the ``ensemble`` checkpoints
+(:mod:`densenet3d_keras.inference.averaging`); the written probabilities are those averages.
+``part_id`` / ``num_parts`` split a run's cases between processes (:func:`part_of`).
 """
 import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
 
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference import predict
+from densenet3d_keras.inference.averaging import averaged_predictor, passes_per_batch
 from densenet3d_keras.inference.output import write_nifti_like
 from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
                                                     settings_from_dict)
@@ -57,6 +63,10 @@ class PredictConfig(object):
     graph_mode: bool = False
     postprocess: Optional[str] = None
     postprocess_settings: Optional[dict] = None
+    tta: bool = False
+    ensemble: List[str] = field(default_factory=list)
+    part_id: int = 0
+    num_parts: int = 1
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -98,13 +108,62 @@ def _check_sources(values):
         raise ValueError("give an output folder with -o <folder>")
 
 
+def _check_part(values):
+    """Check ``part_id`` / ``num_parts`` (and that a split run does not evaluate)."""
+    part_id, num_parts = values["part_id"], values["num_parts"]
+    if num_parts < 1:
+        raise ValueError("--num-parts must be >= 1, got %d" % num_parts)
+    if not 0 <= part_id < num_parts:
+        raise ValueError("--part-id must be in 0..%d (--num-parts %d), got %d"
+                         % (num_parts - 1, num_parts, part_id))
+    if num_parts > 1 and (values["evaluate"] or values["overlays"]):
+        raise ValueError("--evaluate and --overlays need the whole run: with --num-parts %d "
+                         "every part would overwrite metrics.csv; score the output folder "
+                         "with evaluate_keras.py when all parts are done" % num_parts)
+
+
+def _averaging_options(values):
+    """Fill in ``tta``, ``ensemble``, ``part_id`` and ``num_parts`` (defaults: off, one part)."""
+    values["tta"] = bool(values.get("tta"))
+    values["ensemble"] = [str(path) for path in (values.get("ensemble") or [])]
+    values["part_id"] = int(values.get("part_id") or 0)
+    values["num_parts"] = int(1 if values.get("num_parts") is None else values["num_parts"])
+    _check_part(values)
+
+
+def part_of(cases, part_id, num_parts):
+    """The cases of one part of a run split ``num_parts`` ways.
+
+    The case ids are sorted and part ``part_id`` takes every ``num_parts``-th of them starting
+    at ``part_id`` (``sorted(ids)[part_id::num_parts]``), so parts ``0 .. num_parts - 1``
+    together hold every case exactly once whatever order the cases were listed in.
+
+    Args:
+        cases: objects with a ``case_id`` (ids unique).
+        part_id: ``0 <= part_id < num_parts``.
+        num_parts: ``>= 1``.
+
+    Returns:
+        list of the part's cases, in the order of ``cases``.
+
+    Raises:
+        ValueError: a part id or count out of range.
+    """
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise ValueError("part %r of %r: need 0 <= part id < number of parts"
+                         % (part_id, num_parts))
+    chosen = set(sorted(case.case_id for case in cases)[part_id::num_parts])
+    return [case for case in cases if case.case_id in chosen]
+
+
 def resolve(values):
     """Check prediction options and fill in the derived ones.
 
     Args:
         values: dict with the fields of :class:`PredictConfig` that the command line sets
             (``n4correction`` ``None``: as recorded by training; ``padding`` ``"auto"``:
-            valid for fcn, same for patch).
+            valid for fcn, same for patch; ``tta``, ``ensemble``, ``part_id``,
+            ``num_parts`` missing or ``None``: off, none, the whole run).
 
     Returns:
         :class:`PredictConfig`.
@@ -128,6 +187,7 @@ def resolve(values):
     if values["padding"] == "auto":
         values["padding"] = "valid" if values["method"] == "fcn" else "same"
     values["overlays"] = bool(values["overlays"])
+    _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["postprocess"] = values.get("postprocess") or None
@@ -188,12 +248,62 @@ def remove_if_empty(out_dir, created):
             pass
 
 
-def load_predictor_model(config):
-    """The Keras model of a run and where its weights came from: ``(model, path, info)``."""
+def load_predictor_model(config, checkpoint=None):
+    """The Keras model of a checkpoint (default: the run's ``-m``) and where its weights came
+    from: ``(model, path, info)``."""
     from densenet3d_keras.models.loading import load_model
 
     input_size = None if config.method == "fcn" else PATCH_SIZE
-    return load_model(config.checkpoint, config.model_name, input_size, config.padding)
+    return load_model(checkpoint or config.checkpoint, config.model_name, input_size,
+                      config.padding)
+
+
+def _load_ensemble_member(config, checkpoint, log):
+    """Load one ``--ensemble`` checkpoint; errors name the flag (same types as loading)."""
+    try:
+        model, path, info = load_predictor_model(config, checkpoint)
+    except FileNotFoundError as error:
+        raise FileNotFoundError("--ensemble: %s" % error)
+    except ValueError as error:
+        raise ValueError("--ensemble: %s" % error)
+    recorded = _training_n4(checkpoint)
+    if recorded is not None and recorded != config.n4correction:
+        log("warning: %s was trained with n4correction %s; this run reads %s (from -m / -nc)"
+            % (path, str(recorded).lower(), str(config.n4correction).lower()))
+    return model, path, info
+
+
+def load_predictor(config, log=print):
+    """Load the run's checkpoint and its ``ensemble`` checkpoints; the predictor to segment with.
+
+    Every checkpoint is loaded and checked (file, recorded architecture, weight shapes)
+    before this returns, and one line per model is logged.
+
+    Returns:
+        The Keras model of ``-m`` itself when there is no ``ensemble`` and no ``tta``, else
+        :func:`~densenet3d_keras.inference.averaging.averaged_predictor` of all the models.
+
+    Raises:
+        FileNotFoundError, ValueError: a checkpoint missing or not fitting ``model_name``
+            (an ``ensemble`` one's message starts with ``--ensemble:``).
+    """
+    models = []
+    for index, checkpoint in enumerate([config.checkpoint] + list(config.ensemble)):
+        if index == 0:
+            model, path, info = load_predictor_model(config)
+        else:
+            model, path, info = _load_ensemble_member(config, checkpoint, log)
+        models.append(model)
+        log("model %s%s (%s padding) from %s (epoch %s)"
+            % (config.model_name, " %d/%d" % (index + 1, 1 + len(config.ensemble))
+               if config.ensemble else "", config.padding, path, info["epoch"]))
+    if len(models) == 1 and not config.tta:
+        return models[0]
+    log("averaging softmax probabilities over %d model(s) x %d mirror image(s): %d forward "
+        "passes per %s" % (len(models), passes_per_batch(1, config.tta),
+                           passes_per_batch(len(models), config.tta),
+                           "tile" if config.method == "fcn" else "window"))
+    return averaged_predictor(models, flips=config.tta)
 
 
 def segment(config, model, volumes, progress=None):
@@ -222,18 +332,29 @@ def final_labels(config, labels):
     return apply_postprocessing(labels, settings_from_dict(config.postprocess_settings))
 
 
+def method_text(config):
+    """How the run predicts, for the files' header: ``"dense24 fcn"``, ``"dense24 fcn tta"``,
+    ``"dense24 fcn ensemble of 3"``."""
+    parts = [config.model_name, config.method]
+    if config.tta:
+        parts.append("tta")
+    if config.ensemble:
+        parts.append("ensemble of %d" % (1 + len(config.ensemble)))
+    return " ".join(parts)
+
+
 def write_case(config, case, volumes, segmentation):
     """Write a case's label map (and probabilities); returns the paths written."""
     convention = (case.label_convention if config.label_convention == "auto"
                   else config.label_convention)
     labels = from_internal_labels(final_labels(config, segmentation.labels), convention)
-    description = "%s %s labels (%s)" % (config.model_name, config.method, convention)
+    description = "%s labels (%s)" % (method_text(config), convention)
     written = [os.path.join(config.out, case.case_id + ".nii.gz")]
     write_nifti_like(written[0], labels, volumes.header, description)
     if config.save_probabilities:
         written.append(os.path.join(config.out, case.case_id + PROBABILITIES_SUFFIX + ".nii.gz"))
         write_nifti_like(written[1], segmentation.probabilities(), volumes.header,
-                         "%s %s softmax of labels 0-4" % (config.model_name, config.method))
+                         "%s softmax of labels 0-4" % method_text(config))
     return written
 
 
@@ -271,7 +392,7 @@ def predict_cases(config, model, inputs, progress_for=None, log=print):
 
     Args:
         config: :class:`PredictConfig`.
-        model: the model of :func:`load_predictor_model`.
+        model: the model or predictor of :func:`load_predictor`.
         inputs: cases to read (see :func:`select_cases`).
         progress_for: ``progress_for(label, unit)`` returns a ``progress(done, total)``
             callback for one case, or ``None`` for no progress output.
@@ -301,18 +422,27 @@ def predict_cases(config, model, inputs, progress_for=None, log=print):
 def run(config, progress_for=None, log=print):
     """Select the cases, prepare the output folder and predict. Returns ``(cases, written)``.
 
-    Before anything is written: the output folder, the checkpoint, then every input
+    With ``num_parts`` > 1 only the cases of :func:`part_of` are predicted and returned; a
+    part without cases logs so and returns ``([], [])`` without touching the output folder.
+    Before anything is written: the output folder, every checkpoint, then every input
     (:func:`check_inputs`). An output folder this call created is removed again if nothing
     was written.
     """
     inputs, cases = select_cases(config)
     log("predict: " + json.dumps(config.to_dict(), sort_keys=True))
+    if config.num_parts > 1:
+        total = len(cases)
+        inputs = part_of(inputs, config.part_id, config.num_parts)
+        cases = part_of(cases, config.part_id, config.num_parts)
+        log("part %d of %d: %d of the run's %d case(s)%s"
+            % (config.part_id, config.num_parts, len(cases), total,
+               "" if cases else ", nothing to do"))
+        if not cases:
+            return [], []
     created = prepare_output(config.out)
     written = []
     try:
-        model, path, info = load_predictor_model(config)
-        log("model %s (%s padding) from %s (epoch %s)"
-            % (config.model_name, config.padding, path, info["epoch"]))
+        model = load_predictor(config, log)
         check_inputs(config, inputs, cases, log)
         written = predict_cases(config, model, inputs, progress_for, log)
     finally:
