@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TF_KERAS := tf-keras==2.21.0
+# Test processes (pytest-xdist); each test file runs in one of them, so module fixtures run once.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install test lint demo bench clean
 
@@ -25,7 +27,7 @@ lint: $(STAMP)
 	$(PY) tools/check_structure.py
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) train_keras.py --demo
