@@ -49,8 +49,8 @@ cannot ``--evaluate`` (the parts would overwrite each other's ``metrics.csv``): 
 ``<out>/summary.json``) and prints the Dice / HD95 table; ``--overlays`` (implies
 ``--evaluate``) also writes ``<out>/overlays/<case id>.png``.
 
-``--demo`` predicts the test cases of the ``train_keras.py --demo`` dataset with the newest
-checkpoint in ``runs/dense24`` into ``runs/dense24/demo_prediction`` and evaluates them with
+``--demo`` predicts the test cases of the ``train_keras.py --demo`` dataset with the best
+validated checkpoint in ``runs/dense24`` (``dense24_best.h5``; the newest if there is none) into ``runs/dense24/demo_prediction`` and evaluates them with
 overlays; explicit flags override those defaults.
 
 Before the first output is written, the output folder is checked, every checkpoint loaded, and
@@ -159,13 +159,14 @@ def build_parser():
                         help="also write overlays/<case>.png (implies --evaluate)")
     parser.add_argument("--demo", action="store_true",
                         help="predict and evaluate the test cases of the train_keras.py --demo "
-                             "dataset with runs/dense24")
+                             "dataset with runs/dense24 (its best validated checkpoint)")
     return parser
 
 
 
 def apply_demo_defaults(values):
     """Fill the options of ``--demo`` that were not given (a dict of parsed flags)."""
+    from densenet3d_keras.models.checkpoints import best_checkpoint_name
     from densenet3d_keras.training.demo import demo_root
 
     if not values["checkpoint"]:
@@ -173,6 +174,10 @@ def apply_demo_defaults(values):
         if not os.path.exists(values["checkpoint"]):
             raise FileNotFoundError("no demo checkpoint in %s: run `python train_keras.py "
                                     "--demo` first" % values["checkpoint"])
+        # The demo validates every epoch: predict with its best epoch, not its last.
+        best = os.path.join(DEMO["checkpoint"], best_checkpoint_name(DEMO["model_name"]))
+        if os.path.isfile(best):
+            values["checkpoint"] = best
     if not values["case_dir"]:
         values["root_path"] = values["root_path"] or demo_root(None)
         values["case_list"] = values["case_list"] or DEMO["case_list"]

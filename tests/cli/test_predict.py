@@ -246,6 +246,10 @@ def test_demo_defaults(tmp_path, monkeypatch):
     config = predict_keras.resolve(predict_keras.build_parser().parse_args(
         ["--demo", "-o", "elsewhere", "--method", "patch"]))
     assert config.out == "elsewhere" and config.padding == "same"
+    # With a best checkpoint by validation (train_keras.py --demo validates), that one.
+    open(os.path.join("runs", "dense24", "dense24_best.h5"), "w").close()
+    config = predict_keras.resolve(predict_keras.build_parser().parse_args(["--demo"]))
+    assert config.checkpoint == os.path.join("runs", "dense24", "dense24_best.h5")
 
 
 def _copy_root(workspace, tmp_path):
