@@ -16,18 +16,24 @@ ones). Stages, in this order:
 1b. With ``--tta``: the same fcn run with test-time mirroring (the softmax averaged over the
    8 flips of the three axes, :mod:`densenet3d_keras.inference.averaging`); the wall times
    with and without and their ratio (expected about 8) are printed.
+1c. With ``--bf16``: the same fcn run with a ``bf16`` model (Keras ``mixed_bfloat16``, the
+   weights of stage 1) against a warm float32 rerun: both wall times, the speed-up and the
+   share of box voxels whose label equals float32's.
 3. Padding of the fcn tiles: a few of the case's tiles are run with a same-padding model too,
    same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
 
 Printed: wall and CPU seconds per stage, the fcn / patch ratio, achieved GFLOP/s against the
-analytic count of :mod:`densenet3d_keras.models.flops`, and peak RSS. Goals on a 2-core CPU: fcn at
+analytic count of :mod:`densenet3d_keras.models.flops`, the FLOPs computed against the useful
+ones (the box's voxels, each layer once per voxel: what tiles recompute in their overlaps and
+halos is the difference), the useful rate as a share of the float32 matmul peak measured in
+the same run, and peak RSS. Goals on a 2-core CPU: fcn at
 least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 GB.
 
 Run standalone::
 
     .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--tile-size 88]
-        [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--model dense24]
-        [--shape 240 240 155]
+        [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--bf16] [--threads auto|I,O]
+        [--model dense24] [--shape 240 240 155]
 """
 import argparse
 import os
@@ -46,6 +52,7 @@ if REPO not in sys.path:
 from densenet3d_keras.core import geometry  # noqa: E402
 from densenet3d_keras.inference import averaging, output, predict, tiling  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
+from benchmarks._peak import matmul_peak  # noqa: E402
 
 SHAPE = (240, 240, 155)
 MODEL = "dense24"
@@ -90,6 +97,39 @@ def randomise_batch_norm(model, seed=0):
     model.set_weights(values)
 
 
+def useful_flops(model_name, box):
+    """Analytic FLOPs of the box's output voxels: every layer once per output voxel, as in an
+    endless tile (a same-padding 38^3 patch costs the same per voxel), no halo recomputed."""
+    per_voxel = model_flops(model_name, (geometry.PATCH_SIZE,) * 3, "same") / float(geometry.PATCH_SIZE ** 3)
+    return per_voxel * float(np.prod([b - a for a, b in zip(*box)]))
+
+
+def time_bf16(model_name, weights, volumes, plain, tile_size, useful, peak):
+    """Stage 1c: the fcn case again with a ``bf16`` (Keras ``mixed_bfloat16``) model of the same
+    weights, against a warm float32 rerun; prints both, the ratio and the label agreement."""
+    from densenet3d_keras.core import compat
+    from densenet3d_keras.models.builder import build_model
+
+    fp32_model = build_model(model_name, None, padding="valid")
+    fp32_model.set_weights(weights)
+    with Stopwatch() as fp32_time:
+        predict.predict_fcn(fp32_model, volumes.image, volumes.background, tile_size=tile_size)
+    compat.set_precision("bf16")
+    try:
+        model = build_model(model_name, None, padding="valid")
+        model.set_weights(weights)
+        with Stopwatch() as bf16_time:
+            bf16 = predict.predict_fcn(model, volumes.image, volumes.background, tile_size=tile_size)
+    finally:
+        compat.set_precision("float32")
+    agree = np.mean(bf16.labels[plain.scored] == plain.labels[plain.scored])
+    print("bf16  : %.1f s wall (%.1f s CPU) against float32 %.1f s (warm): %.2fx faster (goal >= "
+          "1.5x); useful rate %.1f GFLOP/s; labels equal to float32 on %.3f%% of the box (goal "
+          ">= 99.9%%)" % (bf16_time.wall, bf16_time.cpu, fp32_time.wall, fp32_time.wall / bf16_time.wall,
+                          useful / bf16_time.wall / 1e9, 100 * agree))
+    return fp32_time.wall / bf16_time.wall, agree
+
+
 def choose_windows(shape, box, count):
     """``count`` window starts spread evenly over the windows whose block is in ``box``."""
     start, stop = box
@@ -131,6 +171,11 @@ def main(argv=None):
                         help="run the whole case with same-padding tiles too")
     parser.add_argument("--fcn-only", action="store_true",
                         help="only stage 1 (e.g. to compare tile sizes)")
+    parser.add_argument("--threads", default="auto", metavar="INTRA,INTER",
+                        help="TensorFlow thread counts as predict_keras.py sets them (default auto: "
+                             "what predict_keras.py chooses; 0,0 is TensorFlow's default)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the fcn case with a bf16 model against float32")
     parser.add_argument("--tta", action="store_true",
                         help="also time fcn with test-time mirroring (8 flips) against without")
     parser.add_argument("--model", default=MODEL,
@@ -140,15 +185,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     model_name, shape = args.model, tuple(args.shape)
 
+    from densenet3d_keras.runtime import threads
+    if args.threads == "auto":
+        counts = threads.apply_thread_counts()
+    else:
+        counts = threads.apply_thread_counts(*[int(v) for v in args.threads.split(",")])
     from densenet3d_keras.core.compat import clear_session, keras, tf
     from densenet3d_keras.models.builder import build_model
     from generators.brats import load_case
     from generators.synthetic import write_case
     from generators.volumes import load_case_volumes
 
-    print("inference benchmark: %s, synthetic case %s, tensorflow %s, %d CPU(s), tile size %d"
-          % (model_name, "x".join(map(str, shape)), tf.__version__, os.cpu_count() or 0,
-             args.tile_size))
+    print("inference benchmark: %s, synthetic case %s, tensorflow %s, %d CPU(s), tile size %d, "
+          "threads %d intra-op, %d inter-op" % (model_name, "x".join(map(str, shape)), tf.__version__,
+                                                os.cpu_count() or 0, args.tile_size, counts[0], counts[1]))
     workdir = tempfile.mkdtemp(prefix="bench-inference-")
     try:
         with Stopwatch() as write_time:
@@ -180,6 +230,16 @@ def main(argv=None):
               "load + predict + write %.1f s; peak RSS %.2f GB"
               % (fcn_time.wall, fcn_time.cpu, fcn_flops / fcn_time.wall / 1e9, save_time.wall,
                  load_time.wall + fcn_time.wall + save_time.wall, rss_fcn))
+        useful = useful_flops(model_name, box)
+        peak = matmul_peak(tf)
+        print("fcn   : %.2f TFLOP computed for %.2f TFLOP of useful output (%.0f%% overlap and halo); "
+              "useful rate %.1f GFLOP/s = %.0f%% of the float32 matmul peak measured now (%.0f "
+              "GFLOP/s; goal >= 50%%), computed rate %.0f%% of it; peak RSS %.2f GB (goal < 4 GB)"
+              % (fcn_flops / 1e12, useful / 1e12, 100 * (fcn_flops / useful - 1), useful / fcn_time.wall / 1e9,
+                 100 * useful / fcn_time.wall / 1e9 / peak, peak, 100 * fcn_flops / fcn_time.wall / 1e9 / peak,
+                 rss_fcn))
+        if args.bf16:
+            time_bf16(model_name, weights, volumes, fcn, args.tile_size, useful, peak)
 
         if args.tta:
             time_tta(fcn_model, volumes, fcn, args.tile_size)

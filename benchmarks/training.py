@@ -47,6 +47,7 @@ from densenet3d_keras.core import compat  # noqa: E402
 from densenet3d_keras.runtime import threads as thread_pools  # noqa: E402
 from densenet3d_keras.core.compat import keras  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
+from benchmarks._peak import matmul_peak  # noqa: E402
 
 MODEL = "dense24"
 BATCH = 2
@@ -83,25 +84,6 @@ def cpu_flags():
         return []
     return sorted(f for f in flags if f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile",
                                              "avx512_fp16", "avx_vnni"))
-
-
-def matmul_peak(tf, size=4096, repeats=7):
-    """Median GFLOP/s of two independent ``size``^2 float32 matmuls in one TensorFlow call."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    c = tf.random.normal((size, size))
-
-    @tf.function
-    def two_products(a, b, c):
-        return tf.reduce_sum(tf.matmul(a, b)) + tf.reduce_sum(tf.matmul(c, b))
-
-    two_products(a, b, c).numpy()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        two_products(a, b, c).numpy()
-        times.append(time.perf_counter() - started)
-    return 2 * 2.0 * size ** 3 / float(np.median(times)) / 1e9
 
 
 def synthetic_cache(folder):

@@ -67,6 +67,7 @@ import sys
 from densenet3d_keras.cli.progress import TextProgress
 from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, apply_graph_mode,
                                          run_command, str2bool)
+from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.predict import METHODS
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
@@ -140,6 +141,7 @@ def build_parser():
                              "logits either way; auto = valid for fcn (less compute), same for "
                              "patch (the reference)")
     add_graph_mode_flag(method)
+    add_speed_flags(method)
     add_averaging_and_part_flags(parser)
     output = parser.add_argument_group("output")
     output.add_argument("-o", "--out", dest="out", default=None, help="output folder")
@@ -157,11 +159,23 @@ def build_parser():
                              "(metrics.csv, summary.json in the output folder)")
     output.add_argument("--overlays", action="store_true",
                         help="also write overlays/<case>.png (implies --evaluate)")
-    parser.add_argument("--demo", action="store_true",
-                        help="predict and evaluate the test cases of the train_keras.py --demo "
-                             "dataset with runs/dense24 (its best validated checkpoint)")
+    parser.add_argument("--demo", action="store_true", help="predict and evaluate the test cases of "
+                        "the train_keras.py --demo dataset with runs/dense24 (its best checkpoint)")
     return parser
 
+
+
+def add_speed_flags(group):
+    """``--precision`` and the thread counts."""
+    group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
+                       help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
+                            "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")
+    group.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
+                       help="threads per TensorFlow op (0: one per core; default as training: "
+                            "half the cores on a CPU-only machine, else 0)")
+    group.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
+                       help="TensorFlow ops run at once (0: one per core; default as training: "
+                            "2 on a CPU-only machine, else 0)")
 
 
 def apply_demo_defaults(values):
@@ -223,7 +237,14 @@ def predict_command(args):
     """Resolve the flags, predict every case, then evaluate if asked. Returns 0."""
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
     from densenet3d_keras.inference import pipeline
+    from densenet3d_keras.runtime import threads
 
+    for flag, value in (("--intra-op-threads", args.intra_op_threads),
+                        ("--inter-op-threads", args.inter_op_threads)):
+        if value is not None and value < 0:
+            raise ValueError("%s must be >= 0, got %d" % (flag, value))
+    args.intra_op_threads, args.inter_op_threads = threads.apply_thread_counts(
+        args.intra_op_threads, args.inter_op_threads)
     config = resolve(args)
     cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)
     if config.evaluate:

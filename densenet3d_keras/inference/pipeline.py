@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
+from densenet3d_keras.core import compat
+from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
@@ -61,6 +63,9 @@ class PredictConfig(object):
     evaluate: bool = False
     overlays: bool = False
     graph_mode: bool = False
+    precision: str = "float32"
+    intra_op_threads: Optional[int] = None
+    inter_op_threads: Optional[int] = None
     postprocess: Optional[str] = None
     postprocess_settings: Optional[dict] = None
     tta: bool = False
@@ -189,6 +194,13 @@ def resolve(values):
     values["overlays"] = bool(values["overlays"])
     _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
+    values["precision"] = values.get("precision") or "float32"
+    if values["precision"] not in PRECISION_POLICIES:
+        raise ValueError("unknown --precision %r (choose from %s)"
+                         % (values["precision"], ", ".join(sorted(PRECISION_POLICIES))))
+    if values["precision"] != "float32" and (values["graph_mode"] or compat.graph_mode()):
+        raise ValueError("--precision %s needs TensorFlow 2 eager (Keras mixed precision); "
+                         "graph mode predicts in float32" % values["precision"])
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["postprocess"] = values.get("postprocess") or None
     if values["postprocess"]:
@@ -254,8 +266,12 @@ def load_predictor_model(config, checkpoint=None):
     from densenet3d_keras.models.loading import load_model
 
     input_size = None if config.method == "fcn" else PATCH_SIZE
-    return load_model(checkpoint or config.checkpoint, config.model_name, input_size,
-                      config.padding)
+    compat.set_precision(config.precision)  # the layers' compute dtype, fixed when built
+    try:
+        return load_model(checkpoint or config.checkpoint, config.model_name, input_size,
+                          config.padding)
+    finally:
+        compat.set_precision("float32")  # the global policy only matters while building
 
 
 def _load_ensemble_member(config, checkpoint, log):

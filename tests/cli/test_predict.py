@@ -346,3 +346,35 @@ def test_bad_postprocessing_settings_stop_before_anything_is_predicted(tmp_path,
     assert message in line and settings in line
     assert not os.path.exists(out) and "predict:" not in stdout
 
+
+
+def test_bf16_prediction_stays_close_to_float32(workspace, tmp_path, capsys):
+    labels, probabilities = {}, {}
+    for precision in ("float32", "bf16"):
+        out = str(tmp_path / precision)
+        code, stdout, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", workspace["root"],
+                                  "--list", "test.txt", "-o", out, "--save-probabilities",
+                                  "--precision", precision], capsys)
+        assert code == 0, err
+        assert '"precision": "%s"' % precision in stdout
+        case_id = _case_ids(workspace["root"], "test.txt")[0]
+        labels[precision] = np.asarray(nib.load(os.path.join(out, case_id + ".nii.gz")).dataobj)
+        probabilities[precision] = np.asarray(
+            nib.load(os.path.join(out, case_id + "_probabilities.nii.gz")).dataobj)
+    assert np.abs(probabilities["bf16"] - probabilities["float32"]).max() < 0.05  # 8-bit mantissa
+    assert np.mean(labels["bf16"] == labels["float32"]) > 0.99
+    from densenet3d_keras.core import compat
+
+    assert compat.precision_policy() == "float32"  # the global policy is restored after loading
+
+
+def test_bad_speed_flags(workspace, tmp_path, capsys):
+    code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", workspace["root"],
+                         "-o", str(tmp_path / "out"), "--intra-op-threads", "-1"], capsys)
+    assert _error_line(code, err) == "error: --intra-op-threads must be >= 0, got -1"
+    assert not os.path.exists(str(tmp_path / "out"))
+    # Graph mode is chosen per process (tests/training/test_graph_mode.py); the check is in resolve.
+    args = predict_keras.build_parser().parse_args(["-m", workspace["checkpoint"], "-r", workspace["root"],
+                                                    "-o", "out", "--precision", "bf16", "--graph-mode"])
+    with pytest.raises(ValueError, match="--precision bf16 needs TensorFlow 2 eager"):
+        predict_keras.resolve(args)
