@@ -70,7 +70,7 @@ def test_train_log_checkpoints_and_resume(keras_session, base_args, tmp_path, ca
 
     # The checkpoint holds a tiny model: asking for dense24 names both.
     code, out, err = _run(["-mn", "dense24", "-r", base_args[3], "-c", "true", "-lp", str(ckpt),
-                           "--cache-dir", base_args[-5]], capsys)
+                           "--cache-dir", base_args[-5], "-sp", str(tmp_path / "other")], capsys)
     assert code == 2 and "holds a tiny model, not dense24" in err
 
 
