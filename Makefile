@@ -6,7 +6,8 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TF_KERAS := tf-keras==2.21.0
 # Test processes (pytest-xdist); each test file runs in one of them, so module fixtures run once.
-PYTEST_WORKERS ?= 2
+# Three on two cores: while one process traces a model in Python, the others compute.
+PYTEST_WORKERS ?= 3
 
 .PHONY: install test lint demo bench clean
 
