@@ -9,6 +9,7 @@ Usage::
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
         [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
+        [--precision float32|bf16|mixed_float16] [--intra-op-threads N] [--inter-op-threads N]
     python predict_keras.py --demo
 
 Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
