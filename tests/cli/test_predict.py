@@ -9,6 +9,7 @@ import pytest
 
 from densenet3d_keras.cli import predict as predict_keras
 from generators import synthetic
+from tests.cli.predict_runs import error_line as _error_line, run_predict as _run
 
 SHAPE = (48, 48, 40)
 SMALL_SHAPE = (44, 30, 24)  # two axes shorter than the 38-voxel patch
@@ -42,16 +43,6 @@ def workspace(tmp_path_factory):
     return paths
 
 
-def _run(argv, capsys):
-    from densenet3d_keras.core.compat import clear_session
-
-    clear_session()
-    code = predict_keras.main(argv)
-    clear_session()
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _case_ids(root, list_name):
     with open(os.path.join(root, list_name)) as handle:
         return [line.strip() for line in handle if line.strip()]
@@ -70,14 +61,6 @@ def _assert_same_grid(image, flair):
         assert code == reference_code
         np.testing.assert_allclose(matrix, reference, atol=1e-6)
     assert image.header.get_zooms()[:3] == flair.header.get_zooms()[:3]
-
-
-def _error_line(code, err):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_fcn_writes_labels_probabilities_and_metrics(workspace, tmp_path, capsys):
@@ -345,7 +328,6 @@ def test_bad_postprocessing_settings_stop_before_anything_is_predicted(tmp_path,
     line = _error_line(code, err)
     assert message in line and settings in line
     assert not os.path.exists(out) and "predict:" not in stdout
-
 
 
 def test_bf16_prediction_stays_close_to_float32(workspace, tmp_path, capsys):

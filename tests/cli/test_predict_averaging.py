@@ -10,6 +10,7 @@ import pytest
 
 from densenet3d_keras.cli import predict as predict_keras
 from generators import synthetic
+from tests.cli.predict_runs import error_line as _error_line, run_predict as _run
 
 SHAPE = (32, 32, 24)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,23 +41,6 @@ def workspace(tmp_path_factory):
         save_checkpoint(build_model("tiny", 38), path, 1, name, "same")
     clear_session()
     return paths
-
-
-def _run(argv, capsys):
-    from densenet3d_keras.core.compat import clear_session
-
-    clear_session()
-    code = predict_keras.main(argv)
-    clear_session()
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _error_line(code, err):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def _config(stdout):
