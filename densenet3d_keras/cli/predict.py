@@ -66,8 +66,8 @@ import os
 import sys
 
 from densenet3d_keras.cli.progress import TextProgress
-from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, apply_graph_mode,
-                                         run_command, str2bool)
+from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, add_thread_flags,
+                                         apply_graph_mode, run_command, str2bool)
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.predict import METHODS
@@ -171,12 +171,7 @@ def add_speed_flags(group):
     group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
                        help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
                             "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")
-    group.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
-                       help="threads per TensorFlow op (0: one per core; default as training: "
-                            "half the cores on a CPU-only machine, else 0)")
-    group.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
-                       help="TensorFlow ops run at once (0: one per core; default as training: "
-                            "2 on a CPU-only machine, else 0)")
+    add_thread_flags(group)
 
 
 def apply_demo_defaults(values):

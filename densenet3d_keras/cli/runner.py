@@ -56,6 +56,17 @@ def add_graph_mode_flag(parser):
                              "on with TensorFlow 1.x)")
 
 
+def add_thread_flags(group):
+    """``--intra-op-threads`` and ``--inter-op-threads`` (applied by
+    :func:`densenet3d_keras.runtime.threads.apply_thread_counts`)."""
+    group.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
+                       help="threads per TensorFlow op (0: one per core; default: half the "
+                            "cores on a CPU-only machine, else 0)")
+    group.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
+                       help="TensorFlow ops run at once (0: one per core; default: 2 on a "
+                            "CPU-only machine, running the two pathways side by side, else 0)")
+
+
 def apply_graph_mode(requested):
     """Enter graph mode if ``--graph-mode`` or ``DENSENET3D_GRAPH_MODE`` asks; first thing in a
     command, before anything runs TensorFlow. Returns whether the process is in graph mode.

@@ -8,8 +8,8 @@ reference's short forms (``-r``, ``-mn``, ``-bs``, ``-e``, ``-nc``, ``-sp``, ``-
 """
 import argparse
 
-from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, apply_graph_mode,
-                                         run_command, str2bool)
+from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, add_thread_flags,
+                                         apply_graph_mode, run_command, str2bool)
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.models.presets import MODEL_NAMES
@@ -120,12 +120,7 @@ def _add_device_flags(device):
                         help="float32, or Keras mixed precision with bfloat16 or float16 "
                              "computation (TensorFlow 2; docs/performance.md)")
     add_graph_mode_flag(device)
-    device.add_argument("--intra-op-threads", dest="intra_op_threads", type=int, default=None,
-                        help="threads per TensorFlow op (0: one per core; default: half the "
-                             "cores on a CPU-only machine, else 0)")
-    device.add_argument("--inter-op-threads", dest="inter_op_threads", type=int, default=None,
-                        help="TensorFlow ops run at once (0: one per core; default: 2 on a "
-                             "CPU-only machine, running the two pathways side by side, else 0)")
+    add_thread_flags(device)
 
 
 def _add_scale_flags(scale):

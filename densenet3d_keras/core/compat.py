@@ -185,6 +185,21 @@ PRECISION_POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16",
                       "mixed_float16": "mixed_float16"}
 
 
+def check_precision(precision, graph=False):
+    """Check a ``--precision`` value for this engine (``graph``: a graph-mode run).
+
+    Raises:
+        ValueError: an unknown precision, or a 16-bit one in graph mode or on TensorFlow 1.x
+            (Keras mixed precision needs TensorFlow 2 eager).
+    """
+    if precision not in PRECISION_POLICIES:
+        raise ValueError("unknown --precision %r (choose from %s)"
+                         % (precision, ", ".join(sorted(PRECISION_POLICIES))))
+    if precision != "float32" and (IS_TF1 or graph or graph_mode()):
+        raise ValueError("--precision %s needs TensorFlow 2 eager (Keras mixed precision); "
+                         "graph mode (TensorFlow %s) runs in float32" % (precision, tf.__version__))
+
+
 def set_precision(precision):
     """Set the global Keras dtype policy of ``--precision`` (before building a model).
 
@@ -194,14 +209,8 @@ def set_precision(precision):
     Raises:
         ValueError: an unknown precision, or a 16-bit one on TensorFlow 1.x.
     """
-    if precision not in PRECISION_POLICIES:
-        raise ValueError("precision must be one of %s, got %r"
-                         % (", ".join(sorted(PRECISION_POLICIES)), precision))
+    check_precision(precision)
     if graph_mode():
-        if precision != "float32":
-            raise ValueError("--precision %s needs Keras mixed precision (TensorFlow 2 eager); "
-                             "graph mode (TensorFlow %s) trains in float32 only"
-                             % (precision, tf.__version__))
         return
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
 

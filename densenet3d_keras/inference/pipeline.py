@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
 from densenet3d_keras.core import compat
-from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import from_internal_labels
@@ -195,12 +194,7 @@ def resolve(values):
     _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["precision"] = values.get("precision") or "float32"
-    if values["precision"] not in PRECISION_POLICIES:
-        raise ValueError("unknown --precision %r (choose from %s)"
-                         % (values["precision"], ", ".join(sorted(PRECISION_POLICIES))))
-    if values["precision"] != "float32" and (values["graph_mode"] or compat.graph_mode()):
-        raise ValueError("--precision %s needs TensorFlow 2 eager (Keras mixed precision); "
-                         "graph mode predicts in float32" % values["precision"])
+    compat.check_precision(values["precision"], values["graph_mode"])
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["postprocess"] = values.get("postprocess") or None
     if values["postprocess"]:

@@ -128,9 +128,7 @@ def _check_values(config):
             raise ValueError("%s must be >= %d, got %d" % (flag, minimum, value))
     if config.n_pos + config.n_neg < config.batch_size:
         raise ValueError("--n-pos + --n-neg must be at least the batch size")
-    if config.precision != "float32" and (compat.IS_TF1 or config.graph_mode):
-        raise ValueError("--precision %s needs TensorFlow 2 eager (Keras mixed precision); "
-                         "graph mode trains in float32" % config.precision)
+    compat.check_precision(config.precision, config.graph_mode)
     if not config.lr > 0:
         raise ValueError("--lr must be positive, got %r" % config.lr)
     if config.continue_training and not config.load_path:
