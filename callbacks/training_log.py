@@ -115,7 +115,6 @@ class TrainingLog(keras.callbacks.Callback):
         self._infos = self.sequence.epoch_infos()
         self._losses = []
         self._accuracies = []
-        self._epoch_loss = []
         self._epoch_sums = {}
         self._epoch_started = time.time()
 
@@ -133,7 +132,6 @@ class TrainingLog(keras.callbacks.Callback):
         self.write(format_batch_line(info, loss, acc_wt, acc_labels, seconds))
         self._losses.append(loss)
         self._accuracies.append((acc_wt + acc_labels) / 2.0)
-        self._epoch_loss.append(loss)
         for key, value in logs.items():
             if isinstance(value, (int, float, np.floating, np.integer)) and key not in ("batch", "size"):
                 total, count = self._epoch_sums.get(key, (0.0, 0))
@@ -144,7 +142,8 @@ class TrainingLog(keras.callbacks.Callback):
             self._accuracies = []
 
     def on_epoch_end(self, epoch, logs=None):
-        mean = float(np.mean(self._epoch_loss)) if self._epoch_loss else float("nan")
+        total, count = self._epoch_sums.get("loss", (0.0, 0))
+        mean = total / count if count else float("nan")
         self.epoch_losses.append(mean)
         if logs is not None:
             logs.update((key, total / count) for key, (total, count) in self._epoch_sums.items())

@@ -141,15 +141,22 @@ def find_checkpoint(path, log=None):
     raise FileNotFoundError("no checkpoint (*_epoch_NNN.h5) in %s" % path)
 
 
-def _read_pointer(pointer):
-    """``(path of the newest checkpoint, None)``, or ``(None, what is wrong)``."""
+def _load_pointer(pointer):
+    """``(contents of a checkpoint.json, None)``, or ``(None, what is wrong)``."""
     try:
         with io.open(pointer, encoding="utf-8") as handle:
-            payload = json.load(handle)
+            return json.load(handle), None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         return None, "is not valid JSON (%s)" % error
     except OSError as error:
         return None, "cannot be read (%s)" % (error.strerror or error)
+
+
+def _read_pointer(pointer):
+    """``(path of the newest checkpoint, None)``, or ``(None, what is wrong)``."""
+    payload, problem = _load_pointer(pointer)
+    if problem is not None:
+        return None, problem
     if not isinstance(payload, dict) or "latest" not in payload:
         return None, "has no \"latest\" entry"
     latest = payload["latest"]
@@ -197,11 +204,7 @@ def list_best_checkpoints(folder):
 
 def read_pointer(folder):
     """The contents of ``<folder>/checkpoint.json`` as a dict (``{}`` if missing or unreadable)."""
-    try:
-        with io.open(os.path.join(folder, POINTER), encoding="utf-8") as handle:
-            payload = json.load(handle)
-    except (OSError, ValueError):
-        return {}
+    payload, _ = _load_pointer(os.path.join(folder, POINTER))
     return payload if isinstance(payload, dict) else {}
 
 

@@ -212,7 +212,7 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, p
                                             % (compat.tf.__version__, keras.__version__, len(sequence))]
     training_log = TrainingLog(sequence, log_path, stream=stream, header=header)
     callbacks = runtime.callbacks(sequence) + [training_log]
-    callbacks += epoch_callbacks(config, runtime, training_log, scorer, previous if runtime.is_chief else ())
+    callbacks += epoch_callbacks(config, runtime, training_log, scorer, previous)
     try:
         model.fit(epochs=config.num_epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
                   callbacks=callbacks, **runtime.fit_arguments(sequence, config.workers))
