@@ -5,7 +5,8 @@ Usage::
 
     python predict_keras.py -m <checkpoint file or folder> -mn dense24
         (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
-        [--method fcn|patch] [--tile-size 88] [--batch-size N] [--padding auto|same|valid]
+        [--method fcn|patch] [--slab 16] [--tiles [--tile-size 88]] [--batch-size N]
+        [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
         [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
@@ -71,6 +72,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.predict import METHODS
+from densenet3d_keras.inference.streaming import DEFAULT_SLAB
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 
 #: What ``--demo`` predicts with and where it writes, unless flags say otherwise.
@@ -95,6 +97,32 @@ def add_averaging_and_part_flags(parser):
                             "(0 <= I < N; default 0)")
     parts.add_argument("--num-parts", dest="num_parts", type=int, default=1, metavar="N",
                        help="split the run's cases into N parts for N processes (default 1)")
+
+
+def add_method_flags(parser):
+    """``--method``, ``--slab``, ``--tiles``, ``--tile-size``, ``--batch-size``, ``--padding``;
+    returns their argument group."""
+    method = parser.add_argument_group("method")
+    method.add_argument("--method", choices=METHODS, default="fcn",
+                        help="fcn: fully convolutional over the brain's box (default); patch: the "
+                             "reference 38^3 sliding window (slow, for checking)")
+    method.add_argument("--slab", dest="slab", type=int, default=DEFAULT_SLAB,
+                        help="fcn: planes per slab of the streamed box (bounds memory; "
+                             "default %d)" % DEFAULT_SLAB)
+    method.add_argument("--tiles", dest="tiles", action="store_true",
+                        help="fcn: run the model over overlapping tiles instead of streaming "
+                             "the box in slabs (what graph mode does; slower, same labels)")
+    method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULT_TILE_SIZE,
+                        help="fcn with --tiles: largest tile edge in voxels (bounds memory; "
+                             "outputs per tile are 26 fewer; default %d)" % DEFAULT_TILE_SIZE)
+    method.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+                        help="tiles (fcn) or windows (patch) per model call (default: fcn as "
+                             "many tiles as fit one --tile-size^3 tile, patch 4)")
+    method.add_argument("--padding", choices=("auto", "same", "valid"), default="auto",
+                        help="convolution padding of the inference model: same weights and "
+                             "logits either way; auto = valid for fcn (less compute), same for "
+                             "patch (the reference)")
+    return method
 
 
 def build_parser():
@@ -127,20 +155,7 @@ def build_parser():
                       metavar="{true,false}",
                       help="read the N4-corrected files like training (default: what the "
                            "checkpoint folder's config.json records, else false)")
-    method = parser.add_argument_group("method")
-    method.add_argument("--method", choices=METHODS, default="fcn",
-                        help="fcn: fully convolutional over tiles (default); patch: the "
-                             "reference 38^3 sliding window (slow, for checking)")
-    method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULT_TILE_SIZE,
-                        help="fcn: largest tile edge in voxels (bounds memory; outputs per tile "
-                             "are 26 fewer; default %d)" % DEFAULT_TILE_SIZE)
-    method.add_argument("--batch-size", dest="batch_size", type=int, default=None,
-                        help="tiles (fcn) or windows (patch) per model call (default: fcn as "
-                             "many tiles as fit one --tile-size^3 tile, patch 4)")
-    method.add_argument("--padding", choices=("auto", "same", "valid"), default="auto",
-                        help="convolution padding of the inference model: same weights and "
-                             "logits either way; auto = valid for fcn (less compute), same for "
-                             "patch (the reference)")
+    method = add_method_flags(parser)
     add_graph_mode_flag(method)
     add_speed_flags(method)
     add_averaging_and_part_flags(parser)

@@ -69,7 +69,7 @@ def averaged_predictor(predictors, flips=False):
     Returns:
         A callable from a batch to float32 ``log`` of the mean probabilities, shape as the
         predictors' outputs. Each batch costs ``len(predictors) x (8 if flips else 1)``
-        predictor calls.
+        predictor calls. Its attribute ``members`` lists the predictors.
 
     Raises:
         ValueError: no predictor, or one that is neither a Keras model nor callable.
@@ -95,6 +95,7 @@ def averaged_predictor(predictors, flips=False):
         total /= count
         return np.log(np.maximum(total, PROBABILITY_FLOOR))
 
+    predict.members = predictors
     return predict
 
 

@@ -28,6 +28,7 @@ from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.averaging import averaged_predictor, passes_per_batch
 from densenet3d_keras.inference.output import write_nifti_like
+from densenet3d_keras.inference.streaming import DEFAULT_SLAB, SlabStreamer, streaming_supported
 from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
                                                     settings_from_dict)
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
@@ -54,6 +55,8 @@ class PredictConfig(object):
     n4correction: bool = False
     n4correction_from: str = "default"
     method: str = "fcn"
+    stream: bool = True
+    slab: int = DEFAULT_SLAB
     tile_size: int = DEFAULT_TILE_SIZE
     batch_size: Optional[int] = None
     padding: str = "valid"
@@ -135,6 +138,15 @@ def _averaging_options(values):
     _check_part(values)
 
 
+def _streaming_options(values):
+    """``stream``: fcn without ``--tiles`` streams slabs, except where it cannot (graph mode)."""
+    tiles = bool(values.pop("tiles", False))
+    values["slab"] = DEFAULT_SLAB if values.get("slab") is None else values["slab"]
+    if values["slab"] < 1:
+        raise ValueError("--slab must be >= 1, got %d" % values["slab"])
+    values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
+
+
 def part_of(cases, part_id, num_parts):
     """The cases of one part of a run split ``num_parts`` ways.
 
@@ -195,6 +207,7 @@ def resolve(values):
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["precision"] = values.get("precision") or "float32"
     compat.check_precision(values["precision"], values["graph_mode"])
+    _streaming_options(values)
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     values["postprocess"] = values.get("postprocess") or None
     if values["postprocess"]:
@@ -307,17 +320,41 @@ def load_predictor(config, log=print):
         log("model %s%s (%s padding) from %s (epoch %s)"
             % (config.model_name, " %d/%d" % (index + 1, 1 + len(config.ensemble))
                if config.ensemble else "", config.padding, path, info["epoch"]))
+    if config.stream:
+        models = [SlabStreamer(model, config.slab, config.precision) for model in models]
     if len(models) == 1 and not config.tta:
         return models[0]
     log("averaging softmax probabilities over %d model(s) x %d mirror image(s): %d forward "
         "passes per %s" % (len(models), passes_per_batch(1, config.tta),
                            passes_per_batch(len(models), config.tta),
-                           "tile" if config.method == "fcn" else "window"))
+                           "window" if config.method == "patch" else "box" if config.stream else "tile"))
     return averaged_predictor(models, flips=config.tta)
+
+
+class _PassProgress(object):
+    """Slab progress of every forward pass of a case as one count: ``progress(planes done over
+    all passes, planes of all passes)``."""
+
+    def __init__(self, progress, passes):
+        self.progress = progress
+        self.passes = passes
+        self.finished = 0
+
+    def __call__(self, done, total):
+        self.progress(self.finished * total + done, self.passes * total)
+        if done == total:
+            self.finished += 1
 
 
 def segment(config, model, volumes, progress=None):
     """Segment one case's volumes with the run's method: a :class:`~predict.Segmentation`."""
+    if config.method == "fcn" and config.stream:
+        streamers = list(getattr(model, "members", None) or [model])
+        report = _PassProgress(progress, passes_per_batch(len(streamers), config.tta))
+        for streamer in streamers:
+            streamer.progress = report if progress is not None else None
+        return predict.predict_fcn(model, volumes.image, volumes.background, margin=config.margin,
+                                   tile_size=None, batch_size=1)
     if config.method == "fcn":
         return predict.predict_fcn(model, volumes.image, volumes.background, margin=config.margin,
                                    tile_size=config.tile_size, batch_size=config.batch_size,
@@ -411,7 +448,7 @@ def predict_cases(config, model, inputs, progress_for=None, log=print):
     Returns:
         The paths written.
     """
-    unit = "tiles" if config.method == "fcn" else "windows"
+    unit = "windows" if config.method == "patch" else "planes" if config.stream else "tiles"
     written = []
     started = time.time()
     for index, case in enumerate(inputs, 1):
@@ -420,10 +457,13 @@ def predict_cases(config, model, inputs, progress_for=None, log=print):
         progress = progress_for(label, unit) if progress_for is not None else None
         segmentation = segment(config, model, volumes, progress)
         written += write_case(config, case, volumes, segmentation)
-        log("%s: %s, %d %s of %s voxels in %.1f s -> %s"
-            % (label, "x".join(str(s) for s in volumes.shape), segmentation.num_passes, unit,
-               "x".join(str(s) for s in segmentation.pass_shape), segmentation.seconds,
-               os.path.join(config.out, case.case_id + ".nii.gz")))
+        passes = ("box of %s voxels streamed in slabs of %d planes" % (
+            "x".join(str(s) for s in segmentation.pass_shape), config.slab) if config.stream else
+            "%d %s of %s voxels" % (segmentation.num_passes, unit,
+                                    "x".join(str(s) for s in segmentation.pass_shape)))
+        log("%s: %s, %s in %.1f s -> %s" % (label, "x".join(str(s) for s in volumes.shape), passes,
+                                           segmentation.seconds,
+                                           os.path.join(config.out, case.case_id + ".nii.gz")))
         del volumes, segmentation
     log("%d case(s) segmented in %.1f s" % (len(inputs), time.time() - started))
     return written

@@ -183,6 +183,9 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
             (:attr:`generators.volumes.CaseVolumes.background`).
         margin: the model's receptive-field radius (13).
         tile_size: largest tile input edge (> 2 margin); bounds the memory of a model call.
+            ``None``: one tile, the whole box grown by the margin, for a predictor that takes
+            any size in bounded memory
+            (:class:`~densenet3d_keras.inference.streaming.SlabStreamer`).
         batch_size: tiles per model call; ``None`` batches as many as fit the voxel budget of
             one ``tile_size``^3 tile (:func:`tiles_per_batch`).
         crop_to_brain: predict only the bounding box of the foreground
@@ -204,6 +207,8 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
     box = bounding_box(foreground_mask(image, background)) if crop_to_brain else ((0, 0, 0), shape)
     if box is None:  # no foreground at all: nothing to segment
         return Segmentation(logits, scored, "fcn", (0, 0, 0), 0, time.time() - started)
+    if tile_size is None:
+        tile_size = max(b - a for a, b in zip(*box)) + 2 * margin
     plan = tile_plan(box[0], box[1], tile_size, margin)
     input_shape = tile_input_shape(plan[0], margin)
     if batch_size is None:

@@ -87,8 +87,16 @@ def test_fcn_writes_labels_probabilities_and_metrics(workspace, tmp_path, capsys
         rows = list(csv.DictReader(handle))
     assert [row["case"] for row in rows] == [case_id]
     assert os.path.isfile(os.path.join(out, "summary.json"))
-    assert "Dice WT" in stdout and "tiles" in err
+    assert "Dice WT" in stdout and "planes" in err  # the box streamed in slabs (default)
+    assert "streamed in slabs of 16 planes" in stdout
     assert not [name for name in os.listdir(out) if name.startswith(".")], "temporary files left"
+    tiles = str(tmp_path / "tiles")
+    code, stdout, err = _run(["-m", workspace["checkpoints"], "-mn", "tiny", "-r", workspace["root"],
+                              "--list", "test.txt", "-o", tiles, "--tiles", "--tile-size", "40"], capsys)
+    assert code == 0, err
+    assert "tiles of" in stdout and "tiles" in err
+    np.testing.assert_array_equal(np.asarray(nib.load(os.path.join(tiles, case_id + ".nii.gz")).dataobj),
+                                  labels)
 
 
 def test_brats2023_convention_maps_enhancing_tumour_to_3(workspace, tmp_path, capsys):
@@ -193,6 +201,7 @@ def test_missing_modality_is_refused_before_any_output(workspace, tmp_path, caps
     (["-m", "nowhere", "-mn", "tiny", "-i", "z", "--list", "a.txt", "-o", "y"], "--list needs"),
     (["-m", "nowhere", "-mn", "tiny", "-r", "x"], "output folder"),
     (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--tile-size", "26"], "--tile-size"),
+    (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--slab", "0"], "--slab"),
     (["-m", "nowhere", "-mn", "dense7", "-r", "x", "-o", "y"], "unknown model name"),
     (["-m", "nowhere", "-mn", "dense24_nocorrection", "-r", "x", "-o", "y", "-nc", "true"],
      "uncorrected"),
@@ -256,7 +265,7 @@ def test_a_bad_case_stops_the_run_before_anything_is_written(workspace, tmp_path
                              capsys)
     assert _error_line(code, err) == "error: %s contains NaN or infinite values" % path
     assert not os.path.exists(out), "the good case %s was written before the bad one" % first
-    assert "tiles" not in err  # no prediction started
+    assert "tiles" not in err and "planes" not in err  # no prediction started
 
 
 def test_evaluate_checks_every_ground_truth_before_predicting(workspace, tmp_path, capsys):

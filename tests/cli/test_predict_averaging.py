@@ -83,7 +83,7 @@ def test_tta_and_ensemble_write_averaged_labels_record_the_flags_and_work_in_gra
     assert config["tta"] is True and config["ensemble"] == [workspace["folder"]]
     assert (config["part_id"], config["num_parts"]) == (0, 1)
     assert "model tiny 2/2 (valid padding) from %s" % workspace["other"] in stdout
-    assert "over 2 model(s) x 8 mirror image(s): 16 forward passes per tile" in stdout
+    assert "over 2 model(s) x 8 mirror image(s): 16 forward passes per box" in stdout
     case_id = os.path.basename(workspace["case"])
     header = nib.load(os.path.join(str(tmp_path / "eager"), case_id + ".nii.gz")).header
     assert header["descrip"].tobytes().startswith(b"tiny fcn tta ensemble of 2 labels (brats2017)")
@@ -158,4 +158,4 @@ def test_bad_ensemble_checkpoint_stops_before_anything_is_written(workspace, tmp
                          "-o", out, "--ensemble", workspace["folder"], path], capsys)
     line = _error_line(code, err)
     assert line.startswith(message.replace("%s", path)) and path in line
-    assert not os.path.exists(out) and "tiles" not in err
+    assert not os.path.exists(out) and "planes" not in err

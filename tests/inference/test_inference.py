@@ -335,6 +335,31 @@ def test_fcn_equals_patch_away_from_the_edge(volume, patch_result, padding, tile
     assert (counts[[0, 1, 2, 4]] > 100).all(), "every label must win somewhere: %s" % counts
 
 
+def test_streamed_fcn_equals_patch_and_tiles(volume, patch_result):
+    from densenet3d_keras.core.compat import clear_session
+    from densenet3d_keras.inference.streaming import SlabStreamer
+    from densenet3d_keras.models.builder import build_model
+
+    image, background = volume
+    patch, weights = patch_result
+    clear_session()
+    model = build_model("tiny", None, padding="valid")
+    model.set_weights(weights)
+    streamed = predict.predict_fcn(SlabStreamer(model, slab=6), image, background, tile_size=None,
+                                   crop_to_brain=False)
+    tiles = predict.predict_fcn(model, image, background, tile_size=48, crop_to_brain=False)
+    clear_session()
+    assert streamed.num_passes == 1 and tiles.num_passes > 1
+    np.testing.assert_array_equal(streamed.scored, tiles.scored)
+    interior = tuple(slice(MARGIN, d - MARGIN) for d in image.shape[:3])
+    reference = patch.logits[interior]
+    np.testing.assert_allclose(streamed.logits[interior], reference, rtol=1e-3,
+                               atol=1e-3 * np.abs(reference).max())
+    np.testing.assert_allclose(streamed.logits, tiles.logits, rtol=1e-4,
+                               atol=1e-4 * np.abs(tiles.logits).max())
+    np.testing.assert_array_equal(streamed.labels, tiles.labels)
+
+
 def test_fcn_on_the_brain_box_equals_patch_there_and_is_background_outside(volume, patch_result):
     from densenet3d_keras.core.compat import clear_session
     from densenet3d_keras.models.builder import build_model

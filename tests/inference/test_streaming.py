@@ -1,0 +1,123 @@
+"""Slab streaming (densenet3d_keras.inference.streaming) against the Keras valid-padding model."""
+import numpy as np
+import pytest
+
+from densenet3d_keras.inference import streaming
+from tests.inference.test_inference import _randomise_batch_norm
+
+
+def _model(name="tiny", architecture=None, seed=0):
+    from densenet3d_keras.core.compat import keras
+    from densenet3d_keras.models.builder import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(name, None, padding="valid", architecture=architecture)
+    _randomise_batch_norm(model, seed)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return _model("tiny", seed=1)
+
+
+@pytest.fixture(scope="module")
+def plain_model():
+    from densenet3d_keras.models.presets import _plain
+
+    return _model("no_dense", architecture=_plain([4] * 7, [6] * 6), seed=2)
+
+
+def _block(shape, seed=0):
+    return np.random.RandomState(seed).normal(size=(1,) + tuple(shape) + (4,)).astype(np.float32)
+
+
+def _keras_logits(model, block):
+    return np.asarray(model.predict_on_batch(block)[1])
+
+
+@pytest.fixture(scope="module")
+def streamer(tiny_model):
+    """Slabs of 4 planes: a block of 45 planes is a first slab and 4 more (1 plane to spare)."""
+    return streaming.SlabStreamer(tiny_model, slab=4)
+
+
+BLOCK = (45, 30, 28)
+
+
+def test_streamed_logits_equal_the_keras_models(tiny_model, streamer):
+    block = _block(BLOCK)
+    expected = _keras_logits(tiny_model, block)
+    calls = []
+    streamer.progress = lambda done, total: calls.append((done, total))
+    result = streamer(block)
+    streamer.progress = None
+    assert result.shape == expected.shape == (1, 19, 4, 2, 5)
+    assert np.abs(expected).max() > 1.0, "the test model must give non-trivial logits"
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_array_equal(result.argmax(-1), expected.argmax(-1))
+    assert streamer.plan(45) == (27, 4, 5)
+    assert calls == [(27 + 4 * i, 47) for i in range(6)]
+
+
+def test_a_block_of_one_output_plane_is_the_first_slab_alone(tiny_model, streamer):
+    block = _block((27, 29, 33), seed=1)
+    np.testing.assert_allclose(streamer(block), _keras_logits(tiny_model, block), rtol=1e-4, atol=1e-4)
+
+
+def test_a_plain_pathway_streams_too(plain_model):
+    block = _block((40, 28, 30), seed=3)
+    expected = _keras_logits(plain_model, block)
+    result = streaming.SlabStreamer(plain_model, slab=3)(block)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_only_the_weights_are_read_so_a_same_padding_model_streams_the_same(tiny_model, streamer):
+    from densenet3d_keras.models.builder import build_model
+
+    same = build_model("tiny", 38, padding="same")
+    same.set_weights(tiny_model.get_weights())
+    block = _block(BLOCK, seed=4)
+    np.testing.assert_allclose(streaming.SlabStreamer(same, slab=4)(block), streamer(block),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_bf16_convolutions_stay_close_to_float32(tiny_model, streamer):
+    block = _block(BLOCK, seed=5)
+    exact = streamer(block)
+    bf16 = streaming.SlabStreamer(tiny_model, slab=4, precision="bf16")(block)
+    scale = np.abs(exact).max()
+    assert np.abs(bf16 - exact).max() < 0.05 * scale
+    assert np.abs(bf16 - exact).max() > 0, "bf16 must round somewhere"
+    assert np.mean(bf16.argmax(-1) == exact.argmax(-1)) > 0.95
+
+
+@pytest.mark.parametrize("planes, slab", [(27, 8), (40, 8), (41, 8), (100, 16), (200, 7), (34, 8)])
+def test_the_plan_covers_the_planes_with_fewer_spare_planes_than_slabs(tiny_model, planes, slab):
+    first, step, count = streaming.SlabStreamer(tiny_model, slab=slab).plan(planes)
+    assert first == 27
+    assert step <= slab and count * step >= planes - first
+    assert count * step - (planes - first) < max(count, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"slab": 0}, "slab"),
+    ({"slab": 2.5}, "slab"),
+    ({"precision": "float64"}, "precision"),
+])
+def test_bad_options_are_refused(tiny_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        streaming.SlabStreamer(tiny_model, **kwargs)
+
+
+def test_blocks_without_output_and_models_without_the_layers_are_refused(streamer):
+    from densenet3d_keras.core.compat import keras
+
+    with pytest.raises(ValueError, match="every side > 26"):
+        streamer(_block((26, 40, 40)))
+    with pytest.raises(ValueError, match=r"\(N, D, H, W, C\)"):
+        streamer(np.zeros((30, 30, 30, 4), np.float32))
+    inputs = keras.layers.Input((None, None, None, 4))
+    other = keras.Model(inputs, keras.layers.Conv3D(5, 3)(inputs), name="other")
+    with pytest.raises(ValueError, match="cannot be streamed"):
+        streaming.SlabStreamer(other)
