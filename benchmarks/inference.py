@@ -1,39 +1,45 @@
-"""Benchmark: whole-case inference, reference sliding windows (patch) against tiles (fcn).
+"""Benchmark: whole-case inference, reference sliding windows (patch) against the fully
+convolutional network (fcn), streamed in slabs (the default) or over tiles.
 
 One synthetic BraTS-sized case (240 x 240 x 155, written as NIfTI files and read back like
 the command does; ``--shape`` for another size) is segmented with dense24 (``--model`` for
 another preset, e.g. ``tiny`` for a quick check; random initial weights with randomised batch-norm
 statistics: timing does not depend on the weights, and the equality check needs non-trivial
-ones). Stages, in this order:
+ones; ``--checkpoint`` loads trained ones instead, e.g. the demo's ``runs/dense24``). Stages, in this order:
 
-1. ``fcn``: :func:`densenet3d_keras.inference.predict.predict_fcn` over the brain's bounding box with
-   valid padding and the default tile size, the whole case, then the label file written.
-   Peak RSS is read right after this stage (before the patch model is built).
+1. ``fcn``: :func:`densenet3d_keras.inference.predict.predict_fcn` over the brain's bounding box,
+   streamed in slabs of ``--slab`` planes (:mod:`densenet3d_keras.inference.streaming`), run
+   twice: the first run traces and compiles for the box's shape, the second is warm. The float32
+   matmul peak is measured just before and just after the second run; the useful rate of both
+   runs is printed as a share of their mean. Peak RSS is read right after this stage.
+1a. ``tiles`` (skipped with ``--no-tiles``): the same case over tiles of ``--tile-size`` (what
+   graph mode and ``--tiles`` run): its time, the FLOPs its overlaps recompute, and whether its
+   labels equal the streamed ones.
+1b. With ``--tta``: the streamed run with test-time mirroring (the softmax averaged over the
+   8 flips of the three axes, :mod:`densenet3d_keras.inference.averaging`); the wall times
+   with and without and their ratio (expected about 8) are printed.
+1c. With ``--bf16``: the streamed run with bfloat16 convolutions (``--precision bf16``, the
+   weights of stage 1, after a warm-up run) against a float32 rerun: both wall times, the
+   speed-up and the share of box voxels whose label equals float32's.
 2. ``patch``: the reference's 38^3 windows (same padding). A full case is 3564 windows, over an
    hour on two cores, so a subset of windows spread over the brain is timed (after one
    untimed warm-up batch) and the time extrapolated to all windows; the output says so.
    The subset's logits are checked against the fcn logits (1e-3 relative) and labels.
-1b. With ``--tta``: the same fcn run with test-time mirroring (the softmax averaged over the
-   8 flips of the three axes, :mod:`densenet3d_keras.inference.averaging`); the wall times
-   with and without and their ratio (expected about 8) are printed.
-1c. With ``--bf16``: the same fcn run with a ``bf16`` model (Keras ``mixed_bfloat16``, the
-   weights of stage 1) against a warm float32 rerun: both wall times, the speed-up and the
-   share of box voxels whose label equals float32's.
 3. Padding of the fcn tiles: a few of the case's tiles are run with a same-padding model too,
    same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
 
 Printed: wall and CPU seconds per stage, the fcn / patch ratio, achieved GFLOP/s against the
 analytic count of :mod:`densenet3d_keras.models.flops`, the FLOPs computed against the useful
-ones (the box's voxels, each layer once per voxel: what tiles recompute in their overlaps and
-halos is the difference), the useful rate as a share of the float32 matmul peak measured in
+ones (the box's voxels, each layer once per voxel: the difference is what the valid network
+computes in its halo around the box, and for tiles what they recompute in their overlaps), the useful rate as a share of the float32 matmul peak measured in
 the same run, and peak RSS. Goals on a 2-core CPU: fcn at
 least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 GB.
 
 Run standalone::
 
-    .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--tile-size 88]
-        [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--bf16] [--threads auto|I,O]
-        [--model dense24] [--shape 240 240 155]
+    .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--slab 16] [--no-tiles]
+        [--tile-size 88] [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--bf16]
+        [--threads auto|I,O] [--checkpoint CKPT] [--model dense24] [--shape 240 240 155]
 """
 import argparse
 import os
@@ -50,7 +56,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from densenet3d_keras.core import geometry  # noqa: E402
-from densenet3d_keras.inference import averaging, output, predict, tiling  # noqa: E402
+from densenet3d_keras.inference import averaging, output, predict, streaming, tiling  # noqa: E402
 from densenet3d_keras.models.flops import model_flops  # noqa: E402
 from benchmarks._peak import matmul_peak  # noqa: E402
 
@@ -104,30 +110,87 @@ def useful_flops(model_name, box):
     return per_voxel * float(np.prod([b - a for a, b in zip(*box)]))
 
 
-def time_bf16(model_name, weights, volumes, plain, tile_size, useful, peak):
-    """Stage 1c: the fcn case again with a ``bf16`` (Keras ``mixed_bfloat16``) model of the same
-    weights, against a warm float32 rerun; prints both, the ratio and the label agreement."""
-    from densenet3d_keras.core import compat
-    from densenet3d_keras.models.builder import build_model
-
-    fp32_model = build_model(model_name, None, padding="valid")
-    fp32_model.set_weights(weights)
+def time_bf16(model, volumes, plain, slab, useful, peak):
+    """Stage 1c: the streamed case again with bfloat16 convolutions (after a warm-up run) against
+    a float32 rerun; prints both, the ratio and the label agreement."""
+    fp32_run = predict_fcn_streamed(model, slab)
     with Stopwatch() as fp32_time:
-        predict.predict_fcn(fp32_model, volumes.image, volumes.background, tile_size=tile_size)
-    compat.set_precision("bf16")
-    try:
-        model = build_model(model_name, None, padding="valid")
-        model.set_weights(weights)
-        with Stopwatch() as bf16_time:
-            bf16 = predict.predict_fcn(model, volumes.image, volumes.background, tile_size=tile_size)
-    finally:
-        compat.set_precision("float32")
+        fp32_run(volumes.image, volumes.background)
+    bf16_run = predict_fcn_streamed(model, slab, "bf16")
+    bf16_run(volumes.image, volumes.background)  # traces and compiles for the box
+    with Stopwatch() as bf16_time:
+        bf16 = bf16_run(volumes.image, volumes.background)
     agree = np.mean(bf16.labels[plain.scored] == plain.labels[plain.scored])
-    print("bf16  : %.1f s wall (%.1f s CPU) against float32 %.1f s (warm): %.2fx faster (goal >= "
-          "1.5x); useful rate %.1f GFLOP/s; labels equal to float32 on %.3f%% of the box (goal "
-          ">= 99.9%%)" % (bf16_time.wall, bf16_time.cpu, fp32_time.wall, fp32_time.wall / bf16_time.wall,
-                          useful / bf16_time.wall / 1e9, 100 * agree))
+    print("bf16  : %.1f s wall (%.1f s CPU) against float32 %.1f s: %.2fx faster (goal >= 1.5x); "
+          "useful rate %.1f GFLOP/s (%.0f%% of the float32 peak); labels equal to float32 on %.3f%% "
+          "of the box (goal >= 99.9%%)"
+          % (bf16_time.wall, bf16_time.cpu, fp32_time.wall, fp32_time.wall / bf16_time.wall,
+             useful / bf16_time.wall / 1e9, 100 * useful / bf16_time.wall / 1e9 / peak, 100 * agree))
     return fp32_time.wall / bf16_time.wall, agree
+
+
+def predict_fcn_streamed(model, slab, precision="float32"):
+    """``predict_fcn`` of the box streamed in slabs (what ``predict_keras.py`` runs)."""
+    streamer = streaming.SlabStreamer(model, slab=slab, precision=precision)
+    return lambda image, background: predict.predict_fcn(streamer, image, background, tile_size=None)
+
+
+def streamed_flops(model_name, box, slab):
+    """FLOPs the streamed box computes: the valid network once over the box grown by the
+    margin, plus the spare planes of the last slab."""
+    size = [b - a + 2 * geometry.MARGIN for a, b in zip(*box)]
+    first, step, count = streaming.SlabStreamer.plan_for(size[0], slab, geometry.MARGIN)
+    return model_flops(model_name, [first + step * count] + size[1:], "valid")
+
+
+def time_streamed(model, model_name, volumes, slab):
+    """Stage 1: the case streamed in slabs, twice (the first run traces and compiles for this
+    box's shape); the float32 matmul peak measured just before and just after the warm run."""
+    from densenet3d_keras.core.compat import tf
+
+    run = predict_fcn_streamed(model, slab)
+    with Stopwatch() as cold:
+        fcn = run(volumes.image, volumes.background)
+    peak_before = matmul_peak(tf)
+    with Stopwatch() as warm:
+        run(volumes.image, volumes.background)
+    peak_after = matmul_peak(tf)
+    peak = (peak_before + peak_after) / 2.0
+    rss = peak_rss_gb()
+    box = tiling.bounding_box(fcn.scored)
+    useful = useful_flops(model_name, box)
+    computed = streamed_flops(model_name, box, slab)
+    print("fcn   : brain box %s streamed in slabs of %d planes (valid padding): %.2f TFLOP computed "
+          "for %.2f TFLOP of useful output (%.0f%% halo)"
+          % ("x".join(str(b - a) for a, b in zip(*box)), slab, computed / 1e12, useful / 1e12,
+             100 * (computed / useful - 1)))
+    print("fcn   : first run %.1f s wall (%.1f s CPU; tracing and compiling for the box included), "
+          "second %.1f s wall (%.1f s CPU); float32 matmul peak %.0f GFLOP/s before and %.0f after the "
+          "second run" % (cold.wall, cold.cpu, warm.wall, warm.cpu, peak_before, peak_after))
+    for name, wall in (("first", cold.wall), ("second", warm.wall)):
+        print("fcn   : %s run: useful rate %.1f GFLOP/s = %.0f%% of the mean peak (goal >= 50%%), "
+              "computed rate %.0f%% of it" % (name, useful / wall / 1e9, 100 * useful / wall / 1e9 / peak,
+                                            100 * computed / wall / 1e9 / peak))
+    print("fcn   : peak RSS %.2f GB (goal < 4 GB)" % rss)
+    return fcn, warm, rss, box, useful, peak
+
+
+def time_tiles(model, model_name, volumes, streamed, tile_size, useful, streamed_wall):
+    """Stage 1a: the same case over tiles (``--tiles``): time, recomputation, label equality."""
+    with Stopwatch() as watch:
+        tiles = predict.predict_fcn(model, volumes.image, volumes.background, tile_size=tile_size)
+    computed = tiles.num_passes * model_flops(model_name, tiles.pass_shape, "valid")
+    scored = tiles.scored
+    agree = np.mean(tiles.labels[scored] == streamed.labels[scored])
+    difference = np.abs(tiles.logits[scored] - streamed.logits[scored]).max()
+    print("tiles : %d tiles of %s: %.2f TFLOP computed (%.0f%% overlap and halo), %.1f s wall "
+          "(%.1f s CPU), useful rate %.1f GFLOP/s; streaming is %.2fx faster"
+          % (tiles.num_passes, "x".join(map(str, tiles.pass_shape)), computed / 1e12,
+             100 * (computed / useful - 1), watch.wall, watch.cpu, useful / watch.wall / 1e9,
+             watch.wall / streamed_wall))
+    print("tiles : streamed labels equal the tiles' on %.4f%% of the box (goal: identical); max "
+          "|logit difference| %.2e" % (100 * agree, difference))
+    return agree
 
 
 def choose_windows(shape, box, count):
@@ -140,21 +203,21 @@ def choose_windows(shape, box, count):
     return [inside[i] for i in sorted(set(picks.tolist()))]
 
 
-def time_tta(model, volumes, plain, tile_size):
-    """Stage 1b: the fcn case again without and with test-time mirroring (both after stage 1
-    warmed the model up, so the ratio compares like with like); prints both wall times."""
-    predictor = averaging.averaged_predictor([model], flips=True)
+def time_tta(model, volumes, plain, slab):
+    """Stage 1b: the streamed case again without and with test-time mirroring (both after
+    stage 1 compiled for the box's shape, so the ratio compares like with like)."""
+    streamer = streaming.SlabStreamer(model, slab=slab)
+    predictor = averaging.averaged_predictor([streamer], flips=True)
+    predict.predict_fcn(streamer, volumes.image, volumes.background, tile_size=None)  # warm-up
     with Stopwatch() as plain_time:
-        predict.predict_fcn(model, volumes.image, volumes.background, tile_size=tile_size)
+        predict.predict_fcn(streamer, volumes.image, volumes.background, tile_size=None)
     with Stopwatch() as tta_time:
-        tta = predict.predict_fcn(predictor, volumes.image, volumes.background,
-                                  tile_size=tile_size)
+        tta = predict.predict_fcn(predictor, volumes.image, volumes.background, tile_size=None)
     agree = np.mean(tta.labels[plain.scored] == plain.labels[plain.scored])
-    print("tta   : %d tiles x %d flips in %.1f s wall (%.1f s CPU); labels agree with no TTA "
-          "on %.2f%% of the box" % (tta.num_passes, len(averaging.FLIPS), tta_time.wall,
-                                    tta_time.cpu, 100 * agree))
+    print("tta   : %d flips in %.1f s wall (%.1f s CPU); labels agree with no TTA on %.2f%% of "
+          "the box" % (len(averaging.FLIPS), tta_time.wall, tta_time.cpu, 100 * agree))
     print("tta   : wall time without TTA %.1f s (warm), with TTA %.1f s, ratio %.2fx "
-          "(CPU time ratio %.2fx; %d forward passes per tile instead of 1)"
+          "(CPU time ratio %.2fx; %d forward passes instead of 1)"
           % (plain_time.wall, tta_time.wall, tta_time.wall / plain_time.wall,
              tta_time.cpu / plain_time.cpu, len(averaging.FLIPS)))
     return tta_time.wall
@@ -164,6 +227,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch-windows", type=int, default=48,
                         help="windows timed for the patch extrapolation (default 48)")
+    parser.add_argument("--slab", type=int, default=streaming.DEFAULT_SLAB,
+                        help="planes per slab of the streamed box (default %d)" % streaming.DEFAULT_SLAB)
+    parser.add_argument("--no-tiles", action="store_true",
+                        help="skip the tile run of stage 1a (its time and the label equality)")
     parser.add_argument("--tile-size", type=int, default=tiling.DEFAULT_TILE_SIZE)
     parser.add_argument("--same-tiles", type=int, default=2,
                         help="fcn tiles timed with same padding as well (default 2)")
@@ -175,9 +242,12 @@ def main(argv=None):
                         help="TensorFlow thread counts as predict_keras.py sets them (default auto: "
                              "what predict_keras.py chooses; 0,0 is TensorFlow's default)")
     parser.add_argument("--bf16", action="store_true",
-                        help="also time the fcn case with a bf16 model against float32")
+                        help="also time the streamed case with bf16 convolutions against float32")
     parser.add_argument("--tta", action="store_true",
                         help="also time fcn with test-time mirroring (8 flips) against without")
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT",
+                        help="trained weights (a --model checkpoint file or run folder) instead of "
+                             "random ones: label agreements as a trained model gives them")
     parser.add_argument("--model", default=MODEL,
                         help="model preset (default %s; tiny for a quick check)" % MODEL)
     parser.add_argument("--shape", type=int, nargs=3, default=SHAPE, metavar=("X", "Y", "Z"),
@@ -208,41 +278,30 @@ def main(argv=None):
         print("case written in %.1f s, loaded and normalised in %.1f s"
               % (write_time.wall, load_time.wall))
 
-        # 1. fcn, valid padding, the whole case.
+        # 1. fcn, valid padding, the whole case: streamed (default) and over tiles.
         clear_session()
         keras.utils.set_random_seed(0)
-        fcn_model = build_model(model_name, None, padding="valid")
-        randomise_batch_norm(fcn_model)
+        if args.checkpoint:
+            from densenet3d_keras.models.loading import load_model
+
+            fcn_model, path, _ = load_model(args.checkpoint, model_name, None, "valid")
+            print("weights: %s" % path)
+        else:
+            fcn_model = build_model(model_name, None, padding="valid")
+            randomise_batch_norm(fcn_model)
         weights = fcn_model.get_weights()
-        with Stopwatch() as fcn_time:
-            fcn = predict.predict_fcn(fcn_model, volumes.image, volumes.background,
-                                        tile_size=args.tile_size)
+        fcn, fcn_time, rss_fcn, box, useful, peak = time_streamed(fcn_model, model_name, volumes, args.slab)
         with Stopwatch() as save_time:
             output.write_nifti_like(os.path.join(workdir, "labels.nii.gz"), fcn.labels,
-                                       volumes.header)
-        fcn_flops = fcn.num_passes * model_flops(model_name, fcn.pass_shape, "valid")
-        rss_fcn = peak_rss_gb()
-        box = tiling.bounding_box(fcn.scored)
-        print("fcn   : brain box %s, %d tiles of %s (valid padding), %.1f TFLOP"
-              % ("x".join(str(b - a) for a, b in zip(*box)), fcn.num_passes,
-                 "x".join(map(str, fcn.pass_shape)), fcn_flops / 1e12))
-        print("fcn   : %.1f s wall (%.1f s CPU), %.1f GFLOP/s; labels written in %.1f s; "
-              "load + predict + write %.1f s; peak RSS %.2f GB"
-              % (fcn_time.wall, fcn_time.cpu, fcn_flops / fcn_time.wall / 1e9, save_time.wall,
-                 load_time.wall + fcn_time.wall + save_time.wall, rss_fcn))
-        useful = useful_flops(model_name, box)
-        peak = matmul_peak(tf)
-        print("fcn   : %.2f TFLOP computed for %.2f TFLOP of useful output (%.0f%% overlap and halo); "
-              "useful rate %.1f GFLOP/s = %.0f%% of the float32 matmul peak measured now (%.0f "
-              "GFLOP/s; goal >= 50%%), computed rate %.0f%% of it; peak RSS %.2f GB (goal < 4 GB)"
-              % (fcn_flops / 1e12, useful / 1e12, 100 * (fcn_flops / useful - 1), useful / fcn_time.wall / 1e9,
-                 100 * useful / fcn_time.wall / 1e9 / peak, peak, 100 * fcn_flops / fcn_time.wall / 1e9 / peak,
-                 rss_fcn))
+                                    volumes.header)
+        print("fcn   : labels written in %.1f s; load + predict + write %.1f s"
+              % (save_time.wall, load_time.wall + fcn_time.wall + save_time.wall))
+        if not args.no_tiles:
+            time_tiles(fcn_model, model_name, volumes, fcn, args.tile_size, useful, fcn_time.wall)
         if args.bf16:
-            time_bf16(model_name, weights, volumes, fcn, args.tile_size, useful, peak)
-
+            time_bf16(fcn_model, volumes, fcn, args.slab, useful, peak)
         if args.tta:
-            time_tta(fcn_model, volumes, fcn, args.tile_size)
+            time_tta(fcn_model, volumes, fcn, args.slab)
         if args.fcn_only:
             return 0
 
@@ -285,6 +344,7 @@ def main(argv=None):
         same_model.set_weights(weights)
         plan = tiling.tile_plan(box[0], box[1], args.tile_size)
         tiles = plan[:max(1, args.same_tiles)]
+        tile_shape = tiling.tile_input_shape(tiles[0])
         blocks = [tiling.extract_block(volumes.image,
                                           [a - geometry.MARGIN for a in tile.start],
                                           [b + geometry.MARGIN for b in tile.stop],
@@ -296,14 +356,14 @@ def main(argv=None):
                 for block in blocks:
                     model.predict_on_batch(block)
             timings[name] = watch.wall / len(tiles)
-            flops = model_flops(model_name, fcn.pass_shape, name)
+            flops = model_flops(model_name, tile_shape, name)
             print("tiles : %s padding, %.1f s per %s tile, %.1f GFLOP per tile, %.1f GFLOP/s"
-                  % (name, timings[name], "x".join(map(str, fcn.pass_shape)), flops / 1e9,
+                  % (name, timings[name], "x".join(map(str, tile_shape)), flops / 1e9,
                      flops / timings[name] / 1e9))
         print("tiles : valid padding is %.2fx faster than same padding (%.2fx fewer FLOPs)"
               % (timings["same"] / timings["valid"],
-                 model_flops(model_name, fcn.pass_shape, "same")
-                 / float(model_flops(model_name, fcn.pass_shape, "valid"))))
+                 model_flops(model_name, tile_shape, "same")
+                 / float(model_flops(model_name, tile_shape, "valid"))))
         if args.full_same:
             with Stopwatch() as same_time:
                 same = predict.predict_fcn(same_model, volumes.image, volumes.background,

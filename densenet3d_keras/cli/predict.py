@@ -22,10 +22,13 @@ with its header (qform and sform), so it overlays on the flair in any viewer.
 convention of the label file); voxels that were not scored have probability 1 for channel 0.
 
 Methods (see :mod:`densenet3d_keras.inference.predict`): ``fcn`` (default) runs the network fully
-convolutionally over tiles of at most ``--tile-size`` voxels per axis covering the brain's
-bounding box (outside it the label is 0); ``patch`` is the reference's 38^3 sliding window
-(every window run), 20-50 times slower, for checking. Both give the same labels at every voxel
-at least 13 voxels from the edge; ``patch`` leaves that rim unscored (label 0).
+convolutionally over the brain's bounding box (outside it the label is 0), streamed through the
+network in slabs of ``--slab`` planes so that no layer computes a voxel twice
+(:mod:`densenet3d_keras.inference.streaming`); ``--tiles`` runs it over overlapping tiles of at
+most ``--tile-size`` voxels per axis instead (slower, same labels; graph mode always uses
+tiles). ``patch`` is the reference's 38^3 sliding window (every window run), 20-50 times
+slower, for checking. All give the same labels at every voxel at least 13 voxels from the
+edge; ``patch`` leaves that rim unscored (label 0).
 
 ``--postprocess settings.json`` postprocesses every label map before it is written (small
 connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.postprocess`;
@@ -33,7 +36,7 @@ connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.p
 checked before anything is predicted and printed with the run's configuration.
 
 ``--tta`` averages the softmax probabilities of the 8 mirror images (every subset of the three
-spatial axes flipped) of each tile or window; ``--ensemble CKPT [CKPT ...]`` adds checkpoints
+spatial axes flipped) of the box, each tile or each window; ``--ensemble CKPT [CKPT ...]`` adds checkpoints
 (files or run folders, the ``-mn`` architecture, read with the ``-nc`` of ``-m``) whose softmax
 probabilities are averaged with those of ``-m``, each model with the same weight (with
 ``--tta``: over models x mirror images). Labels are the argmax of the averaged probabilities,

@@ -9,10 +9,12 @@ With ``postprocess`` (a settings file of :mod:`densenet3d_keras.inference.postpr
 label maps are postprocessed before they are written; probabilities stay the network's.
 Every file is written under a temporary name and renamed into place.
 
-``tta`` and ``ensemble`` average softmax probabilities over the 8 mirror images of every tile
-or window and over the checkpoint and the ``ensemble`` checkpoints
+``tta`` and ``ensemble`` average softmax probabilities over the 8 mirror images of the box (or
+of every tile or window) and over the checkpoint and the ``ensemble`` checkpoints
 (:mod:`densenet3d_keras.inference.averaging`); the written probabilities are those averages.
-``part_id`` / ``num_parts`` split a run's cases between processes (:func:`part_of`).
+``part_id`` / ``num_parts`` split a run's cases between processes (:func:`part_of`). The fcn
+method streams each case's box in slabs (``stream``, ``slab``;
+:mod:`densenet3d_keras.inference.streaming`) unless ``--tiles`` or graph mode asks for tiles.
 """
 import json
 import os

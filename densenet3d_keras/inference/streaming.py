@@ -4,22 +4,28 @@ Tiles (:func:`~densenet3d_keras.inference.predict.predict_fcn` with a tile size)
 every tile the layers' voxels that a neighbouring tile computes too: their inputs overlap by
 2 x 13 voxels, about a third of a case's work with the default tiles (docs/performance.md).
 :class:`SlabStreamer` instead feeds the box to the valid-padding network a slab of planes at a
-time along its first axis. Every layer keeps from one slab to the next the last planes of its
-input that its next output planes still need: 2 before a 3x3x3 convolution (also what the
-dense unit's crop of its input needs), the crop before a delayed tap. Each voxel of each
-layer is then computed once, the box's full cross-section stays in one piece (no overlaps in
-the other two axes either), and memory grows with a slab, not with the box.
+time along its first axis. Every layer keeps from one slab to the next the last planes that
+its readers still need (2 before a 3x3x3 convolution, more for the dense features that deeper
+units and the taps read cropped), so each voxel of each layer is computed once, the box's
+cross-section stays in one piece (no overlaps in the other two axes either), and memory grows
+with a slab, not with the box.
 
 The first slab is the network's valid output of ``2 margin + 1`` input planes (nothing is kept
 yet): one output plane; every later slab adds up to ``slab`` input planes and gives as many
 output planes.
 
+A dense pathway keeps every layer's new features as a tensor of its own; each unit and tap
+reads the pieces it needs (cropped to its own extent) straight into its batch norm + ReLU,
+so the growing concatenation of a dense block is never copied, only normalised
+(:class:`_DensePathway`).
+
 In inference mode the arithmetic is that of the Keras model: batch norm as ``x * scale +
 shift`` with ``scale = gamma / sqrt(variance + epsilon)``, ReLU, convolutions with the model's
-kernels. Where TensorFlow 2 has XLA, each unit's batch norm + ReLU (with the kept planes put in
-front) and its concatenation are each one compiled kernel; the convolutions are TensorFlow's
-(oneDNN on the CPU). With ``precision="bf16"`` the convolutions take bfloat16 inputs and
-kernels (oneDNN accumulates in float32); the features between them stay float32.
+kernels. Where TensorFlow 2 has XLA, each batch norm + ReLU with its crops and concatenation is
+one compiled kernel (compiled once per box shape: the first case of a shape pays about 10-15 s
+on a 2-core CPU); the convolutions are TensorFlow's (oneDNN on the CPU). With
+``precision="bf16"`` the dense units' and taps' convolutions take bfloat16 inputs and kernels
+(oneDNN accumulates in float32) and give bfloat16 features; batch norm computes in float32.
 
 Streaming needs TensorFlow 2 eager execution (``tf.function``); graph mode (TensorFlow 1.x)
 uses tiles (:func:`streaming_supported`).
@@ -62,29 +68,12 @@ def _kernel(conv, dtype):
     return tf.constant(_value(conv.kernel), dtype=dtype)
 
 
-# The fused pieces. ``kept`` holds the previous slab's last planes of ``x`` (none on the first
-# slab); ``E`` below is the extended input's plane count, ``kept + x``.
+# The fused kernels. ``kept`` holds the previous slab's last planes of ``x`` (none on the first
+# slab).
 
 def _extend_ops(kept, x, keep):
     extended = tf.concat([kept, x], axis=1)
     return extended, extended[:, extended.shape[1] - keep:]
-
-
-def _norm_relu_ops(kept, x, scale, shift, start, stop, crop, dtype, keep):
-    """``relu(x * scale + shift)`` of the extended input's planes ``[start, stop)`` cropped by
-    ``crop`` in the other two axes, cast to ``dtype``; and the last ``keep`` planes to keep."""
-    extended, new_kept = _extend_ops(kept, x, keep)
-    part = extended[:, start:stop]
-    if crop:
-        part = part[:, :, crop:-crop, crop:-crop]
-    return tf.cast(tf.nn.relu(part * scale + shift), dtype), new_kept
-
-
-def _unit_concat_ops(kept, x, y):
-    """A dense unit's new state: its extended input without its outer voxels, then ``y``."""
-    extended = tf.concat([kept, x], axis=1)
-    inner = extended[:, 1:-1, 1:-1, 1:-1]
-    return tf.concat([inner, tf.cast(y, inner.dtype)], axis=-1)
 
 
 def _post_norm_relu_ops(y, scale, shift):
@@ -99,15 +88,33 @@ def _delay_ops(kept, x, start, stop, crop, keep):
     return part, new_kept
 
 
+def _gather_norm_relu_ops(kept, new, starts, crops, count, scale, shift, dtype):
+    """``relu(x * scale + shift)`` cast to ``dtype``, ``x`` the concatenation of ``count`` planes
+    of each piece (its kept planes then its new ones) from ``starts[i]``, cropped by ``crops[i]``
+    in the other two axes: a dense layer's input, assembled and normalised in one pass."""
+    parts = []
+    for piece_kept, piece_new, start, crop in zip(kept, new, starts, crops):
+        part = tf.concat([piece_kept, piece_new], axis=1)[:, start:start + count]
+        if crop:
+            part = part[:, :, crop:-crop, crop:-crop]
+        parts.append(tf.cast(part, tf.float32))
+    x = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+    return tf.cast(tf.nn.relu(x * scale + shift), dtype)
+
+
+def _last_planes_ops(kept, new, keep):
+    return tf.concat([kept, new], axis=1)[:, -keep:]
+
+
 def _compiled(function):
     return compat.xla_function(function) or function
 
 
-_norm_relu = _compiled(_norm_relu_ops)
-_unit_concat = _compiled(_unit_concat_ops)
 _post_norm_relu = _compiled(_post_norm_relu_ops)
 _delay = _compiled(_delay_ops)
 _extend = _compiled(_extend_ops)
+_gather_norm_relu = _compiled(_gather_norm_relu_ops)
+_last_planes = _compiled(_last_planes_ops)
 
 
 def _conv(x, kernel):
@@ -118,6 +125,7 @@ class _Slab(object):
     """The kept planes of one slab step: read in layer order, the new ones collected."""
 
     def __init__(self, kept=None):
+        self.first = kept is None
         self._kept = None if kept is None else iter(kept)
         self.new = []
 
@@ -129,33 +137,78 @@ class _Slab(object):
         self.new.append(planes)
 
 
-class _InitConv(object):
-    """The dense pathway's first convolution (with bias)."""
+class _DensePathway(object):
+    """A dense pathway as pieces: every layer's new features stay a tensor of their own (with
+    the planes kept from the previous slab), and each dense unit and tap reads the pieces it
+    needs straight into its batch norm + ReLU. Nothing is concatenated: a unit's input is
+    never copied, only normalised.
 
-    def __init__(self, conv):
-        self.kernel = _kernel(conv, tf.float32)
-        self.bias = tf.constant(_value(conv.bias))
+    A piece's ``lag`` is the number of 3x3x3 convolutions behind it: its planes end ``lag``
+    planes before the slab's input does, and it is ``lag`` voxels narrower on each side. A
+    layer reading at lag ``d`` takes from a piece of lag ``l`` its planes ending ``d - l`` before
+    the piece's last, cropped by ``d - l`` voxels; each piece keeps as many planes for the next
+    slab as its deepest reader reaches back.
+    """
+
+    def __init__(self, model, prefix, dtype):
+        init = model.get_layer(prefix + "_init_conv")
+        self.init = (_kernel(init, tf.float32), tf.constant(_value(init.bias)))
+        blocks = [model.get_layer(prefix + "_block1"), model.get_layer(prefix + "_block2")]
+        self.units = [_affine(norm) + (_kernel(conv, dtype),)
+                      for block in blocks for norm, conv in zip(block.norms, block.convs)]
+        self.taps = [_affine(tap.norm_in) + (_kernel(tap.conv, dtype),) + _affine(tap.norm_out)
+                     for tap in (model.get_layer(prefix + "_tap15"), model.get_layer(prefix + "_tap27"))]
+        self.split = blocks[0].num_units
+        self.depth = 1 + len(self.units)
+        self.dtype = dtype
+        # Readers of piece j (lag j + 1): the units from j on (at lag i + 1, 2 planes of
+        # halo) and the taps at the full depth.
+        self.keep = [max([2 + i - j for i in range(j, len(self.units))] + [self.depth - 1 - j])
+                     for j in range(len(self.units) + 1)]
 
     def __call__(self, x, slab):
+        planes = x.shape[1]
+
+        def new_planes(lag):
+            return planes if not slab.first else planes - 2 * lag
+
+        kernel, bias = self.init
         extended, kept = _extend(slab.take(x), x, 2)
         slab.keep(kept)
-        return tf.nn.bias_add(_conv(extended, self.kernel), self.bias)
+        pieces = [self._piece(tf.nn.bias_add(_conv(extended, kernel), bias), 1, slab)]
+        taps = []
+        for index, (scale, shift, kernel) in enumerate(self.units):
+            lag = index + 1
+            normalised = self._gather(pieces, lag, new_planes(lag + 1) + 2, scale, shift)
+            pieces.append(self._piece(_conv(normalised, kernel), lag + 1, slab))
+            if lag == self.split:
+                taps.append(self._tap(pieces, self.taps[0], new_planes(self.depth)))
+        taps.append(self._tap(pieces, self.taps[1], new_planes(self.depth)))
+        return taps
 
+    def _piece(self, new, lag, slab):
+        keep = self.keep[lag - 1]
+        if not keep:
+            return new[:, :0], new, lag
+        kept = slab.take(new)
+        slab.keep(_last_planes(kept, new, keep))
+        return kept, new, lag
 
-class _DenseUnit(object):
-    """BN -> ReLU -> Conv 3x3x3, the output concatenated to the unit's (cropped) input."""
+    def _gather(self, pieces, lag, count, scale, shift, dtype=None):
+        kept, new, starts, crops = [], [], [], []
+        for piece_kept, piece_new, piece_lag in pieces:
+            behind = lag - piece_lag
+            kept.append(piece_kept)
+            new.append(piece_new)
+            starts.append(piece_kept.shape[1] + piece_new.shape[1] - behind - count)
+            crops.append(behind)
+        return _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count, scale, shift,
+                                 dtype or self.dtype)
 
-    def __init__(self, norm, conv, dtype):
-        self.scale, self.shift = _affine(norm)
-        self.kernel = _kernel(conv, dtype)
-        self.dtype = dtype
-
-    def __call__(self, x, slab):
-        kept = slab.take(x)
-        planes = kept.shape[1] + x.shape[1]
-        normalised, new_kept = _norm_relu(kept, x, self.scale, self.shift, 0, planes, 0, self.dtype, 2)
-        slab.keep(new_kept)
-        return _unit_concat(kept, x, _conv(normalised, self.kernel))
+    def _tap(self, pieces, weights, count):
+        scale, shift, kernel, scale_out, shift_out = weights
+        normalised = self._gather(pieces, self.depth, count, scale, shift)
+        return _post_norm_relu(_conv(normalised, kernel), scale_out, shift_out)
 
 
 class _PlainUnit(object):
@@ -172,63 +225,46 @@ class _PlainUnit(object):
         return _post_norm_relu(_conv(tf.cast(extended, self.dtype), self.kernel), self.scale, self.shift)
 
 
-class _Tap(object):
-    """A scale tap: ``crop`` voxels off each side (a delay of ``crop`` planes along the slab
-    axis), then BN -> ReLU -> Conv 1x1x1 -> BN -> ReLU, or nothing more for a plain pathway."""
+class _Delay(object):
+    """The plain pathway's 15-voxel tap: ``crop`` voxels off each side, which along the slab
+    axis is a delay of ``crop`` planes."""
 
-    def __init__(self, crop, layer=None, dtype=tf.float32):
+    def __init__(self, crop):
         self.crop = int(crop)
-        self.dtype = dtype
-        self.layer = layer is not None
-        if self.layer:
-            self.scale, self.shift = _affine(layer.norm_in)
-            self.kernel = _kernel(layer.conv, dtype)
-            self.scale_out, self.shift_out = _affine(layer.norm_out)
 
     def __call__(self, x, slab):
-        crop = self.crop
-        if crop:
-            kept = slab.take(x)
-            start, stop = crop - kept.shape[1], kept.shape[1] + x.shape[1] - crop
-        if not self.layer:
-            if not crop:
-                return x
-            x, new_kept = _delay(kept, x, start, stop, crop, crop)
-            slab.keep(new_kept)
-            return x
-        if not crop:
-            kept, start, stop = x[:, :0], 0, x.shape[1]
-        normalised, new_kept = _norm_relu(kept, x, self.scale, self.shift, start, stop, crop, self.dtype,
-                                          crop)
-        if crop:
-            slab.keep(new_kept)
-        return _post_norm_relu(_conv(normalised, self.kernel), self.scale_out, self.shift_out)
+        kept = slab.take(x)
+        start, stop = self.crop - kept.shape[1], kept.shape[1] + x.shape[1] - self.crop
+        x, new_kept = _delay(kept, x, start, stop, self.crop, self.crop)
+        slab.keep(new_kept)
+        return x
+
+
+class _PlainPathway(object):
+    """A plain (no-dense) pathway: a chain of units, the first chain's output delayed and
+    cropped to the second's as the 15-voxel tap."""
+
+    def __init__(self, model, prefix, dtype):
+        block1, block2 = model.get_layer(prefix + "_block1"), model.get_layer(prefix + "_block2")
+        self.first = [_PlainUnit(c, n, dtype) for c, n in zip(block1.convs, block1.norms)]
+        self.second = [_PlainUnit(c, n, dtype) for c, n in zip(block2.convs, block2.norms)]
+        self.tap = _Delay(len(self.second))
+        self.depth = len(self.first) + len(self.second)
+
+    def __call__(self, x, slab):
+        for unit in self.first:
+            x = unit(x, slab)
+        tap_15 = self.tap(x, slab)
+        for unit in self.second:
+            x = unit(x, slab)
+        return [tap_15, x]
 
 
 def _pathway(model, prefix, dtype):
-    """``(first, tap_15, second, tap_27)``: the pathway's layers as streaming stages."""
-    block1, block2 = model.get_layer(prefix + "_block1"), model.get_layer(prefix + "_block2")
-    if hasattr(block1, "growth_rate"):
-        first = [_InitConv(model.get_layer(prefix + "_init_conv"))]
-        first += [_DenseUnit(n, c, dtype) for n, c in zip(block1.norms, block1.convs)]
-        second = [_DenseUnit(n, c, dtype) for n, c in zip(block2.norms, block2.convs)]
-        tap_15 = _Tap(block2.num_units, model.get_layer(prefix + "_tap15"), dtype)
-        tap_27 = _Tap(0, model.get_layer(prefix + "_tap27"), dtype)
-    else:
-        first = [_PlainUnit(c, n, dtype) for c, n in zip(block1.convs, block1.norms)]
-        second = [_PlainUnit(c, n, dtype) for c, n in zip(block2.convs, block2.norms)]
-        tap_15, tap_27 = _Tap(len(second)), _Tap(0)
-    return first, tap_15, second, tap_27
-
-
-def _run_pathway(stages, x, slab):
-    first, tap_15, second, tap_27 = stages
-    for stage in first:
-        x = stage(x, slab)
-    scale_15 = tap_15(x, slab)
-    for stage in second:
-        x = stage(x, slab)
-    return scale_15, tap_27(x, slab)
+    """The pathway ``prefix`` of ``model`` as a streaming stage: ``stage(x, slab)`` -> its two taps."""
+    if hasattr(model.get_layer(prefix + "_block1"), "growth_rate"):
+        return _DensePathway(model, prefix, dtype)
+    return _PlainPathway(model, prefix, dtype)
 
 
 class SlabStreamer(object):
@@ -267,8 +303,7 @@ class SlabStreamer(object):
             raise ValueError("model %r cannot be streamed: %s" % (model.name, error))
         self.heads = [(_kernel(conv, tf.float32), tf.constant(_value(conv.bias)))
                       for conv in (head.label_conv_15, head.label_conv_27)]
-        first, _, second, _ = self.pathways[0][2]
-        self.margin = len(first) + len(second)
+        self.margin = self.pathways[0][2].depth
         self.slab = int(slab)
         self.precision = precision
         self.progress = None
@@ -276,7 +311,7 @@ class SlabStreamer(object):
 
     def _forward(self, x, kept=None):
         slab = _Slab(kept)
-        taps = [_run_pathway(stages, x[..., start:stop], slab) for start, stop, stages in self.pathways]
+        taps = [stage(x[..., start:stop], slab) for start, stop, stage in self.pathways]
         (flair_15, flair_27), (t1_15, t1_27) = taps
         logits = None
         for (kernel, bias), features in zip(self.heads, ([t1_15, flair_15], [t1_27, flair_27])):
@@ -285,19 +320,28 @@ class SlabStreamer(object):
         return logits, slab.new
 
     def plan(self, planes):
+        """:meth:`plan_for` this streamer's slab and margin."""
+        return self.plan_for(planes, self.slab, self.margin)
+
+    @staticmethod
+    def plan_for(planes, slab, margin=MARGIN):
         """``(first, step, count)``: input planes of the first slab, then ``count`` slabs of
-        ``step`` more, covering ``planes`` input planes with fewer than ``count`` planes to spare.
+        ``step`` more (``slab // 2 <= step <= slab``, the step that leaves the fewest planes to
+        spare, then the largest), covering ``planes`` input planes.
 
         The first slab gives one output plane (``2 margin + 1`` input planes): it is the one
         that holds every layer's planes at once, so it is kept as thin as it can be."""
-        margin2 = 2 * self.margin
+        margin2 = 2 * margin
         if planes <= margin2:
             raise ValueError("a block needs more than %d planes, got %d" % (margin2, planes))
         first = margin2 + 1
         rest = planes - first
-        count = -(-rest // self.slab)
-        step = -(-rest // count) if count else 0
-        return first, step, count
+        if not rest:
+            return first, 0, 0
+        # The step of at most ``slab`` (and at least half of it) that wastes the fewest planes.
+        candidates = [(-rest % step, -step) for step in range(max(1, slab // 2), slab + 1)]
+        spare, step = min(candidates)
+        return first, -step, -(-rest // -step)
 
     def predict_block(self, block):
         """Label logits of one ``(D, H, W, 4)`` block: float32 ``(D - 2m, H - 2m, W - 2m, 5)``."""

@@ -38,11 +38,12 @@ def _keras_logits(model, block):
 
 @pytest.fixture(scope="module")
 def streamer(tiny_model):
-    """Slabs of 4 planes: a block of 45 planes is a first slab and 4 more (1 plane to spare)."""
+    """Slabs of up to 4 planes: a block of 46 planes is a first slab and 5 of 4 planes, one
+    plane to spare."""
     return streaming.SlabStreamer(tiny_model, slab=4)
 
 
-BLOCK = (45, 30, 28)
+BLOCK = (46, 30, 28)
 
 
 def test_streamed_logits_equal_the_keras_models(tiny_model, streamer):
@@ -52,11 +53,11 @@ def test_streamed_logits_equal_the_keras_models(tiny_model, streamer):
     streamer.progress = lambda done, total: calls.append((done, total))
     result = streamer(block)
     streamer.progress = None
-    assert result.shape == expected.shape == (1, 19, 4, 2, 5)
+    assert result.shape == expected.shape == (1, 20, 4, 2, 5)
     assert np.abs(expected).max() > 1.0, "the test model must give non-trivial logits"
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     np.testing.assert_array_equal(result.argmax(-1), expected.argmax(-1))
-    assert streamer.plan(45) == (27, 4, 5)
+    assert streamer.plan(46) == (27, 4, 5)
     assert calls == [(27 + 4 * i, 47) for i in range(6)]
 
 
@@ -92,12 +93,18 @@ def test_bf16_convolutions_stay_close_to_float32(tiny_model, streamer):
     assert np.mean(bf16.argmax(-1) == exact.argmax(-1)) > 0.95
 
 
-@pytest.mark.parametrize("planes, slab", [(27, 8), (40, 8), (41, 8), (100, 16), (200, 7), (34, 8)])
-def test_the_plan_covers_the_planes_with_fewer_spare_planes_than_slabs(tiny_model, planes, slab):
-    first, step, count = streaming.SlabStreamer(tiny_model, slab=slab).plan(planes)
-    assert first == 27
-    assert step <= slab and count * step >= planes - first
-    assert count * step - (planes - first) < max(count, 1)
+@pytest.mark.parametrize("planes, slab, expected", [
+    (27, 8, (27, 0, 0)),
+    (40, 8, (27, 7, 2)),     # 13 planes: 2 x 7, one to spare (2 x 8 would leave 3)
+    (209, 16, (27, 14, 13)),  # 182 = 13 x 14
+    (209, 1, (27, 1, 182)),
+    (100, 16, (27, 15, 5)),   # 73 planes: 5 x 15, 2 to spare
+])
+def test_the_plan_covers_the_planes_with_the_fewest_to_spare(planes, slab, expected):
+    first, step, count = streaming.SlabStreamer.plan_for(planes, slab)
+    assert (first, step, count) == expected
+    assert slab // 2 <= step <= slab or count == 0
+    assert first + step * count >= planes
 
 
 @pytest.mark.parametrize("kwargs, message", [
