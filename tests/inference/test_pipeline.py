@@ -86,3 +86,23 @@ def test_final_labels_and_written_file_are_postprocessed(case_and_settings, tmp_
     pipeline.write_case(plain, case, volumes, segmentation_of(labels))
     on_disk = np.asarray(nib.load(written[0]).dataobj)
     assert np.array_equal(on_disk, np.where(labels == 4, 3, labels))
+
+
+@pytest.mark.parametrize("flags, stream", [
+    ([], True),                       # fcn streams its box by default
+    (["--tiles"], False),
+    (["--method", "patch"], False),
+])
+def test_fcn_streams_unless_tiles_or_patches_are_asked_for(flags, stream):
+    config = config_for(["-m", "x.h5", "-i", "case", "-o", "out", "--slab", "8"] + flags)
+    assert config.stream is stream and config.slab == 8
+    assert "tiles" not in config.to_dict()
+
+
+def test_graph_mode_uses_tiles(monkeypatch):
+    from densenet3d_keras.core import compat
+
+    monkeypatch.setattr(compat, "graph_mode", lambda: True)
+    values = dict(vars(predict_keras.build_parser().parse_args(["-m", "x.h5", "-i", "case", "-o", "out"])))
+    values.pop("demo")
+    assert pipeline.resolve(values).stream is False
