@@ -71,17 +71,17 @@ def _kernel(conv, dtype):
 # The fused kernels. ``kept`` holds the previous slab's last planes of ``x`` (none on the first
 # slab).
 
-def _extend_ops(kept, x, keep):
-    extended = tf.concat([kept, x], axis=1)
-    return extended, extended[:, extended.shape[1] - keep:]
+def _extend(kept, x, keep):
+    """``kept`` then ``x`` along the slab axis, and its last ``keep`` planes."""
+    return tf.concat([kept, x], axis=1), _last_planes(kept, x, keep)
 
 
 def _post_norm_relu_ops(y, scale, shift):
     return tf.nn.relu(tf.cast(y, tf.float32) * scale + shift)
 
 
-def _delay_ops(kept, x, start, stop, crop, keep):
-    extended, new_kept = _extend_ops(kept, x, keep)
+def _delay(kept, x, start, stop, crop, keep):
+    extended, new_kept = _extend(kept, x, keep)
     part = extended[:, start:stop]
     if crop:
         part = part[:, :, crop:-crop, crop:-crop]
@@ -102,8 +102,13 @@ def _gather_norm_relu_ops(kept, new, starts, crops, count, scale, shift, dtype):
     return tf.cast(tf.nn.relu(x * scale + shift), dtype)
 
 
-def _last_planes_ops(kept, new, keep):
-    return tf.concat([kept, new], axis=1)[:, -keep:]
+def _last_planes(kept, new, keep):
+    """The last ``keep`` planes of ``kept`` then ``new``: a slice of ``new`` alone unless it is
+    thinner than that (TensorFlow ops: a copy of ``keep`` planes, nothing to compile)."""
+    planes = new.shape[1]
+    if planes >= keep:
+        return new[:, planes - keep:]
+    return tf.concat([kept[:, kept.shape[1] - (keep - planes):], new], axis=1)
 
 
 def _compiled(function):
@@ -111,10 +116,8 @@ def _compiled(function):
 
 
 _post_norm_relu = _compiled(_post_norm_relu_ops)
-_delay = _compiled(_delay_ops)
-_extend = _compiled(_extend_ops)
 _gather_norm_relu = _compiled(_gather_norm_relu_ops)
-_last_planes = _compiled(_last_planes_ops)
+
 
 
 def _conv(x, kernel):
