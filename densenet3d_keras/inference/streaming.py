@@ -15,15 +15,16 @@ yet): one output plane; every later slab adds up to ``slab`` input planes and gi
 output planes.
 
 A dense pathway keeps every layer's new features as a tensor of its own; each unit and tap
-reads the pieces it needs (cropped to its own extent) straight into its batch norm + ReLU,
-so the growing concatenation of a dense block is never copied, only normalised
-(:class:`_DensePathway`).
+reads the pieces it needs (cropped to its own extent) straight into its batch norm + ReLU and
+concatenates the normalised parts, so a dense block's growing state is never copied from
+unit to unit (:class:`_DensePathway`).
 
 In inference mode the arithmetic is that of the Keras model: batch norm as ``x * scale +
 shift`` with ``scale = gamma / sqrt(variance + epsilon)``, ReLU, convolutions with the model's
-kernels. Where TensorFlow 2 has XLA, each batch norm + ReLU with its crops and concatenation is
-one compiled kernel (compiled once per box shape: the first case of a shape pays about 10-15 s
-on a 2-core CPU); the convolutions are TensorFlow's (oneDNN on the CPU). With
+kernels. Where TensorFlow 2 has XLA, each reader's batch norm + ReLU of its pieces (with their
+crops and kept planes) is one compiled kernel, compiled once per box shape (the first case of
+a shape pays about 10-15 s on a 2-core CPU); the concatenations and convolutions are
+TensorFlow's (oneDNN convolutions on the CPU). With
 ``precision="bf16"`` the dense units' and taps' convolutions take bfloat16 inputs and kernels
 (oneDNN accumulates in float32) and give bfloat16 features; batch norm computes in float32.
 
@@ -156,8 +157,8 @@ class _Slab(object):
 class _DensePathway(object):
     """A dense pathway as pieces: every layer's new features stay a tensor of their own (with
     the planes kept from the previous slab), and each dense unit and tap reads the pieces it
-    needs straight into its batch norm + ReLU. Nothing is concatenated: a unit's input is
-    never copied, only normalised.
+    needs straight into its batch norm + ReLU, then concatenates the normalised parts: a
+    unit's input is never copied as it is, only normalised.
 
     A piece's ``lag`` is the number of 3x3x3 convolutions behind it: its planes end ``lag``
     planes before the slab's input does, and it is ``lag`` voxels narrower on each side. A
