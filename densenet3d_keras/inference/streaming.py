@@ -42,7 +42,7 @@ from densenet3d_keras.models.presets import PATHWAYS
 
 #: Output planes per slab after the first (memory: docs/performance.md).
 DEFAULT_SLAB = 16
-#: ``--precision`` -> the convolutions' input dtype (the features between them stay float32).
+#: ``--precision`` -> the dtype of the convolutions' inputs, kernels and outputs.
 CONV_DTYPES = {"float32": "float32", "bf16": "bfloat16", "mixed_float16": "float16"}
 
 
@@ -69,24 +69,15 @@ def _kernel(conv, dtype):
     return tf.constant(_value(conv.kernel), dtype=dtype)
 
 
-# The fused kernels. ``kept`` holds the previous slab's last planes of ``x`` (none on the first
-# slab).
-
-def _extend(kept, x, keep):
-    """``kept`` then ``x`` along the slab axis, and its last ``keep`` planes."""
-    return tf.concat([kept, x], axis=1), _last_planes(kept, x, keep)
+def _window(kept, new, start, stop, crop):
+    """Planes ``[start, stop)`` of ``kept`` then ``new``, ``crop`` voxels off each side of the
+    other two axes."""
+    part = tf.concat([kept, new], axis=1)[:, start:stop]
+    return part[:, :, crop:-crop, crop:-crop] if crop else part
 
 
 def _post_norm_relu_ops(y, scale, shift):
     return tf.nn.relu(tf.cast(y, tf.float32) * scale + shift)
-
-
-def _delay(kept, x, start, stop, crop, keep):
-    extended, new_kept = _extend(kept, x, keep)
-    part = extended[:, start:stop]
-    if crop:
-        part = part[:, :, crop:-crop, crop:-crop]
-    return part, new_kept
 
 
 def _norm_relu_pieces_ops(kept, new, starts, crops, count, scale, shift, dtype):
@@ -97,9 +88,7 @@ def _norm_relu_pieces_ops(kept, new, starts, crops, count, scale, shift, dtype):
     parts = []
     offset = 0
     for piece_kept, piece_new, start, crop in zip(kept, new, starts, crops):
-        part = tf.concat([piece_kept, piece_new], axis=1)[:, start:start + count]
-        if crop:
-            part = part[:, :, crop:-crop, crop:-crop]
+        part = _window(piece_kept, piece_new, start, start + count, crop)
         channels = part.shape[-1]
         part = tf.cast(part, tf.float32) * scale[offset:offset + channels] + shift[offset:offset + channels]
         parts.append(tf.cast(tf.nn.relu(part), dtype))
@@ -116,22 +105,12 @@ def _gather_norm_relu(kept, new, starts, crops, count, scale, shift, dtype):
     return tf.concat(list(parts), axis=-1) if len(parts) > 1 else parts[0]
 
 
-def _last_planes(kept, new, keep):
-    """The last ``keep`` planes of ``kept`` then ``new``: a slice of ``new`` alone unless it is
-    thinner than that (TensorFlow ops: a copy of ``keep`` planes, nothing to compile)."""
-    planes = new.shape[1]
-    if planes >= keep:
-        return new[:, planes - keep:]
-    return tf.concat([kept[:, kept.shape[1] - (keep - planes):], new], axis=1)
-
-
 def _compiled(function):
     return compat.xla_function(function) or function
 
 
 _post_norm_relu = _compiled(_post_norm_relu_ops)
 _norm_relu_pieces = _compiled(_norm_relu_pieces_ops)
-
 
 
 def _conv(x, kernel):
@@ -146,12 +125,16 @@ class _Slab(object):
         self._kept = None if kept is None else iter(kept)
         self.new = []
 
-    def take(self, x):
-        """The planes kept before ``x`` by the previous slab: none (``x[:, :0]``) on the first."""
-        return x[:, :0] if self._kept is None else next(self._kept)
-
-    def keep(self, planes):
-        self.new.append(planes)
+    def carry(self, x, keep):
+        """The planes the previous slab kept before ``x`` (none, ``x[:, :0]``, on the first);
+        the last ``keep`` planes of those and ``x`` are kept for the next slab."""
+        kept = x[:, :0] if self._kept is None else next(self._kept)
+        planes = x.shape[1]
+        if planes >= keep:  # a slice of x alone: a copy of ``keep`` planes
+            self.new.append(x[:, planes - keep:])
+        else:
+            self.new.append(tf.concat([kept[:, kept.shape[1] - (keep - planes):], x], axis=1))
+        return kept
 
 
 class _DensePathway(object):
@@ -190,8 +173,7 @@ class _DensePathway(object):
             return planes if not slab.first else planes - 2 * lag
 
         kernel, bias = self.init
-        extended, kept = _extend(slab.take(x), x, 2)
-        slab.keep(kept)
+        extended = tf.concat([slab.carry(x, 2), x], axis=1)
         pieces = [self._piece(tf.nn.bias_add(_conv(extended, kernel), bias), 1, slab)]
         taps = []
         for index, (scale, shift, kernel) in enumerate(self.units):
@@ -205,13 +187,9 @@ class _DensePathway(object):
 
     def _piece(self, new, lag, slab):
         keep = self.keep[lag - 1]
-        if not keep:
-            return new[:, :0], new, lag
-        kept = slab.take(new)
-        slab.keep(_last_planes(kept, new, keep))
-        return kept, new, lag
+        return (slab.carry(new, keep) if keep else new[:, :0]), new, lag
 
-    def _gather(self, pieces, lag, count, scale, shift, dtype=None):
+    def _gather(self, pieces, lag, count, scale, shift):
         kept, new, starts, crops = [], [], [], []
         for piece_kept, piece_new, piece_lag in pieces:
             behind = lag - piece_lag
@@ -220,7 +198,7 @@ class _DensePathway(object):
             starts.append(piece_kept.shape[1] + piece_new.shape[1] - behind - count)
             crops.append(behind)
         return _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count, scale, shift,
-                                 dtype or self.dtype)
+                                 self.dtype)
 
     def _tap(self, pieces, weights, count):
         scale, shift, kernel, scale_out, shift_out = weights
@@ -237,8 +215,7 @@ class _PlainUnit(object):
         self.dtype = dtype
 
     def __call__(self, x, slab):
-        extended, kept = _extend(slab.take(x), x, 2)
-        slab.keep(kept)
+        extended = tf.concat([slab.carry(x, 2), x], axis=1)
         return _post_norm_relu(_conv(tf.cast(extended, self.dtype), self.kernel), self.scale, self.shift)
 
 
@@ -250,11 +227,9 @@ class _Delay(object):
         self.crop = int(crop)
 
     def __call__(self, x, slab):
-        kept = slab.take(x)
+        kept = slab.carry(x, self.crop)
         start, stop = self.crop - kept.shape[1], kept.shape[1] + x.shape[1] - self.crop
-        x, new_kept = _delay(kept, x, start, stop, self.crop, self.crop)
-        slab.keep(new_kept)
-        return x
+        return _window(kept, x, start, stop, self.crop)
 
 
 class _PlainPathway(object):
@@ -322,7 +297,6 @@ class SlabStreamer(object):
                       for conv in (head.label_conv_15, head.label_conv_27)]
         self.margin = self.pathways[0][2].depth
         self.slab = int(slab)
-        self.precision = precision
         self.progress = None
         self._step = tf.function(self._forward)
 
@@ -355,10 +329,8 @@ class SlabStreamer(object):
         rest = planes - first
         if not rest:
             return first, 0, 0
-        # The step of at most ``slab`` (and at least half of it) that wastes the fewest planes.
-        candidates = [(-rest % step, -step) for step in range(max(1, slab // 2), slab + 1)]
-        spare, step = min(candidates)
-        return first, -step, -(-rest // -step)
+        step = min(range(max(1, slab // 2), slab + 1), key=lambda step: (-rest % step, -step))
+        return first, step, -(-rest // step)
 
     def predict_block(self, block):
         """Label logits of one ``(D, H, W, 4)`` block: float32 ``(D - 2m, H - 2m, W - 2m, 5)``."""
@@ -375,25 +347,17 @@ class SlabStreamer(object):
             block = np.concatenate([block, spare])
         logits = np.empty((total - margin2,) + tuple(s - margin2 for s in block.shape[1:3])
                           + (self.heads[0][1].shape[0],), dtype=np.float32)
-        scores, kept = self._step(block[None, :first])
-        logits[:first - margin2] = scores.numpy()[0]
-        self._report(first, total)
-        for index in range(count):
-            start = first + index * step
-            scores, kept = self._step(block[None, start:start + step], kept)
-            logits[start - margin2:start - margin2 + step] = scores.numpy()[0]
-            self._report(start + step, total)
+        kept = None
+        for start, stop in [(0, first)] + [(first + i * step, first + (i + 1) * step) for i in range(count)]:
+            scores, kept = self._step(block[None, start:stop], kept)
+            # The first slab gives its planes but 2 margin, the others as many as they take.
+            logits[stop - margin2 - scores.shape[1]:stop - margin2] = scores.numpy()[0]
+            if self.progress is not None:
+                self.progress(stop, total)
         return logits[:planes - margin2]
-
-    def _report(self, done, total):
-        if self.progress is not None:
-            self.progress(done, total)
 
     def __call__(self, batch):
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 5:
             raise ValueError("expected a batch (N, D, H, W, C), got shape %s" % (batch.shape,))
-        outputs = []
-        for block in batch:
-            outputs.append(self.predict_block(block))
-        return np.stack(outputs)
+        return np.stack([self.predict_block(block) for block in batch])
