@@ -303,19 +303,27 @@ def patch_result(volume):
     return result, weights
 
 
+def _tiny_fcn(weights, padding="valid"):
+    """The patch fixture's weights in a fully convolutional tiny model, in a fresh session."""
+    from densenet3d_keras.core.compat import clear_session
+    from densenet3d_keras.models.builder import build_model
+
+    clear_session()
+    model = build_model("tiny", None, padding=padding)
+    model.set_weights(weights)
+    return model
+
+
 @pytest.mark.parametrize("padding, tile_size, batch_size", [
     ("valid", 48, 4),   # several tiles per axis, batched
     ("same", 64, 1),
 ])
 def test_fcn_equals_patch_away_from_the_edge(volume, patch_result, padding, tile_size, batch_size):
     from densenet3d_keras.core.compat import clear_session
-    from densenet3d_keras.models.builder import build_model
 
     image, background = volume
     patch, weights = patch_result
-    clear_session()
-    model = build_model("tiny", None, padding=padding)
-    model.set_weights(weights)
+    model = _tiny_fcn(weights, padding)
     calls = []
     result = predict.predict_fcn(model, image, background, tile_size=tile_size,
                                    batch_size=batch_size, crop_to_brain=False,
@@ -338,13 +346,10 @@ def test_fcn_equals_patch_away_from_the_edge(volume, patch_result, padding, tile
 def test_streamed_fcn_equals_patch_and_tiles(volume, patch_result):
     from densenet3d_keras.core.compat import clear_session
     from densenet3d_keras.inference.streaming import SlabStreamer
-    from densenet3d_keras.models.builder import build_model
 
     image, background = volume
     patch, weights = patch_result
-    clear_session()
-    model = build_model("tiny", None, padding="valid")
-    model.set_weights(weights)
+    model = _tiny_fcn(weights)
     streamed = predict.predict_fcn(SlabStreamer(model, slab=6), image, background, tile_size=None,
                                    crop_to_brain=False)
     tiles = predict.predict_fcn(model, image, background, tile_size=48, crop_to_brain=False)
@@ -362,13 +367,10 @@ def test_streamed_fcn_equals_patch_and_tiles(volume, patch_result):
 
 def test_fcn_on_the_brain_box_equals_patch_there_and_is_background_outside(volume, patch_result):
     from densenet3d_keras.core.compat import clear_session
-    from densenet3d_keras.models.builder import build_model
 
     image, background = volume
     patch, weights = patch_result
-    clear_session()
-    model = build_model("tiny", None, padding="valid")
-    model.set_weights(weights)
+    model = _tiny_fcn(weights)
     result = predict.predict_fcn(model, image, background, tile_size=96)
     clear_session()
     start, stop = tiling.bounding_box(tiling.foreground_mask(image, background))
