@@ -37,7 +37,7 @@ least 20x faster than patch, a whole case under 2 minutes, peak memory under 4 G
 
 Run standalone::
 
-    .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--slab 16] [--no-tiles]
+    .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--slab 12] [--no-tiles]
         [--tile-size 88] [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--bf16]
         [--threads auto|I,O] [--checkpoint CKPT] [--model dense24] [--shape 240 240 155]
 """

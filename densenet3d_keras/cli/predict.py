@@ -5,7 +5,7 @@ Usage::
 
     python predict_keras.py -m <checkpoint file or folder> -mn dense24
         (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
-        [--method fcn|patch] [--slab 16] [--tiles [--tile-size 88]] [--batch-size N]
+        [--method fcn|patch] [--slab 12] [--tiles [--tile-size 88]] [--batch-size N]
         [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]

@@ -41,7 +41,7 @@ from densenet3d_keras.core.geometry import MARGIN
 from densenet3d_keras.models.presets import PATHWAYS
 
 #: Output planes per slab after the first (memory: docs/performance.md).
-DEFAULT_SLAB = 16
+DEFAULT_SLAB = 12
 #: ``--precision`` -> the dtype of the convolutions' inputs, kernels and outputs.
 CONV_DTYPES = {"float32": "float32", "bf16": "bfloat16", "mixed_float16": "float16"}
 

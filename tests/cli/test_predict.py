@@ -88,7 +88,7 @@ def test_fcn_writes_labels_probabilities_and_metrics(workspace, tmp_path, capsys
     assert [row["case"] for row in rows] == [case_id]
     assert os.path.isfile(os.path.join(out, "summary.json"))
     assert "Dice WT" in stdout and "planes" in err  # the box streamed in slabs (default)
-    assert "streamed in slabs of 16 planes" in stdout
+    assert "streamed in slabs of 12 planes" in stdout
     assert not [name for name in os.listdir(out) if name.startswith(".")], "temporary files left"
     tiles = str(tmp_path / "tiles")
     code, stdout, err = _run(["-m", workspace["checkpoints"], "-mn", "tiny", "-r", workspace["root"],
