@@ -27,6 +27,11 @@ ones; ``--checkpoint`` loads trained ones instead, e.g. the demo's ``runs/dense2
    The subset's logits are checked against the fcn logits (1e-3 relative) and labels.
 3. Padding of the fcn tiles: a few of the case's tiles are run with a same-padding model too,
    same weights, to measure what valid padding saves (``--full-same`` runs the whole case).
+4. ``--cohort N`` instead of all the above: N cases of different brain sizes streamed one
+   after another by one streamer, with ``--shape-reuse`` as ``predict_keras.py`` has it: each
+   new box shape traces and compiles the slab functions (about 10 s) and TensorFlow keeps them
+   for the process (about 100 MB each), so the stage prints the time per case, the shapes
+   compiled and how the resident memory grows.
 
 Printed: wall and CPU seconds per stage, the fcn / patch ratio, achieved GFLOP/s against the
 analytic count of :mod:`densenet3d_keras.models.flops`, the FLOPs computed against the useful
@@ -40,6 +45,7 @@ Run standalone::
     .venv/bin/python benchmarks/inference.py [--patch-windows 48] [--slab 12] [--no-tiles]
         [--tile-size 88] [--same-tiles 2] [--full-same] [--fcn-only] [--tta] [--bf16]
         [--threads auto|I,O] [--checkpoint CKPT] [--model dense24] [--shape 240 240 155]
+    .venv/bin/python benchmarks/inference.py --cohort 6 [--shape-reuse 16]
 """
 import argparse
 import os
@@ -70,6 +76,18 @@ GOAL_RSS_GB = 4.0
 def peak_rss_gb():
     """Peak resident set size of this process so far, in GB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 ** 2
+
+
+def current_rss_gb():
+    """Resident set size of this process now, in GB (Linux; ``nan`` elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0 ** 2
+    except IOError:
+        pass
+    return float("nan")
 
 
 class Stopwatch(object):
@@ -113,10 +131,10 @@ def useful_flops(model_name, box):
 def time_bf16(model, volumes, plain, slab, useful, peak):
     """Stage 1c: the streamed case again with bfloat16 convolutions (after a warm-up run) against
     a float32 rerun; prints both, the ratio and the label agreement."""
-    fp32_run = predict_fcn_streamed(model, slab)
+    fp32_run, _ = predict_fcn_streamed(model, slab)
     with Stopwatch() as fp32_time:
         fp32_run(volumes.image, volumes.background)
-    bf16_run = predict_fcn_streamed(model, slab, "bf16")
+    bf16_run, _ = predict_fcn_streamed(model, slab, "bf16")
     bf16_run(volumes.image, volumes.background)  # traces and compiles for the box
     with Stopwatch() as bf16_time:
         bf16 = bf16_run(volumes.image, volumes.background)
@@ -129,18 +147,20 @@ def time_bf16(model, volumes, plain, slab, useful, peak):
     return fp32_time.wall / bf16_time.wall, agree
 
 
-def predict_fcn_streamed(model, slab, precision="float32"):
-    """``predict_fcn`` of the box streamed in slabs (what ``predict_keras.py`` runs)."""
-    streamer = streaming.SlabStreamer(model, slab=slab, precision=precision)
-    return lambda image, background: predict.predict_fcn(streamer, image, background, tile_size=None)
+def predict_fcn_streamed(model, slab, precision="float32", reuse=streaming.DEFAULT_REUSE):
+    """``predict_fcn`` of the box streamed in slabs (what ``predict_keras.py`` runs), and the
+    streamer."""
+    streamer = streaming.SlabStreamer(model, slab=slab, precision=precision, reuse=reuse)
+    return (lambda image, background: predict.predict_fcn(streamer, image, background, tile_size=None)), streamer
 
 
-def streamed_flops(model_name, box, slab):
-    """FLOPs the streamed box computes: the valid network once over the box grown by the
-    margin, plus the spare planes of the last slab."""
+def streamed_shape(streamer, box):
+    """The input shape the box was streamed at: planes with the spare ones of the last slab,
+    and the compiled cross-section it ran on (the smallest one that holds it)."""
     size = [b - a + 2 * geometry.MARGIN for a, b in zip(*box)]
-    first, step, count = streaming.SlabStreamer.plan_for(size[0], slab, geometry.MARGIN)
-    return model_flops(model_name, [first + step * count] + size[1:], "valid")
+    height, width = min((h * w, (h, w)) for h, w in streamer.shapes if h >= size[1] and w >= size[2])[1]
+    first, step, count = streamer.plan(size[0], streamer.shapes[(height, width)])
+    return [first + step * count, height, width]
 
 
 def time_streamed(model, model_name, volumes, slab):
@@ -148,7 +168,7 @@ def time_streamed(model, model_name, volumes, slab):
     box's shape); the float32 matmul peak measured just before and just after the warm run."""
     from densenet3d_keras.core.compat import tf
 
-    run = predict_fcn_streamed(model, slab)
+    run, streamer = predict_fcn_streamed(model, slab)
     with Stopwatch() as cold:
         fcn = run(volumes.image, volumes.background)
     peak_before = matmul_peak(tf)
@@ -159,11 +179,12 @@ def time_streamed(model, model_name, volumes, slab):
     rss = peak_rss_gb()
     box = tiling.bounding_box(fcn.scored)
     useful = useful_flops(model_name, box)
-    computed = streamed_flops(model_name, box, slab)
-    print("fcn   : brain box %s streamed in slabs of %d planes (valid padding): %.2f TFLOP computed "
-          "for %.2f TFLOP of useful output (%.0f%% halo)"
-          % ("x".join(str(b - a) for a, b in zip(*box)), slab, computed / 1e12, useful / 1e12,
-             100 * (computed / useful - 1)))
+    shape = streamed_shape(streamer, box)
+    computed = model_flops(model_name, shape, "valid")
+    print("fcn   : brain box %s streamed in slabs of %d planes (valid padding) as %s voxels (spare planes, "
+          "cross-section rounded up to %d): %.2f TFLOP computed for %.2f TFLOP of useful output (%.0f%% halo "
+          "and padding)" % ("x".join(str(b - a) for a, b in zip(*box)), slab, "x".join(map(str, shape)),
+                            streaming.SHAPE_GRID, computed / 1e12, useful / 1e12, 100 * (computed / useful - 1)))
     print("fcn   : first run %.1f s wall (%.1f s CPU; tracing and compiling for the box included), "
           "second %.1f s wall (%.1f s CPU); float32 matmul peak %.0f GFLOP/s before and %.0f after the "
           "second run" % (cold.wall, cold.cpu, warm.wall, warm.cpu, peak_before, peak_after))
@@ -223,6 +244,33 @@ def time_tta(model, volumes, plain, slab):
     return tta_time.wall
 
 
+def time_cohort(model, workdir, count, slab, reuse, shape):
+    """Stage 4 (``--cohort N``): N more synthetic cases (seeds 1..N: brains of different sizes)
+    streamed one after another by one streamer, as ``predict_keras.py`` runs a dataset. Per
+    case: the box, the cross-section it ran on, its wall time, the shapes compiled so far and
+    the process's resident memory after it; then the totals."""
+    from generators.brats import load_case
+    from generators.synthetic import write_case
+    from generators.volumes import load_case_volumes
+
+    run, streamer = predict_fcn_streamed(model, slab, reuse=reuse)
+    rss_start, total = current_rss_gb(), 0.0
+    for seed in range(1, count + 1):
+        folder = write_case(workdir, "Brats17_COHORT_%d" % seed, shape=shape, seed=seed)
+        volumes = load_case_volumes(load_case(folder), with_label=False)
+        with Stopwatch() as watch:
+            segmentation = run(volumes.image, volumes.background)
+        total += watch.wall
+        box = tiling.bounding_box(segmentation.scored)
+        print("cohort: case %d, box %s, streamed as %s: %.1f s wall; %d cross-section(s) compiled; RSS %.2f GB"
+              % (seed, "x".join(str(b - a) for a, b in zip(*box)),
+                 "x".join(map(str, streamed_shape(streamer, box))), watch.wall, len(streamer.shapes),
+                 current_rss_gb()))
+    print("cohort: %d cases with --shape-reuse %d in %.1f s (%.1f s per case); %d cross-section(s) compiled; "
+          "resident memory grew by %.2f GB" % (count, reuse, total, total / count, len(streamer.shapes),
+                                               current_rss_gb() - rss_start))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch-windows", type=int, default=48,
@@ -248,6 +296,12 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default=None, metavar="CKPT",
                         help="trained weights (a --model checkpoint file or run folder) instead of "
                              "random ones: label agreements as a trained model gives them")
+    parser.add_argument("--cohort", type=int, default=0, metavar="N",
+                        help="instead of the stages above, stream N synthetic cases of different brain "
+                             "sizes one after another (stage 4)")
+    parser.add_argument("--shape-reuse", type=int, default=streaming.DEFAULT_REUSE, metavar="N",
+                        help="--cohort: predict_keras.py's --shape-reuse (default %d; 0: compile every "
+                             "box's own shape)" % streaming.DEFAULT_REUSE)
     parser.add_argument("--model", default=MODEL,
                         help="model preset (default %s; tiny for a quick check)" % MODEL)
     parser.add_argument("--shape", type=int, nargs=3, default=SHAPE, metavar=("X", "Y", "Z"),
@@ -289,6 +343,9 @@ def main(argv=None):
         else:
             fcn_model = build_model(model_name, None, padding="valid")
             randomise_batch_norm(fcn_model)
+        if args.cohort:
+            time_cohort(fcn_model, workdir, args.cohort, args.slab, args.shape_reuse, shape)
+            return 0
         weights = fcn_model.get_weights()
         fcn, fcn_time, rss_fcn, box, useful, peak = time_streamed(fcn_model, model_name, volumes, args.slab)
         with Stopwatch() as save_time:

@@ -5,7 +5,7 @@ Usage::
 
     python predict_keras.py -m <checkpoint file or folder> -mn dense24
         (-r <dataset root> [--list test.txt] [--skip-incomplete] | -i <case dir>) -o <out dir>
-        [--method fcn|patch] [--slab 12] [--tiles [--tile-size 88]] [--batch-size N]
+        [--method fcn|patch] [--slab 12] [--shape-reuse 16] [--tiles [--tile-size 88]] [--batch-size N]
         [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
@@ -75,7 +75,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.predict import METHODS
-from densenet3d_keras.inference.streaming import DEFAULT_SLAB
+from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 
 #: What ``--demo`` predicts with and where it writes, unless flags say otherwise.
@@ -103,7 +103,7 @@ def add_averaging_and_part_flags(parser):
 
 
 def add_method_flags(parser):
-    """``--method``, ``--slab``, ``--tiles``, ``--tile-size``, ``--batch-size``, ``--padding``;
+    """``--method``, ``--slab``, ``--shape-reuse``, ``--tiles``, ``--tile-size``, ``--batch-size``, ``--padding``;
     returns their argument group."""
     method = parser.add_argument_group("method")
     method.add_argument("--method", choices=METHODS, default="fcn",
@@ -112,6 +112,11 @@ def add_method_flags(parser):
     method.add_argument("--slab", dest="slab", type=int, default=DEFAULT_SLAB,
                         help="fcn: planes per slab of the streamed box (bounds memory; "
                              "default %d)" % DEFAULT_SLAB)
+    method.add_argument("--shape-reuse", dest="shape_reuse", type=int, default=DEFAULT_REUSE, metavar="N",
+                        help="fcn: stream a box on the compiled slab shape of an earlier case up to N "
+                             "voxels larger per axis (zero-padded; same labels) instead of compiling "
+                             "its own, which takes about 10 s and 100 MB per shape; 0: compile "
+                             "every box's shape (default %d)" % DEFAULT_REUSE)
     method.add_argument("--tiles", dest="tiles", action="store_true",
                         help="fcn: run the model over overlapping tiles instead of streaming "
                              "the box in slabs (what graph mode does; slower, same labels)")

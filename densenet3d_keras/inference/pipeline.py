@@ -30,7 +30,7 @@ from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.averaging import averaged_predictor, passes_per_batch
 from densenet3d_keras.inference.output import write_nifti_like
-from densenet3d_keras.inference.streaming import DEFAULT_SLAB, SlabStreamer, streaming_supported
+from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, SlabStreamer, streaming_supported
 from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
                                                     settings_from_dict)
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
@@ -59,6 +59,7 @@ class PredictConfig(object):
     method: str = "fcn"
     stream: bool = True
     slab: int = DEFAULT_SLAB
+    shape_reuse: int = DEFAULT_REUSE
     tile_size: int = DEFAULT_TILE_SIZE
     batch_size: Optional[int] = None
     padding: str = "valid"
@@ -146,6 +147,9 @@ def _streaming_options(values):
     values["slab"] = DEFAULT_SLAB if values.get("slab") is None else values["slab"]
     if values["slab"] < 1:
         raise ValueError("--slab must be >= 1, got %d" % values["slab"])
+    values["shape_reuse"] = DEFAULT_REUSE if values.get("shape_reuse") is None else values["shape_reuse"]
+    if values["shape_reuse"] < 0:
+        raise ValueError("--shape-reuse must be >= 0, got %d" % values["shape_reuse"])
     values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
 
 
@@ -323,7 +327,7 @@ def load_predictor(config, log=print):
             % (config.model_name, " %d/%d" % (index + 1, 1 + len(config.ensemble))
                if config.ensemble else "", config.padding, path, info["epoch"]))
     if config.stream:
-        models = [SlabStreamer(model, config.slab, config.precision) for model in models]
+        models = [SlabStreamer(model, config.slab, config.precision, config.shape_reuse) for model in models]
     if len(models) == 1 and not config.tta:
         return models[0]
     log("averaging softmax probabilities over %d model(s) x %d mirror image(s): %d forward "

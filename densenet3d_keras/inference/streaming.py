@@ -28,6 +28,15 @@ TensorFlow's (oneDNN convolutions on the CPU). With
 ``precision="bf16"`` the dense units' and taps' convolutions take bfloat16 inputs and kernels
 (oneDNN accumulates in float32) and give bfloat16 features; batch norm computes in float32.
 
+Each new shape of slab (its planes and cross-section) is traced and compiled once, about 10 s
+on a 2-core CPU, and TensorFlow keeps the compiled kernels for the life of the process (about
+100 MB per shape). Over a cohort, where every brain's box differs, that would grow without
+bound; so a block runs zero-padded on the cross-section of an earlier one when that is at most
+``reuse`` voxels larger per axis, with the same step, and new cross-sections are rounded up to
+a multiple of :data:`SHAPE_GRID` so that later, slightly larger boxes fit them too. Padding
+changes none of the block's own outputs (a valid convolution's output depends only on the
+input within its reach); it costs the padded voxels' arithmetic.
+
 Streaming needs TensorFlow 2 eager execution (``tf.function``); graph mode (TensorFlow 1.x)
 uses tiles (:func:`streaming_supported`).
 """
@@ -42,6 +51,12 @@ from densenet3d_keras.models.presets import PATHWAYS
 
 #: Output planes per slab after the first (memory: docs/performance.md).
 DEFAULT_SLAB = 12
+#: A block runs on an already compiled cross-section up to this many voxels larger per axis
+#: (zero-padded, outputs cropped) instead of compiling its own (docs/performance.md).
+DEFAULT_REUSE = 16
+#: With reuse, a new cross-section is rounded up to a multiple of this, so that slightly larger
+#: boxes of later cases fit it too.
+SHAPE_GRID = 8
 #: ``--precision`` -> the dtype of the convolutions' inputs, kernels and outputs.
 CONV_DTYPES = {"float32": "float32", "bf16": "bfloat16", "mixed_float16": "float16"}
 
@@ -267,11 +282,18 @@ class SlabStreamer(object):
         model: a model of :func:`~densenet3d_keras.models.builder.build_model` with its
             weights (either padding; only the weights are read, once, here).
         slab: output planes per slab after the first; memory grows with it.
+        reuse: a block whose cross-section (its last two axes) is at most ``reuse`` voxels
+            smaller per axis than one already streamed runs zero-padded to that one, with its
+            slab step, so that it reuses the traced and compiled slab functions (a new shape
+            costs about 10 s and 100 MB that TensorFlow keeps for the process); a new
+            cross-section is rounded up to a multiple of :data:`SHAPE_GRID` first. 0 streams
+            every block at its own shape. The padding reaches none of the block's own outputs.
         precision: ``"float32"``, ``"bf16"`` (bfloat16 convolutions) or ``"mixed_float16"``
             (float16 convolutions).
 
     Attributes:
         margin: the network's receptive-field radius (13).
+        shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step.
         progress: ``None`` or a callable ``(planes done, planes total)`` called after each slab.
 
     Raises:
@@ -279,12 +301,14 @@ class SlabStreamer(object):
             or precision, or a model without the layers of ``build_model``.
     """
 
-    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32"):
+    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32", reuse=DEFAULT_REUSE):
         reason = streaming_supported()
         if reason:
             raise ValueError(reason)
         if int(slab) != slab or slab < 1:
             raise ValueError("slab must be a positive number of planes, got %r" % (slab,))
+        if int(reuse) != reuse or reuse < 0:
+            raise ValueError("reuse must be a number of voxels >= 0, got %r" % (reuse,))
         if precision not in CONV_DTYPES:
             raise ValueError("precision must be one of %s, got %r" % (", ".join(CONV_DTYPES), precision))
         dtype = tf.as_dtype(CONV_DTYPES[precision])
@@ -297,6 +321,8 @@ class SlabStreamer(object):
                       for conv in (head.label_conv_15, head.label_conv_27)]
         self.margin = self.pathways[0][2].depth
         self.slab = int(slab)
+        self.reuse = int(reuse)
+        self.shapes = {}
         self.progress = None
         self._step = tf.function(self._forward)
 
@@ -310,15 +336,15 @@ class SlabStreamer(object):
             logits = scores if logits is None else logits + scores
         return logits, slab.new
 
-    def plan(self, planes):
+    def plan(self, planes, step=None):
         """:meth:`plan_for` this streamer's slab and margin."""
-        return self.plan_for(planes, self.slab, self.margin)
+        return self.plan_for(planes, self.slab, self.margin, step)
 
     @staticmethod
-    def plan_for(planes, slab, margin=MARGIN):
+    def plan_for(planes, slab, margin=MARGIN, step=None):
         """``(first, step, count)``: input planes of the first slab, then ``count`` slabs of
-        ``step`` more (``slab // 2 <= step <= slab``, the step that leaves the fewest planes to
-        spare, then the largest), covering ``planes`` input planes.
+        ``step`` more covering ``planes`` input planes. Unless ``step`` is given, it is the one
+        of ``slab // 2 .. slab`` that leaves the fewest planes to spare, then the largest.
 
         The first slab gives one output plane (``2 margin + 1`` input planes): it is the one
         that holds every layer's planes at once, so it is kept as thin as it can be."""
@@ -327,10 +353,29 @@ class SlabStreamer(object):
             raise ValueError("a block needs more than %d planes, got %d" % (margin2, planes))
         first = margin2 + 1
         rest = planes - first
-        if not rest:
-            return first, 0, 0
-        step = min(range(max(1, slab // 2), slab + 1), key=lambda step: (-rest % step, -step))
+        if step is None:
+            if not rest:
+                return first, 0, 0
+            step = min(range(max(1, slab // 2), slab + 1), key=lambda step: (-rest % step, -step))
         return first, step, -(-rest // step)
+
+    def _shape_for(self, planes, height, width):
+        """``(height, width, step)`` to stream a block on: the smallest cross-section streamed
+        before that is at most :attr:`reuse` voxels larger per axis, with its step; else the
+        block's own (rounded up to :data:`SHAPE_GRID` with reuse), recorded with the step of
+        :meth:`plan`."""
+        fits = [(h * w, (h, w)) for h, w in self.shapes
+                if height <= h <= height + self.reuse and width <= w <= width + self.reuse]
+        if fits:
+            size = min(fits)[1]
+            return size + (self.shapes[size],)
+        if self.reuse:
+            grid = min(SHAPE_GRID, self.reuse + 1)
+            height, width = (-(-height // grid) * grid), (-(-width // grid) * grid)
+        step = self.plan(planes)[1]
+        if step:  # a one-slab block says nothing about the step
+            self.shapes[(height, width)] = step
+        return height, width, step
 
     def predict_block(self, block):
         """Label logits of one ``(D, H, W, 4)`` block: float32 ``(D - 2m, H - 2m, W - 2m, 5)``."""
@@ -339,12 +384,13 @@ class SlabStreamer(object):
         if block.ndim != 4 or min(block.shape[:3]) <= margin2:
             raise ValueError("a block must be (D, H, W, C) with every side > %d, got %s"
                              % (margin2, block.shape))
-        planes = block.shape[0]
-        first, step, count = self.plan(planes)
+        planes, height, width = block.shape[:3]
+        padded_height, padded_width, step = self._shape_for(planes, height, width)
+        first, step, count = self.plan(planes, step or None)
         total = first + step * count
-        if total > planes:  # the spare planes' outputs fall beyond the block's and are dropped
-            spare = np.zeros((total - planes,) + block.shape[1:], dtype=np.float32)
-            block = np.concatenate([block, spare])
+        # The spare planes' and columns' outputs fall beyond the block's and are dropped.
+        block = np.pad(block, [(0, total - planes), (0, padded_height - height), (0, padded_width - width),
+                               (0, 0)])
         logits = np.empty((total - margin2,) + tuple(s - margin2 for s in block.shape[1:3])
                           + (self.heads[0][1].shape[0],), dtype=np.float32)
         kept = None
@@ -354,7 +400,7 @@ class SlabStreamer(object):
             logits[stop - margin2 - scores.shape[1]:stop - margin2] = scores.numpy()[0]
             if self.progress is not None:
                 self.progress(stop, total)
-        return logits[:planes - margin2]
+        return logits[:planes - margin2, :height - margin2, :width - margin2]
 
     def __call__(self, batch):
         batch = np.asarray(batch, dtype=np.float32)

@@ -202,6 +202,7 @@ def test_missing_modality_is_refused_before_any_output(workspace, tmp_path, caps
     (["-m", "nowhere", "-mn", "tiny", "-r", "x"], "output folder"),
     (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--tile-size", "26"], "--tile-size"),
     (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--slab", "0"], "--slab"),
+    (["-m", "nowhere", "-mn", "tiny", "-r", "x", "-o", "y", "--shape-reuse", "-1"], "--shape-reuse"),
     (["-m", "nowhere", "-mn", "dense7", "-r", "x", "-o", "y"], "unknown model name"),
     (["-m", "nowhere", "-mn", "dense24_nocorrection", "-r", "x", "-o", "y", "-nc", "true"],
      "uncorrected"),

@@ -94,8 +94,8 @@ def test_final_labels_and_written_file_are_postprocessed(case_and_settings, tmp_
     (["--method", "patch"], False),
 ])
 def test_fcn_streams_unless_tiles_or_patches_are_asked_for(flags, stream):
-    config = config_for(["-m", "x.h5", "-i", "case", "-o", "out", "--slab", "8"] + flags)
-    assert config.stream is stream and config.slab == 8
+    config = config_for(["-m", "x.h5", "-i", "case", "-o", "out", "--slab", "8", "--shape-reuse", "4"] + flags)
+    assert config.stream is stream and config.slab == 8 and config.shape_reuse == 4
     assert "tiles" not in config.to_dict()
 
 

@@ -107,9 +107,50 @@ def test_the_plan_covers_the_planes_with_the_fewest_to_spare(planes, slab, expec
     assert first + step * count >= planes
 
 
+def test_a_given_step_is_kept():
+    assert streaming.SlabStreamer.plan_for(40, 8, step=5) == (27, 5, 3)   # 13 planes: 3 x 5
+    assert streaming.SlabStreamer.plan_for(27, 8, step=5) == (27, 5, 0)
+
+
+def _traces(streamer):
+    return streamer._step.experimental_get_tracing_count()
+
+
+def test_a_block_within_reuse_runs_on_the_compiled_shape_of_an_earlier_one(tiny_model):
+    streamer = streaming.SlabStreamer(tiny_model, slab=4, reuse=8)
+    first = _block((46, 34, 30), seed=6)
+    np.testing.assert_allclose(streamer(first), _keras_logits(tiny_model, first), rtol=1e-4, atol=1e-4)
+    # 34 x 30 rounded up to the grid of 8 for later, larger boxes; one trace each for the
+    # first slab and the steady ones.
+    assert streaming.SHAPE_GRID == 8
+    assert streamer.shapes == {(40, 32): 4} and _traces(streamer) == 2
+    # Larger by 2 and 1 voxels, and 40 planes (alone: steps of 2): zero-padded to 40 x 32,
+    # steps of 4, nothing traced again, and its own outputs are the Keras model's.
+    assert streaming.SlabStreamer.plan_for(40, 4)[1] == 2
+    larger = _block((40, 36, 31), seed=7)
+    expected = _keras_logits(tiny_model, larger)
+    result = streamer(larger)
+    assert result.shape == expected.shape == (1, 14, 10, 5, 5)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert streamer.shapes == {(40, 32): 4} and _traces(streamer) == 2
+    # 13 voxels narrower than 40, more than reuse (8) allows: a shape of its own.
+    narrow = _block((46, 27, 30), seed=8)
+    np.testing.assert_allclose(streamer(narrow), _keras_logits(tiny_model, narrow), rtol=1e-4, atol=1e-4)
+    assert streamer.shapes == {(40, 32): 4, (32, 32): 4} and _traces(streamer) == 4
+
+
+def test_reuse_0_streams_every_block_at_its_own_shape(tiny_model):
+    streamer = streaming.SlabStreamer(tiny_model, slab=4, reuse=0)
+    for shape in ((46, 34, 32), (40, 33, 32)):
+        block = _block(shape, seed=9)
+        np.testing.assert_allclose(streamer(block), _keras_logits(tiny_model, block), rtol=1e-4, atol=1e-4)
+    assert streamer.shapes == {(34, 32): 4, (33, 32): 2} and _traces(streamer) == 4
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"slab": 0}, "slab"),
     ({"slab": 2.5}, "slab"),
+    ({"reuse": -1}, "reuse"),
     ({"precision": "float64"}, "precision"),
 ])
 def test_bad_options_are_refused(tiny_model, kwargs, message):
