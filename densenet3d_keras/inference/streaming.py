@@ -40,6 +40,7 @@ input within its reach); it costs the padded voxels' arithmetic.
 Streaming needs TensorFlow 2 eager execution (``tf.function``); graph mode (TensorFlow 1.x)
 uses tiles (:func:`streaming_supported`).
 """
+import logging
 import time
 
 import numpy as np
@@ -66,6 +67,21 @@ def streaming_supported():
     if compat.graph_mode() or compat.IS_TF1:
         return "slab streaming needs TensorFlow 2 eager execution (graph mode uses tiles)"
     return None
+
+
+class _ShapeRetracingFilter(logging.Filter):
+    """Drops TensorFlow's warning that the slab function retraces often: it traces once per slab
+    shape on purpose (a cohort's boxes differ), which is not the mistake the warning suspects."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("SlabStreamer._forward" in message and "retracing" in message)
+
+
+def _quiet_shape_retracing():
+    logger = tf.get_logger()
+    if not any(isinstance(existing, _ShapeRetracingFilter) for existing in logger.filters):
+        logger.addFilter(_ShapeRetracingFilter())
 
 
 def _value(variable):
@@ -293,7 +309,8 @@ class SlabStreamer(object):
 
     Attributes:
         margin: the network's receptive-field radius (13).
-        shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step.
+        shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step
+            (a block of one slab records none).
         progress: ``None`` or a callable ``(planes done, planes total)`` called after each slab.
 
     Raises:
@@ -325,6 +342,7 @@ class SlabStreamer(object):
         self.shapes = {}
         self.progress = None
         self._step = tf.function(self._forward)
+        _quiet_shape_retracing()
 
     def _forward(self, x, kept=None):
         slab = _Slab(kept)

@@ -147,6 +147,27 @@ def test_reuse_0_streams_every_block_at_its_own_shape(tiny_model):
     assert streamer.shapes == {(34, 32): 4, (33, 32): 2} and _traces(streamer) == 4
 
 
+def test_only_the_slab_functions_retracing_warning_is_filtered(tiny_model):
+    import logging
+
+    streaming.SlabStreamer(tiny_model, slab=4)
+    streaming.SlabStreamer(tiny_model, slab=4)
+    from densenet3d_keras.core.compat import tf
+
+    filters = [f for f in tf.get_logger().filters if isinstance(f, streaming._ShapeRetracingFilter)]
+    assert len(filters) == 1
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    ours = ("5 out of the last 9 calls to <bound method SlabStreamer._forward of <...>> triggered "
+            "tf.function retracing. Tracing is expensive")
+    assert not filters[0].filter(record(ours))
+    assert filters[0].filter(record("5 out of the last 9 calls to <function train_step> triggered "
+                                    "tf.function retracing."))
+    assert filters[0].filter(record("SlabStreamer._forward: something else"))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"slab": 0}, "slab"),
     ({"slab": 2.5}, "slab"),
