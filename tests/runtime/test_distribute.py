@@ -221,7 +221,12 @@ _SPLIT_SCRIPT = textwrap.dedent("""
         x, (y,) = next(iterator)
         steps.append([[r.numpy().tolist() for r in strategy.experimental_local_results(x)],
                       [r.numpy().tolist() for r in strategy.experimental_local_results(y)]])
-    print("RESULT " + json.dumps(steps))
+    print("RESULT " + json.dumps(steps), flush=True)
+    # Release the endless iterator (its prefetch thread runs a Python generator) before the
+    # interpreter shuts down, as fit does when it returns; left alive, it can hang the exit.
+    del iterator, x, y
+    import gc
+    gc.collect()
 """)
 
 
