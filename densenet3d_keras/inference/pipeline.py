@@ -141,15 +141,19 @@ def _averaging_options(values):
     _check_part(values)
 
 
+def _count_option(values, name, default, minimum):
+    """``values[name]``, ``default`` if unset, checked to be at least ``minimum`` (its flag in
+    the message)."""
+    values[name] = default if values.get(name) is None else values[name]
+    if values[name] < minimum:
+        raise ValueError("--%s must be >= %d, got %d" % (name.replace("_", "-"), minimum, values[name]))
+
+
 def _streaming_options(values):
     """``stream``: fcn without ``--tiles`` streams slabs, except where it cannot (graph mode)."""
     tiles = bool(values.pop("tiles", False))
-    values["slab"] = DEFAULT_SLAB if values.get("slab") is None else values["slab"]
-    if values["slab"] < 1:
-        raise ValueError("--slab must be >= 1, got %d" % values["slab"])
-    values["shape_reuse"] = DEFAULT_REUSE if values.get("shape_reuse") is None else values["shape_reuse"]
-    if values["shape_reuse"] < 0:
-        raise ValueError("--shape-reuse must be >= 0, got %d" % values["shape_reuse"])
+    _count_option(values, "slab", DEFAULT_SLAB, 1)
+    _count_option(values, "shape_reuse", DEFAULT_REUSE, 0)
     values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
 
 
