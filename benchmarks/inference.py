@@ -154,15 +154,6 @@ def predict_fcn_streamed(model, slab, precision="float32", reuse=streaming.DEFAU
     return (lambda image, background: predict.predict_fcn(streamer, image, background, tile_size=None)), streamer
 
 
-def streamed_shape(streamer, box):
-    """The input shape the box was streamed at: planes with the spare ones of the last slab,
-    and the compiled cross-section it ran on (the smallest one that holds it)."""
-    size = [b - a + 2 * geometry.MARGIN for a, b in zip(*box)]
-    height, width = min((h * w, (h, w)) for h, w in streamer.shapes if h >= size[1] and w >= size[2])[1]
-    first, step, count = streamer.plan(size[0], streamer.shapes[(height, width)])
-    return [first + step * count, height, width]
-
-
 def time_streamed(model, model_name, volumes, slab):
     """Stage 1: the case streamed in slabs, twice (the first run traces and compiles for this
     box's shape); the float32 matmul peak measured just before and just after the warm run."""
@@ -179,7 +170,7 @@ def time_streamed(model, model_name, volumes, slab):
     rss = peak_rss_gb()
     box = tiling.bounding_box(fcn.scored)
     useful = useful_flops(model_name, box)
-    shape = streamed_shape(streamer, box)
+    shape = streamer.last_shape
     computed = model_flops(model_name, shape, "valid")
     print("fcn   : brain box %s streamed in slabs of %d planes (valid padding) as %s voxels (spare planes, "
           "cross-section rounded up to %d): %.2f TFLOP computed for %.2f TFLOP of useful output (%.0f%% halo "
@@ -264,7 +255,7 @@ def time_cohort(model, workdir, count, slab, reuse, shape):
         box = tiling.bounding_box(segmentation.scored)
         print("cohort: case %d, box %s, streamed as %s: %.1f s wall; %d cross-section(s) compiled; RSS %.2f GB"
               % (seed, "x".join(str(b - a) for a, b in zip(*box)),
-                 "x".join(map(str, streamed_shape(streamer, box))), watch.wall, len(streamer.shapes),
+                 "x".join(map(str, streamer.last_shape)), watch.wall, len(streamer.shapes),
                  current_rss_gb()))
     print("cohort: %d cases with --shape-reuse %d in %.1f s (%.1f s per case); %d cross-section(s) compiled; "
           "resident memory grew by %.2f GB" % (count, reuse, total, total / count, len(streamer.shapes),

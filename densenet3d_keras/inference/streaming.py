@@ -311,6 +311,8 @@ class SlabStreamer(object):
         margin: the network's receptive-field radius (13).
         shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step
             (a block of one slab records none).
+        last_shape: ``(planes, height, width)`` the last block ran at: with its spare planes
+            and on the cross-section it was padded to.
         progress: ``None`` or a callable ``(planes done, planes total)`` called after each slab.
 
     Raises:
@@ -340,6 +342,7 @@ class SlabStreamer(object):
         self.slab = int(slab)
         self.reuse = int(reuse)
         self.shapes = {}
+        self.last_shape = None
         self.progress = None
         self._step = tf.function(self._forward)
         _quiet_shape_retracing()
@@ -409,6 +412,7 @@ class SlabStreamer(object):
         # The spare planes' and columns' outputs fall beyond the block's and are dropped.
         block = np.pad(block, [(0, total - planes), (0, padded_height - height), (0, padded_width - width),
                                (0, 0)])
+        self.last_shape = block.shape[:3]
         logits = np.empty((total - margin2,) + tuple(s - margin2 for s in block.shape[1:3])
                           + (self.heads[0][1].shape[0],), dtype=np.float32)
         kept = None

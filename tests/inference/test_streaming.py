@@ -133,6 +133,7 @@ def test_a_block_within_reuse_runs_on_the_compiled_shape_of_an_earlier_one(tiny_
     assert result.shape == expected.shape == (1, 14, 10, 5, 5)
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert streamer.shapes == {(40, 32): 4} and _traces(streamer) == 2
+    assert streamer.last_shape == (27 + 4 * 4, 40, 32)
     # 13 voxels narrower than 40, more than reuse (8) allows: a shape of its own.
     narrow = _block((46, 27, 30), seed=8)
     np.testing.assert_allclose(streamer(narrow), _keras_logits(tiny_model, narrow), rtol=1e-4, atol=1e-4)
