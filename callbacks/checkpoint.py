@@ -4,6 +4,15 @@ Only the newest ``keep`` checkpoints *of the run* are kept (the reference kept 1
 other runs or models in the folder are never touched. With validation, the checkpoint of the
 best validated epoch is also kept as ``<model>_best.h5`` (never pruned) and recorded in
 ``checkpoint.json``. The file format is in :mod:`densenet3d_keras.models.checkpoints`.
+
+At an epoch's end the files are written in this order, each atomically: the epoch's
+checkpoint (holding its ``history.csv`` row and validation score), the best copy, then
+``checkpoint.json``; ``history.csv`` follows (:mod:`callbacks.history`). A process killed
+between any two leaves files that a resumed run puts right: the newest checkpoint is found
+by its name (:func:`~densenet3d_keras.models.checkpoints.find_checkpoint`), the best score is
+read from the best copy itself, a better epoch that was never copied is copied, the pointer is
+rewritten (:meth:`EpochCheckpoint.on_train_begin`), and a missing history row comes back from
+its checkpoint (:func:`callbacks.history.reconcile_history`).
 """
 import io
 import math
@@ -12,7 +21,8 @@ import os
 from densenet3d_keras.core.compat import keras
 from densenet3d_keras.core.fileio import write_bytes_atomic, write_json_atomic
 from densenet3d_keras.models.checkpoints import (POINTER, best_checkpoint_name, checkpoint_epoch,
-                                                 checkpoint_name, save_checkpoint)
+                                                 checkpoint_name, read_best, read_checkpoint_record,
+                                                 save_checkpoint)
 
 #: ``checkpoint.json`` keys of the best checkpoint.
 BEST_KEYS = ("best", "best_epoch", "best_dice_mean")
@@ -34,12 +44,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         previous: paths of the run's earlier checkpoints that count towards ``keep``.
         monitor: key of the epoch logs that ranks checkpoints (higher is better), e.g. the
             validation mean Dice; ``None``, or a missing or NaN value, keeps no best checkpoint.
-        best: the ``checkpoint.json`` entries of the best checkpoint so far (a resumed run),
-            ``{"best": name, "best_epoch": n, "best_dice_mean": value}``, or ``None``.
+    A resumed run's best checkpoint so far is read from ``<model>_best.h5`` when training
+    begins (see the module docstring).
     """
 
     def __init__(self, save_dir, model_name, padding="same", keep=15, log=None, previous=(),
-                 monitor=None, best=None):
+                 monitor=None):
         super(EpochCheckpoint, self).__init__()
         if keep < 1:
             raise ValueError("keep must be >= 1, got %r" % (keep,))
@@ -51,18 +61,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.saved = []
         self._owned = list(previous)
         self.monitor = monitor
-        self.best = dict((key, best[key]) for key in BEST_KEYS) if best and all(
-            key in best for key in BEST_KEYS) else None
+        self.best = None
+
+    def on_train_begin(self, logs=None):
+        """Take up a resumed run's best checkpoint and put right what a killed process left."""
+        if not self._owned:
+            return
+        self.best = read_best(self.save_dir, self.model_name)
+        for path in self._owned:  # an epoch better than the best copy, killed before copying
+            score = read_checkpoint_record(path)["score"] if self.monitor else None
+            self._keep_if_best(path, checkpoint_epoch(path), score)
+        self._write_pointer(os.path.basename(self._owned[-1]), checkpoint_epoch(self._owned[-1]))
+
+    def _write_pointer(self, name, epoch):
+        pointer = {"latest": name, "epoch": epoch}
+        pointer.update(self.best or {})
+        write_json_atomic(os.path.join(self.save_dir, POINTER), pointer)
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.save_dir, exist_ok=True)
         name = checkpoint_name(self.model_name, epoch + 1)
         path = os.path.join(self.save_dir, name)
-        save_checkpoint(self.model, path, epoch + 1, self.model_name, self.padding)
-        self._keep_if_best(path, epoch + 1, (logs or {}).get(self.monitor) if self.monitor else None)
-        pointer = {"latest": name, "epoch": epoch + 1}
-        pointer.update(self.best or {})
-        write_json_atomic(os.path.join(self.save_dir, POINTER), pointer)
+        score = (logs or {}).get(self.monitor) if self.monitor else None
+        if score is not None and not math.isfinite(float(score)):
+            score = None
+        save_checkpoint(self.model, path, epoch + 1, self.model_name, self.padding,
+                        history=history_row(epoch, logs), score=score)
+        self._keep_if_best(path, epoch + 1, score)
+        self._write_pointer(name, epoch + 1)
         self.saved.append(path)
         self._owned = [old for old in self._owned if old != path] + [path]
         self._owned.sort(key=lambda old: (checkpoint_epoch(old) or 0, old))
@@ -74,6 +100,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.log("model saved: %s" % path)
 
     def _keep_if_best(self, path, epoch, value):
+        # type: (str, int, object) -> None
         """Copy the epoch's checkpoint to ``<model>_best.h5`` if ``value`` beats the best."""
         if value is None or not math.isfinite(float(value)):
             return
@@ -87,3 +114,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.log is not None:
             self.log("best checkpoint: %s (epoch %d, %s %.4f)"
                      % (os.path.join(self.save_dir, name), epoch, self.monitor, float(value)))
+
+
+def history_row(epoch, logs):
+    """The ``history.csv`` row of an epoch (0-based ``epoch``): its numeric logs and
+    ``epoch`` counted from 1."""
+    row = {}
+    for key, value in (logs or {}).items():
+        try:
+            row[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    row["epoch"] = epoch + 1
+    return row

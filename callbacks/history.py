@@ -1,9 +1,11 @@
 """The run's history: ``history.csv`` (Keras ``CSVLogger``) and ``learning_curves.png``.
 
-``history.csv`` has one row per epoch (``epoch`` counts from 0, as Keras writes it) with the
-epoch's mean loss and accuracies (:class:`callbacks.training_log.TrainingLog` puts the means
-into the epoch's logs), the learning rate and the validation Dice (NaN on epochs without
-validation). A resumed run appends to it, in the columns of its header.
+``history.csv`` has one row per epoch (``epoch`` counts from 1, as the training log and the
+checkpoint names do) with the epoch's mean loss and accuracies
+(:class:`callbacks.training_log.TrainingLog` puts the means into the epoch's logs), the
+learning rate and the validation Dice (NaN on epochs without validation). A resumed run
+appends to it, in the columns of its header, after :func:`reconcile_history` has made its rows
+those of the epochs the resumed checkpoint completed.
 
 ``learning_curves.png`` is drawn from ``history.csv`` after every epoch: the training losses,
 the validation Dice per region and the learning rate. It is written under a temporary name and
@@ -15,7 +17,7 @@ import math
 import os
 
 from densenet3d_keras.core.compat import keras
-from densenet3d_keras.core.fileio import atomic_output
+from densenet3d_keras.core.fileio import atomic_output, write_bytes_atomic
 
 HISTORY = "history.csv"
 CURVES = "learning_curves.png"
@@ -68,11 +70,60 @@ class HistoryCSV(keras.callbacks.CSVLogger):
         logs = dict(logs or {})
         for key in self.keys or ():
             logs.setdefault(key, float("nan"))
-        super(HistoryCSV, self).on_epoch_end(epoch, logs)
+        super(HistoryCSV, self).on_epoch_end(epoch + 1, logs)
+
+
+def reconcile_history(path, recorded, resumed_epoch):
+    """Make ``history.csv`` hold exactly one row for each epoch up to ``resumed_epoch``.
+
+    A run killed after an epoch's checkpoint but before its row was written lost the row; one
+    killed after the row of an epoch it never checkpointed has a row the resumed run will
+    write again. Rows after ``resumed_epoch`` are dropped, and missing rows are taken from
+    ``recorded`` (the rows the checkpoints hold). A file of an earlier version that counted
+    epochs from 0 is renumbered from 1. The file is rewritten atomically, only if it changes.
+
+    Args:
+        path: the ``history.csv``.
+        recorded: ``{epoch: row dict}`` from the run's checkpoints
+            (:func:`densenet3d_keras.models.checkpoints.read_checkpoint_record`).
+        resumed_epoch: the epoch the resumed checkpoint completed (1-based).
+
+    Returns:
+        The epochs whose rows were added from checkpoints.
+    """
+    header = _header(path)
+    if not header or header[0] != "epoch":
+        return []
+    with io.open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    shift = 1 if rows and _number(rows[0]["epoch"]) == 0 else 0
+    by_epoch = {}
+    for row in rows:
+        epoch = _number(row["epoch"])
+        if math.isfinite(epoch):
+            row["epoch"] = str(int(epoch) + shift)
+            by_epoch[int(epoch) + shift] = row
+    added = [epoch for epoch in sorted(recorded) if epoch <= resumed_epoch and epoch not in by_epoch]
+    for epoch in added:
+        by_epoch[epoch] = dict((key, _cell(recorded[epoch].get(key, float("nan")))) for key in header)
+        by_epoch[epoch]["epoch"] = str(epoch)
+    kept = [by_epoch[epoch] for epoch in sorted(by_epoch) if epoch <= resumed_epoch]
+    if not added and not shift and len(kept) == len(rows):
+        return []
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(kept)
+    write_bytes_atomic(path, buffer.getvalue().encode("utf-8"), what="history")
+    return added
+
+
+def _cell(value):
+    return str(value) if isinstance(value, str) else repr(float(value))
 
 
 def _finite(rows, key):
-    points = [(row["epoch"] + 1, row[key]) for row in rows if key in row and math.isfinite(row[key])]
+    points = [(row["epoch"], row[key]) for row in rows if key in row and math.isfinite(row[key])]
     return [p[0] for p in points], [p[1] for p in points]
 
 

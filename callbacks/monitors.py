@@ -96,3 +96,39 @@ class ValidationEarlyStopping(keras.callbacks.EarlyStopping):
             self.log("early stopping after epoch %d: validation mean Dice has not improved for %d "
                      "validations (best %.4f after epoch %s)"
                      % (epoch + 1, self.wait, float(self.best), self.best_validated_epoch))
+
+
+class PolyLearningRate(keras.callbacks.Callback):
+    """Polynomial decay of the learning rate over the whole run, set before every batch:
+    ``base * (1 - step / total) ** power`` (nnU-Net's schedule, power 0.9).
+
+    The step counts batches from the start of the run (epoch ``e``, batch ``b``:
+    ``e * steps_per_epoch + b``), so a resumed run continues the same curve.
+
+    Args:
+        base: the learning rate at step 0.
+        steps_per_epoch: batches per epoch.
+        epochs: the run's total epochs.
+        power: the exponent.
+    """
+
+    def __init__(self, base, steps_per_epoch, epochs, power=0.9):
+        super(PolyLearningRate, self).__init__()
+        if base <= 0 or steps_per_epoch < 1 or epochs < 1:
+            raise ValueError("poly learning rate needs a positive base rate, steps and epochs, got "
+                             "%r, %r, %r" % (base, steps_per_epoch, epochs))
+        self.base = float(base)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.total = int(steps_per_epoch) * int(epochs)
+        self.power = float(power)
+        self._epoch = 0
+
+    def rate(self, step):
+        """The learning rate of batch ``step`` (0-based, counted over the run)."""
+        return self.base * max(0.0, 1.0 - float(step) / self.total) ** self.power
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        compat.set_learning_rate(self.model.optimizer, self.rate(self._epoch * self.steps_per_epoch + batch))

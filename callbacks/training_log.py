@@ -7,7 +7,9 @@ is fixed (docs/spec.md)::
     patient loss: 1.2345, patient acc: 92.8750
 
 Field 16 of a batch line is the step time in seconds; fields 3 and 6 of a patient line are the
-patient's mean loss and mean accuracy (both heads).
+patient's mean loss and mean accuracy (both heads). A patient line follows the patient's last
+batch of the epoch; when the batches of several patients are shuffled together it is still
+the mean over that patient's batches.
 """
 import io
 import os
@@ -67,8 +69,7 @@ class TrainingLog(keras.callbacks.Callback):
         self.header = list(header)
         self._file = None
         self._infos = []
-        self._losses = []
-        self._accuracies = []
+        self._patients = {}
         self._started = 0.0
         self.epoch_losses = []
 
@@ -113,8 +114,7 @@ class TrainingLog(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._infos = self.sequence.epoch_infos()
-        self._losses = []
-        self._accuracies = []
+        self._patients = {}
         self._epoch_sums = {}
         self._epoch_started = time.time()
 
@@ -130,16 +130,16 @@ class TrainingLog(keras.callbacks.Callback):
         acc_wt = float(logs.get(WT_ACCURACY, np.nan))
         acc_labels = float(logs.get(LABEL_ACCURACY, np.nan))
         self.write(format_batch_line(info, loss, acc_wt, acc_labels, seconds))
-        self._losses.append(loss)
-        self._accuracies.append((acc_wt + acc_labels) / 2.0)
+        losses, accuracies = self._patients.setdefault(info.patient, ([], []))
+        losses.append(loss)
+        accuracies.append((acc_wt + acc_labels) / 2.0)
         for key, value in logs.items():
             if isinstance(value, (int, float, np.floating, np.integer)) and key not in ("batch", "size"):
                 total, count = self._epoch_sums.get(key, (0.0, 0))
                 self._epoch_sums[key] = (total + float(value), count + 1)
-        if info.iteration == info.iterations:
-            self.write(format_patient_line(float(np.mean(self._losses)), float(np.mean(self._accuracies))))
-            self._losses = []
-            self._accuracies = []
+        if len(losses) == info.iterations:
+            self.write(format_patient_line(float(np.mean(losses)), float(np.mean(accuracies))))
+            del self._patients[info.patient]
 
     def on_epoch_end(self, epoch, logs=None):
         total, count = self._epoch_sums.get("loss", (0.0, 0))

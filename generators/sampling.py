@@ -1,12 +1,21 @@
-"""Reference patch sampling as pure functions: centres, patch starts, label crops, targets.
+"""Patch sampling as pure functions: centres, patch starts, label crops, targets.
 
-Per patient and epoch: ``n_pos`` centres drawn without replacement from voxels with label > 0
-and ``n_neg`` from voxels with label 0 inside the brain (flair > 0), shuffled together. A
-patch starts at ``clamp(centre - 19, 0, dim - 38)``; its label is the 12^3 block 13 voxels in.
+Reference sampling, per patient and epoch: ``n_pos`` centres drawn without replacement from
+voxels with label > 0 and ``n_neg`` from voxels with label 0 inside the brain (flair > 0),
+shuffled together. A patch starts at ``clamp(centre - 19, 0, dim - 38)``; its label is the
+12^3 block 13 voxels in.
+
+Balanced sampling (``--sampling balanced``) splits the ``n_pos`` tumour centres equally between
+the tumour labels the case has (necrotic core, edema, enhancing), so that the small classes
+are seen as often as edema, and draws the ``n_neg`` background centres from the brain as
+inference defines it (:func:`densenet3d_keras.core.brain.brain_mask`: any modality nonzero).
 """
 import numpy as np
 
 from densenet3d_keras.core.geometry import MARGIN, OUTPUT_SIZE, PATCH_SIZE, patch_starts
+from densenet3d_keras.core.labels import LABEL_CLASSES
+
+SAMPLING_MODES = ("reference", "balanced")
 
 
 def draw(candidates, count, rng):
@@ -45,6 +54,51 @@ def sample_centres(positives, negatives, n_pos, n_neg, rng):
     elif negatives.size == 0:
         n_pos, n_neg = n_pos + n_neg, 0
     centres = np.concatenate([draw(positives, n_pos, rng), draw(negatives, n_neg, rng)]).astype(np.int64)
+    return centres[rng.permutation(centres.size)]
+
+
+def class_pools(label):
+    """Flat indices of the voxels of each tumour label a case has (internal labels 1, 2, 4).
+
+    Args:
+        label: ``(D, H, W)`` internal label map.
+
+    Returns:
+        list of int64 arrays, one per tumour label present, in label order.
+    """
+    flat = np.asarray(label).reshape(-1)
+    pools = [np.flatnonzero(flat == value) for value in LABEL_CLASSES if value > 0]
+    return [pool for pool in pools if pool.size]
+
+
+def sample_balanced_centres(pools, negatives, n_pos, n_neg, rng):
+    """Shuffled flat indices of one patient's epoch of centres, tumour labels in equal shares.
+
+    Args:
+        pools: :func:`class_pools` of the case.
+        negatives: flat indices of background voxels (label 0) in the brain.
+        n_pos: tumour centres wanted, split as equally as possible between the pools (the
+            first ``n_pos % len(pools)`` pools give one more).
+        n_neg: background centres wanted.
+        rng: ``numpy.random.Generator``.
+
+    Returns:
+        int64 array of ``n_pos + n_neg`` flat indices (a case without tumour gives its tumour
+        share from the background, as :func:`sample_centres` does).
+
+    Raises:
+        ValueError: no tumour and no background voxel.
+    """
+    pools = [np.asarray(pool) for pool in pools if np.asarray(pool).size]
+    if not pools:
+        return sample_centres([], negatives, n_pos, n_neg, rng)
+    if np.asarray(negatives).size == 0:
+        n_pos, n_neg = n_pos + n_neg, 0
+    shares = [n_pos // len(pools) + (1 if index < n_pos % len(pools) else 0)
+              for index in range(len(pools))]
+    parts = [draw(pool, share, rng) for pool, share in zip(pools, shares)]
+    parts.append(draw(negatives, n_neg, rng))
+    centres = np.concatenate(parts).astype(np.int64)
     return centres[rng.permutation(centres.size)]
 
 

@@ -15,6 +15,9 @@ from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.models.presets import MODEL_NAMES
 from densenet3d_keras.runtime.cluster import STRATEGIES
 from densenet3d_keras.runtime.npu import DEFAULT_PRECISION_MODE, PRECISION_MODES
+from densenet3d_keras.training.config import LR_SCHEDULES
+from densenet3d_keras.training.recipes import RECIPES, apply_recipe
+from generators.sampling import SAMPLING_MODES
 
 
 def build_parser():
@@ -77,6 +80,22 @@ def _add_training_flags(train):
                        help="performance run: only the first N batches (default 5) of each patient")
     train.add_argument("--workers", dest="workers", type=int, default=1,
                        help="Keras data-loading threads")
+    train.add_argument("--recipe", dest="recipe", default=None, choices=sorted(RECIPES),
+                       help="a named set of the flags below, chosen by measurement (real: "
+                            "real BraTS scans on a CPU budget; docs/real_data.md); flags given "
+                            "on the command line override it")
+    train.add_argument("--sampling", dest="sampling", choices=SAMPLING_MODES, default="reference",
+                       help="patch centres: reference (tumour / flair > 0 background) or "
+                            "balanced (tumour labels in equal shares, background from the brain "
+                            "as inference defines it)")
+    train.add_argument("--shuffle", dest="shuffle", type=str2bool, default=False,
+                       metavar="{true,false}",
+                       help="batches of all patients in a random order (default false: patient "
+                            "after patient, as the reference)")
+    train.add_argument("--augment", dest="augment", default="none",
+                       help="comma-separated: flip, intensity; or none (default)")
+    train.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES, default="constant",
+                       help="constant (reference) or poly: lr x (1 - step / steps) ^ 0.9 over the run")
 
 
 def _add_output_flags(output):
@@ -152,7 +171,7 @@ def train_command(args, argv=()):
     from densenet3d_keras.training.config import resolve
 
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
-    config = resolve(args)
+    config = resolve(apply_recipe(args, given_options(argv)))
     trainer.apply_gpu_choice(config)  # before the thread choice looks for GPUs
     config.intra_op_threads, config.inter_op_threads = threads.apply_thread_counts(
         config.intra_op_threads, config.inter_op_threads)

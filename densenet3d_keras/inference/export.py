@@ -127,18 +127,12 @@ def export(checkpoint, out, fmt="pb", **kwargs):
 
     Raises:
         FileNotFoundError, ValueError: see :func:`frozen_graph`; an unknown format, or an
-            output that is an existing file of the other kind.
+            output that may not be written over (:func:`check_output`).
         OSError: the output cannot be written (the message names it).
     """
     if fmt not in FORMATS:
         raise ValueError("--format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
-    if fmt == "pb" and os.path.isdir(out):
-        raise ValueError("output %s is a folder; give a .pb file name" % out)
-    if fmt == "savedmodel" and os.path.isfile(out):
-        raise ValueError("output %s is a file; --format savedmodel writes a folder" % out)
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError("output folder does not exist: %s" % parent)
+    check_output(checkpoint, out, fmt)
     graph_def, info = frozen_graph(checkpoint, **kwargs)
     if fmt == "pb":
         write_bytes_atomic(out, graph_def.SerializeToString())
@@ -146,6 +140,87 @@ def export(checkpoint, out, fmt="pb", **kwargs):
         _write_savedmodel(graph_def, out)
     info.update({"out": out, "format": fmt})
     return info
+
+
+def check_output(checkpoint, out, fmt):
+    """Refuse an output that would destroy something: the input, a folder holding it, or an
+    existing file or folder that is not an earlier export of the same format.
+
+    An earlier export (or an empty folder, for a SavedModel) is replaced atomically; anything
+    else is left alone and the export stops before it computes anything.
+
+    Args:
+        checkpoint: the checkpoint argument (file or folder).
+        out: the output path.
+        fmt: ``"pb"`` or ``"savedmodel"``.
+
+    Raises:
+        FileNotFoundError: the output's parent folder does not exist.
+        ValueError: the output is the input or holds it, or exists and is not an earlier
+            export of this format (the message says what it is).
+    """
+    real_out = os.path.realpath(out)
+    sources = [checkpoint]
+    if os.path.isdir(checkpoint):
+        try:
+            sources.append(find_checkpoint(checkpoint))
+        except (OSError, ValueError):
+            pass  # frozen_graph reports it
+    for source in sources:
+        real = os.path.realpath(source)
+        if real == real_out:
+            raise ValueError("output %s is the input %s; choose another -o" % (out, source))
+        if real.startswith(real_out.rstrip(os.sep) + os.sep):
+            raise ValueError("output %s holds the input %s; choose another -o" % (out, source))
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError("output folder does not exist: %s" % parent)
+    if not os.path.lexists(out):
+        return
+    if fmt == "pb":
+        if os.path.isdir(out):
+            raise ValueError("output %s is a folder; give a .pb file name" % out)
+        if not _is_frozen_export(out):
+            raise ValueError("output %s exists and is not an earlier export (a frozen graph with "
+                             "nodes %s); choose another -o or remove it"
+                             % (out, ", ".join((INPUT_NODE,) + OUTPUT_NODES)))
+    elif os.path.isfile(out):
+        raise ValueError("output %s is a file; --format savedmodel writes a folder" % out)
+    elif os.listdir(out) and not _is_savedmodel_export(out):
+        entries = sorted(os.listdir(out))
+        raise ValueError("output folder %s exists and is not an earlier SavedModel export (it "
+                         "holds %s); choose another -o or remove it"
+                         % (out, ", ".join(entries[:4]) + (" ..." if len(entries) > 4 else "") or "nothing"))
+
+
+def _is_frozen_export(path):
+    """Whether ``path`` is a ``GraphDef`` with this exporter's input and output nodes."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(data)
+    except Exception:  # protobuf raises DecodeError and others on foreign bytes
+        return False
+    names = set(node.name for node in graph_def.node)
+    return set((INPUT_NODE,) + OUTPUT_NODES) <= names
+
+
+def _is_savedmodel_export(folder):
+    """Whether ``folder`` holds only a SavedModel with this exporter's signature."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    entries = set(os.listdir(folder))
+    if "saved_model.pb" not in entries or not entries <= {"saved_model.pb", "variables", "assets"}:
+        return False
+    try:
+        with open(os.path.join(folder, "saved_model.pb"), "rb") as handle:
+            model = saved_model_pb2.SavedModel()
+            model.ParseFromString(handle.read())
+    except Exception:  # protobuf raises DecodeError and others on foreign bytes
+        return False
+    return any(SIGNATURE in graph.signature_def
+               and INPUT_NODE in graph.signature_def[SIGNATURE].inputs for graph in model.meta_graphs)
 
 
 def load_frozen_graph(path):

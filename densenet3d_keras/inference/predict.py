@@ -11,11 +11,14 @@ Two methods give the same label at every voxel at least a margin (13 voxels) fro
   network's kept outputs are its input minus the margin on each side, and a kept voxel sees
   only input within the margin, so a tile of ``T`` voxels per axis gives the logits of ``T - 26``
   voxels exactly as 38^3 windows centred on them would (in inference mode); neighbouring tiles'
-  inputs overlap by 2 x 13 voxels. Only the bounding box of the brain (voxels where any
-  modality is nonzero) is predicted; each tile's input reaches up to 13 voxels beyond it, and
-  where that leaves the volume it is filled with each channel's background value (the
-  normalised value of a raw 0), so every voxel of the box gets a score. Outside the box the
-  label is 0.
+  inputs overlap by 2 x 13 voxels. Only the bounding box of the brain is predicted; each
+  tile's input reaches up to 13 voxels beyond it, and where that leaves the volume it is
+  filled with each channel's background value (the normalised value of a raw 0).
+
+Both methods label nothing outside the brain (:func:`densenet3d_keras.core.brain.brain_mask`:
+voxels where any modality is nonzero, holes filled): skull-stripped scans have no tumour
+there, and a network never trained on the empty background must not be asked about it.
+Voxels outside the brain are "unscored": label 0, probability 1 for class 0.
 
 Arrays follow the NIfTI voxel order of :class:`generators.volumes.CaseVolumes`: images are
 ``(X, Y, Z, 4)`` (channels flair, t2, t1, t1ce), label maps ``(X, Y, Z)``, logits
@@ -32,10 +35,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from densenet3d_keras.core.brain import brain_mask
 from densenet3d_keras.core.geometry import MARGIN, PATCH_SIZE, output_size
 from densenet3d_keras.core.labels import LABEL_CLASSES, NUM_CLASSES
 from densenet3d_keras.inference.tiling import (DEFAULT_TILE_SIZE, bounding_box, box_slices, crop_back,
-                                               extract_block, foreground_mask, pad_to_patch, tile_input_shape,
+                                               extract_block, pad_to_patch, tile_input_shape,
                                                tile_plan, tiles_per_batch, window_block, window_plan)
 
 #: Windows per model call of :func:`predict_patch` (memory: docs/performance.md).
@@ -49,7 +53,7 @@ class Segmentation(object):
         logits: float32 ``(X, Y, Z, 5)`` label logits; 0 where no score was computed. For
             the patch method, voxels covered by several windows hold the mean of their
             blocks (the same argmax as the reference's sum).
-        scored: bool ``(X, Y, Z)``, voxels that received a score.
+        scored: bool ``(X, Y, Z)``, voxels of the brain that received a score.
         method: ``"fcn"`` or ``"patch"``.
         pass_shape: spatial input shape of one forward pass (tile or window), ``(3,)``.
         num_passes: number of forward passes (tiles or windows run).
@@ -188,12 +192,13 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
             (:class:`~densenet3d_keras.inference.streaming.SlabStreamer`).
         batch_size: tiles per model call; ``None`` batches as many as fit the voxel budget of
             one ``tile_size``^3 tile (:func:`tiles_per_batch`).
-        crop_to_brain: predict only the bounding box of the foreground
-            (:func:`foreground_mask`); ``False`` predicts every voxel of the volume.
+        crop_to_brain: predict only the bounding box of the brain
+            (:func:`~densenet3d_keras.core.brain.brain_mask`) and score only the brain;
+            ``False`` predicts and scores every voxel of the volume.
         progress: called as ``progress(tiles done, tiles total)`` after each model call.
 
     Returns:
-        :class:`Segmentation`; ``scored`` is the predicted box.
+        :class:`Segmentation`; ``scored`` is the brain (every voxel without ``crop_to_brain``).
 
     Raises:
         ValueError: a bad image, background, tile size or batch size.
@@ -204,7 +209,8 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
     shape = image.shape[:3]
     logits = np.zeros(shape + (NUM_CLASSES,), dtype=np.float32)
     scored = np.zeros(shape, dtype=bool)
-    box = bounding_box(foreground_mask(image, background)) if crop_to_brain else ((0, 0, 0), shape)
+    brain = brain_mask(image, background) if crop_to_brain else None
+    box = bounding_box(brain) if crop_to_brain else ((0, 0, 0), shape)
     if box is None:  # no foreground at all: nothing to segment
         return Segmentation(logits, scored, "fcn", (0, 0, 0), 0, time.time() - started)
     if tile_size is None:
@@ -230,13 +236,16 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
         done += len(tiles)
         if progress is not None:
             progress(done, len(plan))
-    scored[box_slices(box[0], box[1])] = True
+    if brain is None:
+        scored[...] = True
+    else:
+        scored = brain
     return Segmentation(logits, scored, "fcn", input_shape, len(plan), time.time() - started)
 
 
 def predict_patch(predictor, image, background, margin=MARGIN, patch=PATCH_SIZE,
-                  batch_size=PATCH_BATCH_SIZE, windows=None, progress=None):
-    # type: (object, np.ndarray, Sequence[float], int, int, int, Optional[Sequence[Sequence[int]]], Optional[Callable[[int, int], None]]) -> Segmentation
+                  batch_size=PATCH_BATCH_SIZE, windows=None, crop_to_brain=True, progress=None):
+    # type: (object, np.ndarray, Sequence[float], int, int, int, Optional[Sequence[Sequence[int]]], bool, Optional[Callable[[int, int], None]]) -> Segmentation
     """Segment a volume the reference way: every 38^3 window, logits into its 12^3 centre.
 
     A volume shorter than the window along an axis is first padded symmetrically with the
@@ -252,10 +261,13 @@ def predict_patch(predictor, image, background, margin=MARGIN, patch=PATCH_SIZE,
         batch_size: windows per model call.
         windows: window starts to run, in the coordinates of the (padded) volume; ``None``
             runs all of :func:`window_plan` (a subset is for timing).
+        crop_to_brain: score only the brain (:func:`~densenet3d_keras.core.brain.brain_mask`);
+            ``False`` scores every voxel a window's block covers.
         progress: called as ``progress(windows done, windows total)`` after each model call.
 
     Returns:
-        :class:`Segmentation`; ``scored`` marks the voxels some window's block covered.
+        :class:`Segmentation`; ``scored`` marks the voxels of the brain that some window's
+        block covered.
 
     Raises:
         ValueError: a bad image, background or batch size.
@@ -286,4 +298,6 @@ def predict_patch(predictor, image, background, margin=MARGIN, patch=PATCH_SIZE,
     total /= np.maximum(count, 1)[..., None].astype(np.float32)
     logits = np.ascontiguousarray(crop_back(total, offset, original))
     scored = np.ascontiguousarray(crop_back(scored, offset, original))
+    if crop_to_brain:
+        scored &= brain_mask(image, background)
     return Segmentation(logits, scored, "patch", (patch,) * 3, len(starts), time.time() - started)

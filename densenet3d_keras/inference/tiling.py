@@ -64,24 +64,6 @@ def bounding_box(mask):
     return tuple(start), tuple(stop)
 
 
-def foreground_mask(image, background):
-    # type: (np.ndarray, Sequence[float]) -> np.ndarray
-    """Voxels where any channel differs from its background value (a raw nonzero voxel).
-
-    Args:
-        image: ``(X, Y, Z, C)`` normalised image.
-        background: ``(C,)`` value of a raw 0 in each channel.
-
-    Returns:
-        bool ``(X, Y, Z)``.
-    """
-    background = np.asarray(background, dtype=image.dtype).reshape((1, 1, 1, -1))
-    mask = np.zeros(image.shape[:3], dtype=bool)
-    for channel in range(image.shape[3]):
-        mask |= image[..., channel] != background[..., channel]
-    return mask
-
-
 def axis_tiles(length, max_output):
     # type: (int, int) -> List[AxisTile]
     """Split ``[0, length)`` into equal output blocks of at most ``max_output`` voxels.

@@ -1,12 +1,16 @@
 """Checkpoint files: the Keras HDF5 format with the project's tags, names, the newest pointer.
 
 Each checkpoint is a Keras HDF5 file with the model, its weights and the optimizer state,
-named ``<model>_epoch_<NNN>.h5`` (the best by validation, ``<model>_best.h5``); its attributes record the epoch, the model name and the
-padding. It is serialised in memory, written to a hidden temporary name, flushed to disk and
-renamed into place; ``checkpoint.json`` in the folder points to the newest (``latest``,
-``epoch``) and, in a run with validation, to the best (``best``, ``best_epoch``,
-``best_dice_mean``). The callback that
-writes them every epoch is :class:`callbacks.checkpoint.EpochCheckpoint`.
+named ``<model>_epoch_<NNN>.h5`` (the best by validation, ``<model>_best.h5``, a copy of an
+epoch's file). Its attributes record the epoch, the model name, the padding and, written in the
+same file so that a kill can never separate them, the epoch's row of ``history.csv`` (JSON)
+and its validation score (the monitored value, when the epoch was validated). It is
+serialised in memory, written to a hidden temporary name, flushed to disk and renamed into
+place; ``checkpoint.json`` in the folder points to the newest (``latest``, ``epoch``) and, in a
+run with validation, to the best (``best``, ``best_epoch``, ``best_dice_mean``). The pointer
+is a convenience written after the files: where it lags behind them (a process killed in
+between), the files win (:func:`find_checkpoint`, :func:`read_best`). The callback that writes
+them every epoch is :class:`callbacks.checkpoint.EpochCheckpoint`.
 """
 import glob
 import io
@@ -22,10 +26,12 @@ POINTER = "checkpoint.json"
 ATTR_EPOCH = "densenet3d_epoch"
 ATTR_MODEL = "densenet3d_model"
 ATTR_PADDING = "densenet3d_padding"
+ATTR_HISTORY = "densenet3d_history"
+ATTR_SCORE = "densenet3d_score"
 _NAME = re.compile(r"^(?P<model>.+)_epoch_(?P<epoch>\d+)\.h5$")
 _BEST = re.compile(r"^(?P<model>.+)_best\.h5$")
 
-def save_checkpoint(model, path, epoch, model_name, padding="same"):
+def save_checkpoint(model, path, epoch, model_name, padding="same", history=None, score=None):
     """Save ``model`` with optimizer state to ``path`` atomically and tag it.
 
     The HDF5 file is built in memory and then written with plain file I/O, so a full disk is
@@ -38,6 +44,8 @@ def save_checkpoint(model, path, epoch, model_name, padding="same"):
         epoch: number of completed epochs.
         model_name: name passed to ``build_model``.
         padding: padding the model was built with.
+        history: the epoch's ``history.csv`` row (dict of numbers), or ``None``.
+        score: the epoch's validation score (higher is better), or ``None``.
 
     Raises:
         OSError: the file could not be written (``"cannot write checkpoint <path>: <reason>"``);
@@ -54,11 +62,16 @@ def save_checkpoint(model, path, epoch, model_name, padding="same"):
         handle.attrs[ATTR_EPOCH] = int(epoch)
         handle.attrs[ATTR_MODEL] = str(model_name)
         handle.attrs[ATTR_PADDING] = str(padding)
+        if history is not None:
+            handle.attrs[ATTR_HISTORY] = json.dumps(history, sort_keys=True)
+        if score is not None:
+            handle.attrs[ATTR_SCORE] = float(score)
     write_bytes_atomic(path, buffer.getvalue(), suffix=".h5", what="checkpoint")
 
 
 def read_checkpoint_info(path):
-    """``{"epoch", "model", "padding"}`` recorded in a checkpoint file.
+    """``{"epoch", "model", "padding"}`` recorded in a checkpoint file (see
+    :func:`read_checkpoint_record` for the history row and score).
 
     Raises:
         FileNotFoundError: no such file.
@@ -78,6 +91,48 @@ def read_checkpoint_info(path):
     return {"epoch": int(attrs[ATTR_EPOCH]) if ATTR_EPOCH in attrs else None,
             "model": _text(attrs.get(ATTR_MODEL)),
             "padding": _text(attrs.get(ATTR_PADDING)) or "same"}
+
+
+def read_checkpoint_record(path):
+    """``{"epoch", "history", "score"}`` of a checkpoint: its epoch, its epoch's
+    ``history.csv`` row (dict, or ``None`` for files that do not record one) and its
+    validation score (``None`` if the epoch was not validated).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_checkpoint_info`.
+    """
+    import h5py
+
+    epoch = read_checkpoint_info(path)["epoch"]
+    with h5py.File(path, "r") as handle:
+        history = handle.attrs.get(ATTR_HISTORY)
+        score = handle.attrs.get(ATTR_SCORE)
+    if history is not None:
+        history = json.loads(history.decode("utf-8") if isinstance(history, bytes) else str(history))
+    return {"epoch": epoch, "history": history, "score": None if score is None else float(score)}
+
+
+def read_best(folder, model_name):
+    """The best checkpoint of a run as recorded in ``<model>_best.h5`` itself:
+    ``{"best": name, "best_epoch": n, "best_dice_mean": score}``, or ``None`` when there is
+    no such file. A file of an older version without a recorded score takes the score from
+    ``checkpoint.json`` (``None`` if that does not name it either).
+
+    Raises:
+        ValueError: the file is not a readable checkpoint.
+    """
+    name = best_checkpoint_name(model_name)
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    record = read_checkpoint_record(path)
+    score = record["score"]
+    if score is None:
+        pointer = read_pointer(folder)
+        if pointer.get("best") != name or not isinstance(pointer.get("best_dice_mean"), (int, float)):
+            return None
+        score = float(pointer["best_dice_mean"])
+    return {"best": name, "best_epoch": record["epoch"], "best_dice_mean": score}
 
 
 def read_optimizer_weights(path):
@@ -100,7 +155,9 @@ def read_optimizer_weights(path):
 def find_checkpoint(path, log=None):
     """Resolve a checkpoint argument: a file, or a folder (its newest checkpoint).
 
-    A folder's newest checkpoint is the one ``checkpoint.json`` names. Without a usable
+    A folder's newest checkpoint is the one ``checkpoint.json`` names, or a later checkpoint
+    of the same model in the folder (the pointer is rewritten after each checkpoint, so a
+    process killed in between leaves it one epoch behind; ``log`` is told). Without a usable
     pointer (none, malformed, or naming a missing file) the folder is scanned, but only when
     that is unambiguous: all its ``*_epoch_NNN.h5`` files belong to one model.
 
@@ -122,7 +179,7 @@ def find_checkpoint(path, log=None):
     if os.path.lexists(pointer):
         latest, problem = _read_pointer(pointer)
         if latest is not None:
-            return latest
+            return _newest_of_model(path, latest, log)
     by_model = {}
     for epoch, candidate in _checkpoints(path):
         by_model.setdefault(checkpoint_prefix(candidate), []).append((epoch, candidate))
@@ -139,6 +196,21 @@ def find_checkpoint(path, log=None):
         raise ValueError("%s holds checkpoints of %d models (%s) and no %s; give the checkpoint "
                          "file with -lp" % (path, len(by_model), ", ".join(sorted(by_model)), POINTER))
     raise FileNotFoundError("no checkpoint (*_epoch_NNN.h5) in %s" % path)
+
+
+def _newest_of_model(folder, named, log=None):
+    """``named`` or the newest later checkpoint of its model in ``folder``."""
+    prefix = checkpoint_prefix(named)
+    later = sorted((epoch, candidate) for epoch, candidate in _checkpoints(folder)
+                   if checkpoint_prefix(candidate) == prefix and epoch > checkpoint_epoch(named))
+    if not later:
+        return named
+    newest = later[-1][1]
+    if log is not None:
+        log("%s names %s, but the folder holds the later %s (the pointer was not updated after "
+            "it was written); using it" % (os.path.join(folder, POINTER), os.path.basename(named),
+                                          os.path.basename(newest)))
+    return newest
 
 
 def _load_pointer(pointer):

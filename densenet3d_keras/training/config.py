@@ -14,6 +14,10 @@ from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import write_json_atomic
 from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
 from densenet3d_keras.runtime.npu import parse_loss_scale
+from generators.augment import parse_augment
+from generators.sampling import SAMPLING_MODES
+
+LR_SCHEDULES = ("constant", "poly")
 
 
 @dataclass
@@ -59,6 +63,11 @@ class TrainConfig(object):
     tensorboard: Optional[str] = None
     reduce_lr_on_plateau: Optional[list] = None
     early_stopping: Optional[int] = None
+    sampling: str = "reference"
+    shuffle: bool = False
+    augment: tuple = ()
+    lr_schedule: str = "constant"
+    recipe: Optional[str] = None
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict."""
@@ -121,6 +130,17 @@ def _check_validation(config):
                          % " and ".join(needs))
 
 
+def _check_schedule(config):
+    if config.sampling not in SAMPLING_MODES:
+        raise ValueError("--sampling must be one of %s, got %r" % (", ".join(SAMPLING_MODES), config.sampling))
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError("--lr-schedule must be one of %s, got %r"
+                         % (", ".join(LR_SCHEDULES), config.lr_schedule))
+    if config.lr_schedule != "constant" and config.reduce_lr_on_plateau:
+        raise ValueError("--lr-schedule %s and --reduce-lr-on-plateau both set the learning rate: "
+                         "choose one" % config.lr_schedule)
+
+
 def _check_values(config):
     for flag, key, minimum in _MINIMA:
         value = getattr(config, key)
@@ -136,6 +156,7 @@ def _check_values(config):
     if not config.summary and not config.demo and not config.root_path:
         raise ValueError("give a dataset root with -r <folder> (or --demo)")
     _check_validation(config)
+    _check_schedule(config)
 
 
 def resolve(args):
@@ -159,6 +180,7 @@ def resolve(args):
     values["loss_scale"] = parse_loss_scale(values["loss_scale"])
     values["graph_mode"] = bool(values.get("graph_mode")) or compat.graph_mode()
     values["reduce_lr_on_plateau"] = parse_plateau(values.get("reduce_lr_on_plateau"))
+    values["augment"] = parse_augment(values.get("augment"))
     if values["save_path"] is None:
         values["save_path"] = os.path.join("runs", values["model_name"].replace("-", "_"))
     if values["log_dir"] is None:

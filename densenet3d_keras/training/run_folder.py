@@ -12,8 +12,8 @@ Rules (README, "Training"):
   refuses checkpoints of itself later than the epoch it resumes after (they would be
   overwritten) and counts its earlier ones towards ``--keep``. Checkpoints of other models in
   that folder are left alone. (``--demo`` replaces an earlier demo run's checkpoints.)
-- Temporary files of checkpoints, ``checkpoint.json`` and ``config.json`` left by a killed
-  process (see :func:`densenet3d_keras.fileio.atomic_output`) are removed, with a note.
+- Temporary files of checkpoints, ``checkpoint.json``, ``config.json``, ``history.csv`` and
+  the learning curves left by a killed process (see :func:`densenet3d_keras.fileio.atomic_output`) are removed, with a note.
 
 In a data-parallel run only the chief writes the save folder, so only the chief takes the lock
 and applies these checks; every worker checks that it can write its log folder.
@@ -33,7 +33,7 @@ from densenet3d_keras.models.checkpoints import (POINTER,
                                                  list_best_checkpoints,
                                                  list_checkpoints,
                                                  read_checkpoint_info)
-from callbacks.history import CURVES
+from callbacks.history import CURVES, HISTORY
 from densenet3d_keras.core.fileio import make_output_folder
 
 LOCK = ".lock"
@@ -192,7 +192,7 @@ def remove_stale_temporaries(folder, log=None):
             continue
         target, suffix = match.group("name"), match.group("suffix")
         ours = ((suffix == ".h5" and is_checkpoint_name(target))
-                or (suffix == "" and target in (POINTER, CONFIG))
+                or (suffix == "" and target in (POINTER, CONFIG, HISTORY))
                 or (suffix == ".png" and target == CURVES))
         if not ours or pid_alive(int(match.group("pid"))):
             continue

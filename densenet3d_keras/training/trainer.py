@@ -204,7 +204,8 @@ def _fit(config, model, initial_epoch, prepared, runtime, header, stream, log, p
     sequence = PatchSequence(prepared, batch_size=config.batch_size, n_pos=config.n_pos,
                              n_neg=config.n_neg, seed=config.seed, epoch=initial_epoch,
                              patch_size=config.patch_size, output_size=config.output_size,
-                             max_batches_per_patient=config.max_batches_per_patient)
+                             max_batches_per_patient=config.max_batches_per_patient,
+                             sampling=config.sampling, shuffle=config.shuffle, augment=config.augment)
     if runtime.is_chief:
         save_config(config, os.path.join(config.save_path, "config.json"))
     log_path = log_path_for_device(config.log_dir, runtime.log_id)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from callbacks.checkpoint import EpochCheckpoint
-from callbacks.history import HistoryCSV, LearningCurves, read_history
+from callbacks.history import reconcile_history, HistoryCSV, LearningCurves, read_history
 from callbacks.monitors import EpochLearningRate, PlateauLearningRate, ValidationEarlyStopping
 from callbacks.validation import VAL_KEYS, Validation, format_validation_line, is_validated
 
@@ -123,15 +123,45 @@ def test_best_checkpoint_kept_recorded_and_never_pruned(model, tmp_path):
         "best checkpoint: %s (epoch %d, val_dice_mean %.4f)" % (tmp_path / "tiny_best.h5", e, v)
         for e, v in ((1, 0.4), (2, 0.7))]
 
-    # A resumed run starts from the recorded best: a worse score does not replace it.
-    resumed = EpochCheckpoint(str(tmp_path), "tiny", keep=1, monitor="val_dice_mean", best=pointer)
+    # A resumed run starts from the best recorded in the best copy itself, even where
+    # checkpoint.json lags behind it (a process killed before rewriting it): a worse score
+    # does not replace it.
+    stale = dict(pointer, best_epoch=1, best_dice_mean=0.4)
+    (tmp_path / "checkpoint.json").write_text(json.dumps(stale))
+    resumed = EpochCheckpoint(str(tmp_path), "tiny", keep=1, monitor="val_dice_mean",
+                              previous=[str(tmp_path / "tiny_epoch_004.h5")])
     resumed.set_model(model)
+    resumed.on_train_begin()
+    with open(str(tmp_path / "checkpoint.json")) as handle:
+        assert json.load(handle) == pointer
     resumed.on_epoch_end(4, {"val_dice_mean": 0.65})
     assert read_checkpoint_info(str(tmp_path / "tiny_best.h5"))["epoch"] == 2
     resumed.on_epoch_end(5, {"val_dice_mean": 0.75})
     assert read_checkpoint_info(str(tmp_path / "tiny_best.h5"))["epoch"] == 6
     with open(str(tmp_path / "checkpoint.json")) as handle:
         assert json.load(handle)["best_dice_mean"] == 0.75
+
+
+def test_a_better_epoch_killed_before_its_best_copy_becomes_the_best_on_resume(model, tmp_path):
+    from densenet3d_keras.models.checkpoints import read_best, read_checkpoint_record
+
+    callback = EpochCheckpoint(str(tmp_path), "tiny", keep=3, monitor="val_dice_mean")
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_dice_mean": 0.5, "loss": 1.5})
+    callback._keep_if_best = lambda *args: None  # the process dies before the copy
+    callback.on_epoch_end(1, {"val_dice_mean": 0.8, "loss": 1.25})
+    assert read_best(str(tmp_path), "tiny")["best_epoch"] == 1
+    assert read_checkpoint_record(str(tmp_path / "tiny_epoch_002.h5")) == {
+        "epoch": 2, "score": 0.8, "history": {"epoch": 2, "val_dice_mean": 0.8, "loss": 1.25}}
+
+    resumed = EpochCheckpoint(str(tmp_path), "tiny", keep=3, monitor="val_dice_mean",
+                              previous=[str(tmp_path / name) for name in ("tiny_epoch_001.h5", "tiny_epoch_002.h5")])
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert read_best(str(tmp_path), "tiny") == {"best": "tiny_best.h5", "best_epoch": 2, "best_dice_mean": 0.8}
+    with open(str(tmp_path / "checkpoint.json")) as handle:
+        assert json.load(handle) == {"latest": "tiny_epoch_002.h5", "epoch": 2, "best": "tiny_best.h5",
+                                     "best_epoch": 2, "best_dice_mean": 0.8}
 
 
 def _epochs(callback, start, rows):
@@ -149,13 +179,28 @@ def test_history_is_appended_in_the_columns_of_its_header(tmp_path):
     with open(path) as handle:
         assert handle.readline().strip() == "epoch,loss,val_dice_mean"
     rows = read_history(path)
-    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    assert [row["epoch"] for row in rows] == [1, 2, 3], "epochs count from 1, as in the log"
     assert [row["loss"] for row in rows] == [2.0, 1.5, 1.0]
     assert math.isnan(rows[0]["val_dice_mean"]) and rows[1]["val_dice_mean"] == 0.5
     assert math.isnan(rows[2]["val_dice_mean"]) and "lr" not in rows[2]
     # A fresh run replaces the file.
     _epochs(HistoryCSV(path), 0, [{"loss": 3.0}])
     assert [row["loss"] for row in read_history(path)] == [3.0]
+
+
+def test_reconcile_history_drops_later_rows_restores_missing_ones_and_counts_from_1(tmp_path):
+    path = tmp_path / "history.csv"
+    # An earlier version's file (epochs from 0) of a run killed after epoch 4's row but before
+    # its checkpoint, which also lost epoch 3's row (killed before writing it once).
+    path.write_text("epoch,loss,val_dice_mean\n0,2.0,nan\n1,1.5,0.5\n3,0.9,0.7\n")
+    recorded = {2: {"epoch": 2, "loss": 1.5, "val_dice_mean": 0.5},
+                3: {"epoch": 3, "loss": 1.25, "val_dice_mean": 0.6, "lr": 1e-3}}
+    assert reconcile_history(str(path), recorded, resumed_epoch=3) == [3]
+    rows = read_history(str(path))
+    assert [(row["epoch"], row["loss"]) for row in rows] == [(1, 2.0), (2, 1.5), (3, 1.25)]
+    assert rows[2]["val_dice_mean"] == 0.6 and "lr" not in rows[2]
+    before = path.read_text()
+    assert reconcile_history(str(path), recorded, resumed_epoch=3) == [] and path.read_text() == before
 
 
 def test_learning_curves_png_is_drawn_from_the_history(tmp_path):

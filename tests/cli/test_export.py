@@ -81,10 +81,11 @@ def test_frozen_graph_matches_keras(checkpoint, tmp_path, capsys, keras_session)
 
 def test_savedmodel_and_fixed_batch(checkpoint, tmp_path, capsys, keras_session):
     out = str(tmp_path / "saved")
-    os.makedirs(out)  # an earlier export is replaced
+    os.makedirs(out)  # an empty folder is written into
     args = ["-m", checkpoint, "-o", out, "--format", "savedmodel", "--batch-size", "1",
             "--padding", "same"]
-    assert export_keras.main(args) == 0
+    assert export_keras.main(args[:-4]) == 0
+    assert export_keras.main(args) == 0  # an earlier export is replaced
     assert "input node: input float32 [1,38,38,38,4]" in capsys.readouterr().out
     assert sorted(os.listdir(str(tmp_path))) == ["saved"]
     batch = np.random.RandomState(2).normal(size=(1, 38, 38, 38, 4)).astype("float32")
@@ -112,3 +113,46 @@ def test_errors_are_one_line(checkpoint, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not os.path.exists(values["out"])
+
+
+@pytest.fixture
+def run_folder(checkpoint, tmp_path):
+    """A training run folder: the checkpoint, its pointer, a log and a file of the user's."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoint, str(run / "tiny_epoch_003.h5"))
+    (run / "checkpoint.json").write_text('{"latest": "tiny_epoch_003.h5", "epoch": 3}')
+    (run / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    (run / "notes.txt").write_text("mine")
+    return run
+
+
+def _contents(folder):
+    return dict((name, (folder / name).read_bytes()) for name in sorted(os.listdir(str(folder))))
+
+
+@pytest.mark.parametrize("target, fmt, message", [
+    ("{run}", "savedmodel", "output {run} is the input {run}; choose another -o"),
+    ("{tmp}", "savedmodel", "output {tmp} holds the input {run}; choose another -o"),
+    ("{run}/tiny_epoch_003.h5", "pb", "output {run}/tiny_epoch_003.h5 is the input {run}/tiny_epoch_003.h5"),
+    ("{run}/history.csv", "pb", "output {run}/history.csv exists and is not an earlier export"),
+    ("{tmp}/other", "savedmodel", "output folder {tmp}/other exists and is not an earlier SavedModel "
+                                  "export (it holds notes.txt)"),
+])
+def test_an_output_that_is_not_an_earlier_export_is_refused(run_folder, tmp_path, capsys, target, fmt, message):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    values = {"run": str(run_folder), "tmp": str(tmp_path)}
+    before = _contents(run_folder), _contents(tmp_path / "other")
+    assert export_keras.main(["-m", str(run_folder), "-o", target.format(**values), "--format", fmt]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.format(**values) in err and err.count("\n") == 1, err
+    assert (_contents(run_folder), _contents(tmp_path / "other")) == before
+
+
+def test_the_checkpoint_file_itself_is_never_the_output(run_folder, capsys):
+    path = str(run_folder / "tiny_epoch_003.h5")
+    assert export_keras.main(["-m", path, "-o", path]) == 2
+    assert "is the input" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from densenet3d_keras.core.brain import brain_mask
 from densenet3d_keras.inference import output, predict, tiling
 from densenet3d_keras.core.geometry import MARGIN, PATCH_SIZE
 
@@ -181,16 +182,6 @@ def test_bounding_box(points, expected):
     assert tiling.bounding_box(mask) == expected
 
 
-def test_foreground_mask_marks_voxels_where_any_channel_is_not_background():
-    image = np.zeros((3, 3, 3, 2), np.float32)
-    image[..., 0] = -1.25
-    image[..., 1] = -0.5
-    image[0, 1, 2, 0] = 3.0
-    image[2, 2, 2, 1] = 0.0
-    mask = tiling.foreground_mask(image, (-1.25, -0.5))
-    assert mask.sum() == 2 and mask[0, 1, 2] and mask[2, 2, 2]
-
-
 # ----------------------------------------------------------------------------- logits
 
 
@@ -297,7 +288,7 @@ def patch_result(volume):
     probe = predict.predict_patch(model, image, background, windows=[(11, 9, 6)])
     bias = model.get_layer("head").label_conv_27.bias
     bias.assign(bias.numpy() - probe.logits[probe.scored].mean(axis=0))
-    result = predict.predict_patch(model, image, background, batch_size=5)
+    result = predict.predict_patch(model, image, background, batch_size=5, crop_to_brain=False)
     weights = model.get_weights()
     clear_session()
     return result, weights
@@ -365,7 +356,7 @@ def test_streamed_fcn_equals_patch_and_tiles(volume, patch_result):
     np.testing.assert_array_equal(streamed.labels, tiles.labels)
 
 
-def test_fcn_on_the_brain_box_equals_patch_there_and_is_background_outside(volume, patch_result):
+def test_fcn_on_the_brain_equals_patch_there_and_is_background_outside(volume, patch_result):
     from densenet3d_keras.core.compat import clear_session
 
     image, background = volume
@@ -373,13 +364,22 @@ def test_fcn_on_the_brain_box_equals_patch_there_and_is_background_outside(volum
     model = _tiny_fcn(weights)
     result = predict.predict_fcn(model, image, background, tile_size=96)
     clear_session()
-    start, stop = tiling.bounding_box(tiling.foreground_mask(image, background))
+    brain = brain_mask(image, background)
+    start, stop = tiling.bounding_box(brain)
     box = np.zeros(image.shape[:3], bool)
     box[tuple(slice(a, b) for a, b in zip(start, stop))] = True
-    np.testing.assert_array_equal(result.scored, box)
+    np.testing.assert_array_equal(result.scored, brain)
     assert box.mean() < 0.8, "the synthetic brain leaves background around it"
+    assert brain[box].mean() < 0.9, "the brain does not fill its box"
     labels = result.labels
-    assert (labels[~box] == 0).all() and (result.logits[~box] == 0).all()
+    assert (labels[~brain] == 0).all() and (result.logits[~box] == 0).all()
+    assert (labels[brain] != 0).any() and (patch.labels[~brain] != 0).any(), \
+        "the test model labels tumour outside the brain when asked there"
+    brain_only = predict.predict_patch(_tiny_fcn(weights, "same"), image, background, batch_size=5)
+    clear_session()
+    np.testing.assert_array_equal(brain_only.scored, patch.scored & brain)
+    assert (brain_only.labels[~brain] == 0).all()
+    box = brain
     interior = np.zeros_like(box)
     interior[tuple(slice(MARGIN, d - MARGIN) for d in image.shape[:3])] = True
     both = box & interior
@@ -402,5 +402,8 @@ def test_patch_pads_a_volume_smaller_than_the_window(volume, patch_result):
     clear_session()
     assert result.logits.shape == small.shape[:3] + (5,)
     assert result.labels.shape == small.shape[:3]
-    # Padded to 60 x 38 x 38 (offsets 4), scored 13 voxels in from the padded edges.
-    assert result.scored[13:47, 9:21, 9:21].all() and result.scored.sum() == 34 * 12 * 12
+    # Padded to 60 x 38 x 38 (offsets 4), scored 13 voxels in from the padded edges, in the brain.
+    covered = np.zeros(small.shape[:3], bool)
+    covered[13:47, 9:21, 9:21] = True
+    np.testing.assert_array_equal(result.scored, covered & brain_mask(small, background))
+    assert result.scored.any()
