@@ -203,3 +203,40 @@ def test_broken_pointer_falls_back_to_the_only_model(tmp_path):
     _fake(tmp_path, "dense24_epoch_017.h5")
     with pytest.raises(ValueError, match="holds checkpoints of 2 models .* and no checkpoint.json"):
         find_checkpoint(str(tmp_path))
+
+
+def test_patient_lines_average_each_patients_batches_when_shuffled(tmp_path):
+    class Sequence(object):
+        infos = [BatchInfo(1, patient, "case%d" % patient, iteration, 2, 0.5)
+                 for patient, iteration in ((2, 1), (1, 2), (2, 2), (1, 1))]
+
+        def epoch_infos(self):
+            return list(self.infos)
+
+    class Model(object):
+        def reset_metrics(self):
+            pass
+
+    log = TrainingLog(Sequence(), str(tmp_path / "train_0.log"), stream=None)
+    log.set_model(Model())
+    log.on_train_begin()
+    log.on_epoch_begin(0)
+    for batch, loss in enumerate([1.0, 2.0, 3.0, 4.0]):
+        log.on_train_batch_begin(batch)
+        log.on_train_batch_end(batch, {"loss": loss, "wt_accuracy_percent": 90.0,
+                                       "labels_accuracy_percent": 80.0})
+    log.on_epoch_end(0, {})
+    log.close()
+    lines = (tmp_path / "train_0.log").read_text().splitlines()
+    patients = [line for line in lines if line.startswith("patient loss")]
+    # patient 2 ends at the third batch (losses 1 and 3), patient 1 at the fourth (2 and 4)
+    assert patients == [format_patient_line(2.0, 85.0), format_patient_line(3.0, 85.0)]
+    assert lines.index(patients[0]) == 3 and lines.index(patients[1]) == 5
+
+
+def test_a_pointer_that_lags_behind_a_later_checkpoint_of_its_model_gives_the_later(tmp_path):
+    _fake(tmp_path, "tiny_epoch_001.h5", "tiny_epoch_002.h5", "dense24_epoch_009.h5")
+    (tmp_path / "checkpoint.json").write_text('{"latest": "tiny_epoch_001.h5", "epoch": 1}')
+    notes = []
+    assert find_checkpoint(str(tmp_path), notes.append) == str(tmp_path / "tiny_epoch_002.h5")
+    assert notes and "holds the later tiny_epoch_002.h5" in notes[0]

@@ -9,7 +9,8 @@ import pytest
 
 from callbacks.checkpoint import EpochCheckpoint
 from callbacks.history import reconcile_history, HistoryCSV, LearningCurves, read_history
-from callbacks.monitors import EpochLearningRate, PlateauLearningRate, ValidationEarlyStopping
+from callbacks.monitors import (EpochLearningRate, PlateauLearningRate, PolyLearningRate,
+                               ValidationEarlyStopping)
 from callbacks.validation import VAL_KEYS, Validation, format_validation_line, is_validated
 
 NAN = float("nan")
@@ -243,3 +244,23 @@ def test_training_log_puts_epoch_means_into_the_logs(tmp_path):
     log.close()
     assert logs["loss"] == pytest.approx(1.5) and logs["wt_accuracy_percent"] == pytest.approx(60.0)
     assert log.epoch_losses == [pytest.approx(1.5)]
+
+
+def test_poly_learning_rate_decays_over_the_run_and_continues_when_resumed(model):
+    callback = PolyLearningRate(1e-3, steps_per_epoch=4, epochs=2)
+    callback.set_model(model)
+    rates = []
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        for batch in range(4):
+            callback.on_train_batch_begin(batch)
+            rates.append(_learning_rate(model))
+    expected = [1e-3 * (1 - step / 8.0) ** 0.9 for step in range(8)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+    resumed = PolyLearningRate(1e-3, steps_per_epoch=4, epochs=2)
+    resumed.set_model(model)
+    resumed.on_epoch_begin(1)
+    resumed.on_train_batch_begin(2)
+    assert _learning_rate(model) == pytest.approx(expected[6], rel=1e-5)
+    with pytest.raises(ValueError):
+        PolyLearningRate(0.0, 4, 2)

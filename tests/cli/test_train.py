@@ -128,11 +128,51 @@ def test_resolve_defaults_and_nocorrection():
     (["--performance", "0"], "--performance must be >= 1, got 0"),
     (["--performance", "-1"], "--performance must be >= 1, got -1"),
     (["-mn", "dense24_nocorrection", "-nc", "true"], "drop -nc true"),
+    (["--augment", "flip,rotate"], "unknown augmentation 'rotate' (choose from flip, intensity, or none)"),
+    (["--lr-schedule", "poly", "--reduce-lr-on-plateau", "--val-list", "v.txt"],
+     "--lr-schedule poly and --reduce-lr-on-plateau both set the learning rate"),
 ])
 def test_bad_configuration_exits_2_with_one_line(args, message, capsys, tmp_path):
     code, out, err = _run(["-r", str(tmp_path)] + args, capsys)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_recipe_fills_in_what_the_command_line_does_not_give():
+    from densenet3d_keras.cli.train import given_options
+    from densenet3d_keras.training.recipes import RECIPES, apply_recipe
+
+    argv = ["-r", "data", "--recipe", "real", "-e", "3", "--n-neg", "5"]
+    config = resolve(apply_recipe(build_parser().parse_args(argv), given_options(argv)))
+    recipe = RECIPES["real"]
+    assert (config.num_epochs, config.n_neg) == (3, 5)
+    assert config.patch_size == recipe["patch_size"] and config.output_size == recipe["patch_size"] - 26
+    for key in ("padding", "precision", "sampling", "shuffle", "lr_schedule", "lr", "n_pos"):
+        assert getattr(config, key) == recipe[key], key
+    assert config.augment == tuple(recipe["augment"].split(","))
+    plain = resolve(build_parser().parse_args(["-r", "data"]))
+    assert (plain.sampling, plain.shuffle, plain.augment, plain.lr_schedule, plain.recipe) == (
+        "reference", False, (), "constant", None)
+
+
+def test_real_data_options_train_end_to_end(keras_session, base_args, tmp_path, capsys):
+    code, out, err = _run(base_args + ["-e", "2", "--padding", "valid", "--sampling", "balanced",
+                                       "--shuffle", "true", "--augment", "flip,intensity",
+                                       "--lr-schedule", "poly", "--lr", "1e-3"], capsys)
+    assert code == 0, err
+    with open(str(tmp_path / "ckpt" / "config.json")) as handle:
+        config = json.load(handle)
+    assert (config["sampling"], config["shuffle"], config["augment"], config["lr_schedule"]) == (
+        "balanced", True, ["flip", "intensity"], "poly")
+    batches = _lines(str(tmp_path / "logs" / "train_0.log"), "epoch-patient:")
+    patients = [int(line.split(" ")[2].rstrip(",")) for line in batches[:6]]
+    assert sorted(patients) == [1, 1, 2, 2, 3, 3] and patients != sorted(patients)
+    assert len(_lines(str(tmp_path / "logs" / "train_0.log"), "patient loss:")) == 6
+    from callbacks.history import read_history
+
+    rates = [row["lr"] for row in read_history(str(tmp_path / "ckpt" / "history.csv"))]
+    # the rate of each epoch's last batch: steps 5 and 11 of 12
+    assert rates == pytest.approx([1e-3 * (1 - 5 / 12.0) ** 0.9, 1e-3 * (1 - 11 / 12.0) ** 0.9], rel=1e-5)
 
 
 def test_bad_data_exits_2_and_writes_nothing(small_dataset, tmp_path, capsys):

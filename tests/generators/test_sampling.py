@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from generators.cache import CachedCase
-from generators.sampling import (batch_offsets, draw, extract_patch, one_hot, sample_centres,
-                                 targets)
+from generators.sampling import (batch_offsets, class_pools, draw, extract_patch, one_hot,
+                                 sample_balanced_centres, sample_centres, targets)
 from generators.sequence import PatchSequence
 
 
@@ -123,3 +123,71 @@ def test_sequence_performance_cut_and_bad_arguments():
         PatchSequence([_cached()], batch_size=4, n_pos=1, n_neg=1)
     with pytest.raises(IndexError):
         sequence[4]
+
+
+def test_class_pools_hold_each_tumour_label_present():
+    label = np.array([[[0, 1, 2], [4, 4, 0]]], np.uint8)
+    pools = class_pools(label)
+    assert [pool.tolist() for pool in pools] == [[1], [2], [3, 4]]
+    assert [pool.tolist() for pool in class_pools(np.where(label == 2, 0, label))] == [[1], [3, 4]]
+
+
+def test_balanced_centres_split_the_tumour_share_between_labels():
+    rng = np.random.default_rng(0)
+    pools = [np.arange(0, 3), np.arange(100, 1000), np.arange(2000, 2010)]  # core, edema, enhancing
+    negatives = np.arange(5000, 9000)
+    centres = sample_balanced_centres(pools, negatives, 10, 6, rng)
+    assert centres.size == 16
+    counts = [np.isin(centres, pool).sum() for pool in pools] + [np.isin(centres, negatives).sum()]
+    assert counts == [4, 3, 3, 6]  # the first n_pos % 3 labels give one more; 3 voxels, drawn 4 times
+    assert not np.array_equal(centres, np.sort(centres)), "shuffled"
+    # No tumour: everything from the background; no background: everything from the tumour.
+    assert np.isin(sample_balanced_centres([], negatives, 4, 2, rng), negatives).all()
+    only = sample_balanced_centres(pools[1:], [], 4, 2, rng)
+    assert only.size == 6 and [np.isin(only, pool).sum() for pool in pools[1:]] == [3, 3]
+
+
+def test_shuffled_sequence_interleaves_the_same_batches_reproducibly():
+    cases = [_cached("A"), _cached("B"), _cached("C")]
+    ordered = PatchSequence(cases, batch_size=2, n_pos=3, n_neg=3, seed=5)
+    shuffled = PatchSequence(cases, batch_size=2, n_pos=3, n_neg=3, seed=5, shuffle=True)
+    again = PatchSequence(cases, batch_size=2, n_pos=3, n_neg=3, seed=5, shuffle=True)
+    key = lambda info: (info.patient, info.iteration)  # noqa: E731
+    infos = shuffled.epoch_infos()
+    assert sorted(map(key, infos)) == list(map(key, ordered.epoch_infos()))
+    assert [i.patient for i in infos] != sorted(i.patient for i in infos), "patients interleave"
+    assert list(map(key, again.epoch_infos())) == list(map(key, infos))
+    position = list(map(key, ordered.epoch_infos())).index(key(infos[0]))
+    np.testing.assert_array_equal(shuffled[0][0], ordered[position][0])
+
+
+def test_balanced_sequence_draws_background_from_the_brain_and_labels_equally():
+    image, label = _coordinate_case()
+    background = np.full(4, -7.0, np.float32)
+    image[:, :, :10] = background  # a slab outside the brain: every modality at its raw-zero value
+    label[:, :, :10] = 0
+    flat = label.reshape(-1)
+    case = CachedCase("A", image, label, np.flatnonzero(flat > 0), np.flatnonzero(flat == 0),
+                      background, (0, 0, 0))
+    sequence = PatchSequence([case], batch_size=2, n_pos=30, n_neg=30, seed=1, sampling="balanced")
+    centres = np.concatenate([c for _, c in sequence._batches])
+    labels = label[tuple(centres.T)]
+    assert [int(np.sum(labels == value)) for value in (0, 1, 2, 4)] == [30, 10, 10, 10]
+    assert (centres[:, 2] >= 10).all(), "no background centre outside the brain"
+    with pytest.raises(ValueError, match="unknown sampling"):
+        PatchSequence([case], sampling="uniform")
+
+
+def test_flipped_patches_keep_their_labels():
+    case = _cached()
+    plain = PatchSequence([case], batch_size=4, n_pos=4, n_neg=4, seed=3)
+    flipped = PatchSequence([case], batch_size=4, n_pos=4, n_neg=4, seed=3, augment="flip")
+    changed = 0
+    for index in range(len(plain)):
+        x, (_, lab) = flipped[index]
+        changed += int(not np.array_equal(x, plain[index][0]))
+        z, y, xx = [x[:, 13:25, 13:25, 13:25, i].astype(int) for i in range(3)]
+        np.testing.assert_array_equal(case.label[z, y, xx], lab.argmax(-1))
+    assert changed >= 1
+    np.testing.assert_array_equal(flipped[0][0], PatchSequence(
+        [case], batch_size=4, n_pos=4, n_neg=4, seed=3, augment="flip")[0][0])
