@@ -33,3 +33,18 @@ def keras_session():
     clear_session()
     yield
     clear_session()
+
+
+#: The environment variable naming a folder of labelled BraTS cases for the real-data tests.
+REAL_BRATS_ENV = "DENSENET3D_REAL_BRATS"
+
+
+@pytest.fixture(scope="session")
+def real_brats():
+    """A folder of real, labelled BraTS cases: ``$DENSENET3D_REAL_BRATS``, else
+    ``../shared/realbrats`` beside the project; the tests that need it are skipped without it."""
+    root = os.environ.get(REAL_BRATS_ENV) or os.path.join(os.path.dirname(ROOT), "shared", "realbrats")
+    if not os.path.isdir(root):
+        pytest.skip("no real BraTS cases at %s (set %s to a folder of BraTS case folders)"
+                    % (root, REAL_BRATS_ENV))
+    return root
