@@ -221,7 +221,13 @@ def load_case(directory, require_label=False):
 
 def read_case_list(path):
     # type: (str) -> List[str]
-    """Read a case list (one folder name per line; blank lines and ``#`` comments skipped)."""
+    """Read a case list (one folder name per line; blank lines and ``#`` comments skipped).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the list is empty, or names a case more than once (a case listed twice
+            would be trained on twice per epoch, or weigh twice in a mean score).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError("case list not found: %s" % path)
     names = []
@@ -232,6 +238,10 @@ def read_case_list(path):
                 names.append(name)
     if not names:
         raise ValueError("case list %s is empty" % path)
+    keys = [os.path.normpath(name) for name in names]
+    twice = sorted(set(name for name, key in zip(names, keys) if keys.count(key) > 1))
+    if twice:
+        raise ValueError("case list %s names a case more than once: %s" % (path, ", ".join(twice)))
     return names
 
 

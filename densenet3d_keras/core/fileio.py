@@ -11,7 +11,11 @@ import gzip
 import io
 import json
 import os
+import re
 import uuid
+
+#: Temporary names of :func:`atomic_output`: ``.<name>.<pid>.<hex>.tmp<suffix>``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)$")
 
 
 @contextlib.contextmanager
@@ -34,6 +38,53 @@ def atomic_output(path, suffix=""):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def pid_alive(pid):
+    """Whether a process with id ``pid`` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, owned, log=None):
+    """Remove the temporary files of :func:`atomic_output` in ``folder`` that a process which is
+    no longer running left behind (killed while writing), for outputs ``owned`` names.
+
+    Args:
+        folder: the folder to clean (a missing folder has nothing to clean).
+        owned: ``owned(name, suffix)`` is true for the final file names (and temporary
+            suffixes) of the command's own outputs; other files are never touched.
+        log: callable taking one line per removed file, or ``None``.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if not match or not owned(match.group("name"), match.group("suffix")) \
+                or pid_alive(int(match.group("pid"))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+        if log is not None:
+            log("removed %s, left by process %s that is no longer running" % (path, match.group("pid")))
+    return removed
 
 
 def write_error(path, error, what=""):

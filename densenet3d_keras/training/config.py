@@ -125,6 +125,8 @@ def parse_plateau(text):
 def _check_validation(config):
     needs = [flag for flag, value in (("--reduce-lr-on-plateau", config.reduce_lr_on_plateau),
                                       ("--early-stopping", config.early_stopping)) if value is not None]
+    if config.val_every != 1:
+        needs.append("--val-every")
     if needs and not config.val_list and not config.demo:
         raise ValueError("%s act on the validation Dice: give validation cases with --val-list"
                          % " and ".join(needs))

@@ -2,8 +2,9 @@
 
 Rules (README, "Training"):
 
-- Before anything is written, the save folder (``-sp``) and the log folder (``--log-dir``)
-  must be folders this process can write, or can create.
+- Before anything is written, the save folder (``-sp``), the log folder (``--log-dir``) and
+  the TensorBoard folder (``--tensorboard``) must be folders this process can write, or can
+  create.
 - The run holds ``<save>/.lock`` (pid, host and start time, created exclusively) from before
   its first write until it ends, also on an error or an interrupt. A second run refuses,
   naming the holder; the lock of a process that is gone (same host) is taken over with a note.
@@ -21,7 +22,6 @@ and applies these checks; every worker checks that it can write its log folder.
 import io
 import json
 import os
-import re
 import socket
 import time
 
@@ -34,12 +34,10 @@ from densenet3d_keras.models.checkpoints import (POINTER,
                                                  list_checkpoints,
                                                  read_checkpoint_info)
 from callbacks.history import CURVES, HISTORY
-from densenet3d_keras.core.fileio import make_output_folder
+from densenet3d_keras.core.fileio import make_output_folder, pid_alive, remove_stale_temporaries
 
 LOCK = ".lock"
 CONFIG = "config.json"
-#: Temporary names of :func:`densenet3d_keras.fileio.atomic_output`: ``.<name>.<pid>.<hex>.tmp<suffix>``.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)$")
 _SHOWN = 3
 
 
@@ -68,19 +66,6 @@ def check_output_folder(path, what):
         raise OSError("cannot create %s %s: %s is not a folder" % (what, path, parent))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OSError("cannot create %s %s: %s is not writable" % (what, path, parent))
-
-
-def pid_alive(pid):
-    """Whether a process with id ``pid`` exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, under another user
-        return True
-    return True
 
 
 class RunLock(object):
@@ -174,37 +159,11 @@ def read_lock(path):
     return holder
 
 
-def remove_stale_temporaries(folder, log=None):
-    """Remove temporary files of checkpoints, ``checkpoint.json`` and ``config.json`` in
-    ``folder`` whose writing process (by the pid in the name) is no longer running.
-
-    Returns:
-        The removed paths.
-    """
-    removed = []
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return removed
-    for name in names:
-        match = _TEMPORARY.match(name)
-        if not match:
-            continue
-        target, suffix = match.group("name"), match.group("suffix")
-        ours = ((suffix == ".h5" and is_checkpoint_name(target))
-                or (suffix == "" and target in (POINTER, CONFIG, HISTORY))
-                or (suffix == ".png" and target == CURVES))
-        if not ours or pid_alive(int(match.group("pid"))):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            continue
-        removed.append(path)
-        if log is not None:
-            log("removed %s, left by process %s that is no longer running" % (path, match.group("pid")))
-    return removed
+def _is_run_output(target, suffix):
+    """Whether ``target`` (with a temporary ``suffix``) is a file a training run writes."""
+    return ((suffix == ".h5" and is_checkpoint_name(target))
+            or (suffix == "" and target in (POINTER, CONFIG, HISTORY))
+            or (suffix == ".png" and target == CURVES))
 
 
 def _names(paths):
@@ -244,6 +203,8 @@ class RunFolder(object):
         self._created = False
         if is_chief:
             check_output_folder(self.folder, "save folder")
+            if config.tensorboard:
+                check_output_folder(config.tensorboard, "TensorBoard folder")
         check_output_folder(config.log_dir, "log folder")
         if config.continue_training:
             self.checkpoint = find_checkpoint(config.load_path, self.note)
@@ -261,7 +222,7 @@ class RunFolder(object):
         try:
             self._lock.acquire()
             self.previous = self._run_checkpoints()
-            remove_stale_temporaries(self.folder, self.note)
+            remove_stale_temporaries(self.folder, _is_run_output, self.note)
         except BaseException:
             self.__exit__(None, None, None)
             raise

@@ -31,10 +31,6 @@ def select_validation_cases(config):
     """
     names = resolve_case_list(config.root_path, config.val_list, default_name="")
     cases = discover_cases(config.root_path, names, require_label=True)
-    ids = [case.case_id for case in cases]
-    twice = sorted(set(i for i in ids if ids.count(i) > 1))
-    if twice:
-        raise ValueError("--val-list %s names a case more than once: %s" % (config.val_list, ", ".join(twice)))
     if config.n4correction:
         cases = [case.corrected() for case in cases]
     return cases

@@ -63,7 +63,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from densenet3d_keras.core.errors import first_line
-from densenet3d_keras.core.fileio import atomic_output
+from densenet3d_keras.core.fileio import atomic_output, remove_stale_temporaries
 from densenet3d_keras.core.labels import MODALITIES
 from generators.brats import corrected_path, split_nifti_extension
 from generators.volumes import load_nifti
@@ -299,6 +299,7 @@ def correct_volume(image, spacing=None, shrink_factor=DEFAULT_SHRINK_FACTOR,
     mask_image.CopyInformation(full)
 
     factors = [int(min(shrink_factor, size)) for size in full.GetSize()]
+    _check_thickness(array.shape[::-1], factors)
     small = sitk.Shrink(full, factors)
     small_mask = sitk.Shrink(mask_image, factors)
     if not sitk.GetArrayViewFromImage(small_mask).any():
@@ -327,6 +328,25 @@ def correct_volume(image, spacing=None, shrink_factor=DEFAULT_SHRINK_FACTOR,
     corrected = (array / bias_field).astype(np.float32)
     corrected[array == 0] = 0
     return corrected, bias_field
+
+
+def _check_thickness(size, factors):
+    """Refuse a volume that N4's B-spline cannot span: every axis needs at least 2 voxels after
+    shrinking (ITK otherwise stops with "Zero-valued spacing is not supported").
+
+    Args:
+        size: voxels per axis, in SimpleITK's (x, y, z) order.
+        factors: the shrink factor per axis.
+
+    Raises:
+        ValueError: the thinnest axis, its size and what it shrinks to.
+    """
+    for axis, (voxels, factor) in enumerate(zip(size, factors)):
+        if voxels // factor < 2:
+            raise ValueError("the volume is too thin for N4: its axis %d has %d voxel(s), %d after "
+                             "shrinking by %d; N4 needs at least 2 per axis after shrinking "
+                             "(a thicker volume, or --shrink-factor 1 for 2 or 3 voxels)"
+                             % (2 - axis, voxels, voxels // factor, factor))
 
 
 def _write_like(array, reference, path):
@@ -380,6 +400,19 @@ def correct_file(src, dst, **params):
     return dst
 
 
+def remove_stale_outputs(case, log=None):
+    """Remove the temporary files of corrected outputs in a case folder that a killed N4 process
+    left behind (one line each to stderr, or to ``log``); returns their paths."""
+    targets = set(os.path.basename(corrected_path(path)) for path in case.images.values())
+    folder = os.path.dirname(os.path.abspath(case.images["flair"]))
+    return remove_stale_temporaries(folder, lambda name, suffix: name in targets, log or _note)
+
+
+def _note(line):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def correct_case(case, overwrite=False, modalities=DEFAULT_MODALITIES, **params):
     """Correct the modalities of one case, writing ``corrected_path(original)`` beside each.
 
@@ -397,6 +430,7 @@ def correct_case(case, overwrite=False, modalities=DEFAULT_MODALITIES, **params)
             modalities before the failing one are already written.
     """
     statuses = OrderedDict()
+    remove_stale_outputs(case)
     for modality in modalities:
         if modality not in case.images:
             raise ValueError("unknown modality %r for case %s" % (modality, case.case_id))

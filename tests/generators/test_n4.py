@@ -337,6 +337,44 @@ def test_cli_reports_a_corrupt_file_and_carries_on(tmp_path, capsys):
                                     "Brats17_C_flair_corrected.nii.gz", "Brats17_C_t1_corrected.nii.gz"]
 
 
+def test_cli_names_the_cause_for_a_volume_too_thin_for_n4(tmp_path, capsys):
+    folder = write_case(tmp_path, "Brats17_Thin")
+    for name in os.listdir(folder):  # keep only the middle slice of every volume
+        image = nib.load(os.path.join(folder, name))
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, 12:13], image.affine),
+                 os.path.join(folder, name))
+    code, out, err = run_cli([tmp_path, "--workers", "1", "--iterations", "3", "--modalities", "flair"], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if "Brats17_Thin" in line]
+    assert lines and "too thin for N4: its axis 2 has 1 voxel(s)" in lines[0], err
+    assert "itkImageBase" not in err and outputs_of(tmp_path) == []
+
+
+def test_correct_volume_refuses_axes_that_shrink_below_two_voxels():
+    volume = np.random.RandomState(0).uniform(1, 2, (3, 30, 30))
+    with pytest.raises(ValueError, match="its axis 0 has 3 voxel\\(s\\), 1 after shrinking by 2"):
+        n4.correct_volume(volume, (1.0, 1.0, 1.0), shrink_factor=2, iterations=(3,))
+    corrected, _ = n4.correct_volume(volume, (1.0, 1.0, 1.0), shrink_factor=1, iterations=(3,))
+    assert corrected.shape == volume.shape
+
+
+def test_a_rerun_removes_the_temporaries_of_a_killed_n4_and_only_those(tmp_path, capsys):
+    folder = write_case(tmp_path, "Brats17_A")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = ".Brats17_A_flair_corrected.nii.gz.%d.0123abcd.tmp.nii.gz" % dead.pid
+    kept = [".Brats17_A_flair_corrected.nii.gz.%d.89abcdef.tmp.nii.gz" % os.getpid(),  # alive
+            ".notes.txt.%d.11111111.tmp" % dead.pid]  # not an N4 output
+    for name in [stale] + kept:
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"partial")
+    code, out, err = run_cli([tmp_path, "--workers", "1", "--iterations", "3", "--modalities", "flair"], capsys)
+    assert code == 0, err
+    assert "removed %s, left by process %d that is no longer running" % (os.path.join(folder, stale), dead.pid) in err
+    assert sorted(name for name in os.listdir(folder) if name.startswith(".")) == sorted(kept)
+    assert os.path.isfile(os.path.join(folder, "Brats17_A_flair_corrected.nii.gz"))
+
+
 def test_cli_missing_root_exits_2_with_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "generators.n4", str(tmp_path / "nowhere")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -175,6 +175,9 @@ def test_without_a_training_list_every_other_case_is_trained_on(dataset, tmp_pat
 @pytest.mark.parametrize("extra, message", [
     (["--early-stopping", "2"], "--early-stopping act on the validation Dice: give validation cases with --val-list"),
     (["--reduce-lr-on-plateau"], "--reduce-lr-on-plateau act on the validation Dice"),
+    (["--val-every", "2"], "--val-every act on the validation Dice: give validation cases with --val-list"),
+    (["--tensorboard", "{file}"], "TensorBoard folder {file} exists and is not a folder"),
+    (["--tensorboard", "/dev/null/tb"], "cannot create TensorBoard folder /dev/null/tb: /dev/null is not a folder"),
     (["--val-list", "val.txt", "--reduce-lr-on-plateau", "1.5,2"], "the factor must be in (0, 1)"),
     (["--val-list", "val.txt", "--reduce-lr-on-plateau", "0.5"], "takes FACTOR,PATIENCE"),
     (["--val-list", "val.txt", "--val-every", "0"], "--val-every must be >= 1, got 0"),
@@ -183,6 +186,9 @@ def test_without_a_training_list_every_other_case_is_trained_on(dataset, tmp_pat
 ])
 def test_bad_validation_options_exit_2_with_one_line(dataset, tmp_path, extra, message):
     save = str(tmp_path / "run")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    extra = [flag.format(file=blocker) for flag in extra]
     code, _, err = _main(["-mn", "tiny", "-r", dataset["root"], "-sp", save] + extra)
-    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert code == 2 and err.count("\n") == 1 and message.format(file=blocker) in err, err
     assert not os.path.exists(save)
