@@ -69,6 +69,37 @@ def save_checkpoint(model, path, epoch, model_name, padding="same", history=None
     write_bytes_atomic(path, buffer.getvalue(), suffix=".h5", what="checkpoint")
 
 
+def deployable_copy(source, destination):
+    """Write a copy of a checkpoint without its optimizer state (a third of the size), for
+    prediction and export only: the model, its weights and the project's attributes.
+
+    Args:
+        source: a checkpoint file.
+        destination: the ``.h5`` file to write (atomically; not ``source``).
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        FileNotFoundError, ValueError: ``source`` is not a readable checkpoint, or equals
+            ``destination``.
+        OSError: the copy cannot be written.
+    """
+    import h5py
+
+    read_checkpoint_info(source)
+    if os.path.realpath(source) == os.path.realpath(destination):
+        raise ValueError("refusing to overwrite the checkpoint %s with its copy" % source)
+    buffer = io.BytesIO()
+    with h5py.File(source, "r") as original, h5py.File(buffer, "w") as copy:
+        original.copy(original["model_weights"], copy, name="model_weights")
+        for key, value in original.attrs.items():
+            if key != "training_config":
+                copy.attrs[key] = value
+    write_bytes_atomic(destination, buffer.getvalue(), suffix=".h5", what="checkpoint")
+    return destination
+
+
 def read_checkpoint_info(path):
     """``{"epoch", "model", "padding"}`` recorded in a checkpoint file (see
     :func:`read_checkpoint_record` for the history row and score).

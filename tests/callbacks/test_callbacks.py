@@ -240,3 +240,31 @@ def test_a_pointer_that_lags_behind_a_later_checkpoint_of_its_model_gives_the_la
     notes = []
     assert find_checkpoint(str(tmp_path), notes.append) == str(tmp_path / "tiny_epoch_002.h5")
     assert notes and "holds the later tiny_epoch_002.h5" in notes[0]
+
+
+def test_deployable_copy_keeps_model_weights_and_tags_without_the_optimizer(keras_session, tmp_path):
+    import h5py
+    import numpy as np
+
+    from densenet3d_keras.models.builder import build_model
+    from densenet3d_keras.models.checkpoints import deployable_copy, read_checkpoint_record
+    from densenet3d_keras.models.loading import load_model
+    from densenet3d_keras.models.objectives import compile_model
+
+    model = compile_model(build_model("tiny"))
+    model.train_on_batch(np.zeros((1, 38, 38, 38, 4), np.float32),
+                         [np.eye(2, dtype=np.float32)[np.zeros((1, 12, 12, 12), int)],
+                          np.eye(5, dtype=np.float32)[np.zeros((1, 12, 12, 12), int)]])
+    source, copy = str(tmp_path / "tiny_epoch_004.h5"), str(tmp_path / "deploy.h5")
+    save_checkpoint(model, source, 4, "tiny", "valid", history={"epoch": 4, "loss": 0.5}, score=0.75)
+    assert deployable_copy(source, copy) == copy
+    assert os.path.getsize(copy) < 0.6 * os.path.getsize(source)
+    with h5py.File(copy, "r") as handle:
+        assert "optimizer_weights" not in handle and "training_config" not in handle.attrs
+    assert read_checkpoint_info(copy) == {"epoch": 4, "model": "tiny", "padding": "valid"}
+    assert read_checkpoint_record(copy) == read_checkpoint_record(source)
+    loaded = load_model(copy, "tiny", 38, "same")[0]
+    for got, want in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        deployable_copy(source, source)
