@@ -35,6 +35,10 @@ REGIONS = OrderedDict([("wt", (1, 2, 4)), ("tc", (1, 4)), ("et", (4,))])
 #: SNFH = 2, ET = 3, RC = 4 (on-disk values), in that order.
 REGIONS_2024 = OrderedDict([("wt", (1, 2, 4)), ("tc", (1, 4)), ("netc", (1,)), ("snfh", (2,)),
                             ("et", (4,)), ("rc", (RESECTION_CAVITY,))])
+#: Why training and prediction refuse BraTS 2024 post-treatment labels.
+NO_CAVITY_CLASS = ("this network has no resection-cavity class (BraTS 2024 post-treatment label "
+                   "4); score such cases with evaluate_keras.py --label-convention brats2024")
+
 #: What a convention's label values would be read as when the file names say another.
 _FALLBACKS = {"brats2017": ("brats2023", "brats2024"), "brats2023": ("brats2024",),
               "brats2024": ()}

@@ -24,6 +24,8 @@ LESIONWISE_COLUMNS = ("lesion_dice_wt,lesion_dice_tc,lesion_dice_et,lesion_hd95_
                       "lesion_hd95_et,lesion_tp_wt,lesion_tp_tc,lesion_tp_et,lesion_fp_wt,"
                       "lesion_fp_tc,lesion_fp_et,lesion_fn_wt,lesion_fn_tc,lesion_fn_et,"
                       "nsd_wt,nsd_tc,nsd_et")
+#: Last column with lesion-wise metrics: the challenge settings each row was scored with.
+CHALLENGE_COLUMN = "challenge"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 PERFECT = "Brats17_TEST_001"
@@ -128,7 +130,7 @@ def test_evaluates_all_cases_with_overlays(dataset, capsys):
                          "-o", dataset["out"], "--overlays")
     assert code == 0, err
     header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
-    assert header == HEADER + "," + LESIONWISE_COLUMNS  # --metrics all by default
+    assert header == HEADER + "," + LESIONWISE_COLUMNS + ",challenge"  # --metrics all
     by_case = {row["case"]: row for row in rows}
     assert [row["case"] for row in rows] == sorted([PERFECT, SHIFTED, NEW])
 
@@ -397,8 +399,12 @@ def test_metric_sets_choose_the_columns(dataset, capsys, metric_set):
         assert not set(lesion_columns) & set(summary["metrics"])
         assert "LDice" not in out
         return
-    assert header == "case," + LESIONWISE_COLUMNS
+    assert header == "case," + LESIONWISE_COLUMNS + ",challenge"
     assert list(summary["metrics"]) == lesion_columns
+    assert set(row[CHALLENGE_COLUMN] for row in rows) == {"GLI-2023"}
+    assert summary["challenge"] == "GLI"
+    assert summary["lesion_settings"] == {"GLI-2023": {
+        "dilation_iterations": 3, "min_lesion_volume_mm3": {"wt": 50.0, "tc": 50.0, "et": 50.0}}}
     assert "dice_wt" not in by_case[PERFECT]
     # A perfect prediction of one tumour: each region is one lesion, found exactly.
     for region in ("wt", "tc", "et"):
