@@ -2,7 +2,8 @@
 
 ``python -m tests.evaluation.official.compare`` scores the cases with ``evaluate_keras.py``'s
 library (every challenge) and prints the README table: per metric, how many values were
-compared and the largest difference.
+compared and the largest difference; then, per case, this project's / the official value of
+the glioma WT metrics.
 """
 import json
 import os
@@ -12,7 +13,7 @@ from collections import OrderedDict
 
 from densenet3d_keras.evaluation.report import evaluate_folder
 from generators.brats import discover_cases
-from tests.evaluation.official.cases import write_cases
+from tests.evaluation.official.cases import DESCRIPTIONS, write_cases
 
 EXPECTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "expected.json")
 #: Official column -> this project's metric family; tolerance of the comparison.
@@ -70,8 +71,31 @@ def table(found):
     return lines
 
 
+#: Columns of the per-case table (BraTS-GLI, WT): official column, title, format.
+CASE_COLUMNS = (("Legacy_Dice", "Dice", "%.4f"), ("Legacy_HD95", "HD95 mm", "%.2f"),
+                ("Sensitivity", "sens.", "%.3f"), ("LesionWise_Score_Dice", "LDice", "%.4f"),
+                ("LesionWise_Score_HD95", "LHD95 mm", "%.2f"), ("Num_TP", "TP", "%d"),
+                ("Num_FP", "FP", "%d"), ("Num_FN", "FN", "%d"))
+
+
+def case_table(found, challenge="BraTS-GLI", label="WT"):
+    """Markdown lines: per case, this project's / the official value of a few WT metrics."""
+    values = dict(((case, column), (ours, official))
+                  for case, name, region, column, ours, official, _ in found
+                  if name == challenge and region == label)
+    lines = ["| case | situation | " + " | ".join(title for _, title, _ in CASE_COLUMNS) + " |",
+             "| --- | --- |" + " ---: |" * len(CASE_COLUMNS)]
+    for case_id, situation in DESCRIPTIONS.items():
+        cells = []
+        for column, _, form in CASE_COLUMNS:
+            ours, official = values[(case_id, column)]
+            cells.append((form + " / " + form) % (ours, official))
+        lines.append("| %s | %s | %s |" % (case_id[-9:-4], situation, " | ".join(cells)))
+    return lines
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         write_cases(folder)
         found = comparisons(score_all(folder), load_expected())
-    sys.stdout.write("\n".join(table(found)) + "\n")
+    sys.stdout.write("\n".join(table(found) + [""] + case_table(found)) + "\n")

@@ -29,7 +29,7 @@ COLUMNS = ("Num_TP", "Num_FP", "Num_FN", "Sensitivity", "Specificity", "Legacy_D
 
 def versions():
     """Versions of the packages the official script ran with."""
-    from importlib.metadata import version
+    from importlib.metadata import version  # novermin (runs on the official environment)
 
     import nibabel
     import numpy
