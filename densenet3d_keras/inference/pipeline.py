@@ -432,7 +432,7 @@ def check_inputs(config, inputs, cases, log=print):
     """
     started = time.time()
     for case, original in zip(inputs, cases):
-        volumes = load_case_volumes(case, with_label=config.evaluate)
+        volumes = load_case_volumes(case, with_label=config.evaluate, cavity_ok=True)
         if config.overlays and original.images["flair"] != case.images["flair"]:
             # Overlays are drawn on the original flair, not on the N4-corrected one read here.
             flair, _ = load_nifti(original.images["flair"])
