@@ -21,6 +21,7 @@ against that code's outputs in ``tests/evaluation/official``.
 
 Pure numpy/scipy.
 """
+import functools
 import math
 from collections import namedtuple
 
@@ -106,13 +107,20 @@ def surfel_areas(spacing):
         float64 ``(256,)``; 0 for codes 0 and 255, ``sqrt(3) / 8`` for a single corner voxel at
         1 mm.
     """
-    s0, s1, s2 = (float(s) for s in spacing)
+    return _surfel_areas(tuple(float(s) for s in spacing))
+
+
+@functools.lru_cache(maxsize=16)
+def _surfel_areas(spacing):
+    """:func:`surfel_areas` of a tuple of floats, read-only (cached: every HD95 of a case)."""
+    s0, s1, s2 = spacing
     areas = np.zeros(256)
     for code, triangles in enumerate(_TRIANGLE_TABLE):
         total = 0.0
         for x, y, z in triangles:
             total += float(np.linalg.norm(np.array([x * s1 * s2, y * s0 * s2, z * s0 * s1])))
         areas[code] = total
+    areas.setflags(write=False)
     return areas
 
 

@@ -157,3 +157,12 @@ def test_pad_to_minimum_fills_background_and_centres():
     assert padded[4:34, :, 9:29].min() == 1 and padded_label.sum() == label.sum()
     same, _, zero = pad_to_minimum(np.ones((40, 40, 40, 1)), None, [0.0], 38)
     assert same.shape == (40, 40, 40, 1) and zero.tolist() == [0, 0, 0]
+
+
+def test_resection_cavity_accepted_for_scoring_checks(case_folder):
+    # predict_keras.py --evaluate only checks a ground truth it will score: a cavity is fine.
+    seg = np.zeros((24, 24, 20), np.uint8)
+    seg[5, 5, 5], seg[6, 6, 6] = 3, 4
+    _replace(case_folder, "Brats17_F_1_1_seg.nii.gz", seg)
+    volumes = load_case_volumes(load_case(case_folder), cavity_ok=True)
+    assert volumes.label[5, 5, 5] == 4 and volumes.label[6, 6, 6] == 3  # ET, cavity
