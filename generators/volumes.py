@@ -5,11 +5,13 @@ the nonzero voxels, then ``(x - mean) / std`` over the whole volume, so the back
 the constant ``-mean / std``.
 """
 import os
+import sys
 from typing import Optional
 
 import numpy as np
 
-from densenet3d_keras.core.labels import MODALITIES, to_internal_labels
+from densenet3d_keras.core.labels import (MODALITIES, NO_CAVITY_CLASS, detect_convention,
+                                          to_internal_labels)
 from generators.brats import Case
 
 AFFINE_TOLERANCE = 1e-3
@@ -119,18 +121,21 @@ def normalise(volume, name="volume"):
     return out, np.float32(-mean / std)
 
 
-def load_case_volumes(case, with_label=True):
-    # type: (Case, bool) -> CaseVolumes
+def load_case_volumes(case, with_label=True, cavity_ok=False):
+    # type: (Case, bool, bool) -> CaseVolumes
     """Load, check and normalise one case.
 
     Args:
         case: the :class:`~generators.brats.Case`.
         with_label: also load the label map (must exist then).
+        cavity_ok: accept BraTS 2024 post-treatment labels (resection cavity = internal 3),
+            for checking a ground truth that will only be scored; training refuses them.
 
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: a corrupt file, a 4-D volume, modalities on different grids, an empty
-            brain (flair all zero), or labels outside the case's convention.
+            brain (flair all zero), labels of no convention, or (without ``cavity_ok``) a
+            resection cavity.
     """
     channels = []
     backgrounds = []
@@ -158,13 +163,32 @@ def load_case_volumes(case, with_label=True):
         _check_same_grid(reference, case.label, raw.shape, image.affine)
         if not np.all(np.equal(np.mod(raw, 1), 0)):
             raise ValueError("label map %s has non-integer values" % case.label)
-        try:
-            label = to_internal_labels(raw.astype(np.int64), case.label_convention)
-        except ValueError as error:
-            raise ValueError("%s: %s" % (case.label, error))
+        label = _training_labels(case, raw.astype(np.int64), cavity_ok)
     image = np.stack(channels, axis=-1)
     return CaseVolumes(case.case_id, image, label, np.asarray(backgrounds, np.float32),
                        reference[2], reference[3], brain)
+
+
+def _training_labels(case, raw, cavity_ok=False):
+    """Internal labels of a case's label map, in the convention its values fit (a one-line
+    note on stderr when it is not the one of its file names).
+
+    Raises:
+        ValueError: values of no convention, or (unless ``cavity_ok``) BraTS 2024
+            post-treatment labels (label 4 = resection cavity), which this network has no
+            class for.
+    """
+    convention, note = detect_convention(np.unique(raw), case.label_convention)
+    if convention == "brats2024" and not cavity_ok:
+        raise ValueError("%s: label values %s: %s" % (case.label, np.unique(raw).tolist(),
+                                                      NO_CAVITY_CLASS))
+    if note is not None:
+        sys.stderr.write("note: %s: %s\n" % (case.label, note))
+        sys.stderr.flush()
+    try:
+        return to_internal_labels(raw, convention)
+    except ValueError as error:
+        raise ValueError("%s: %s" % (case.label, error))
 
 
 def _check_same_grid(reference, path, shape, affine):

@@ -4,18 +4,21 @@ BraTS 2023 lesion-wise Dice and HD95, NSD), and choose postprocessing on them.
 Usage::
 
     python evaluate_keras.py --pred <pred dir> --gt <dataset root> -o <out dir>
-        [--list test.txt] [--label-convention auto|brats2017|brats2023] [--overlays]
-        [--skip-incomplete] [--metrics legacy|lesionwise|all] [--choose-postprocessing]
+        [--list test.txt] [--label-convention auto|brats2017|brats2023|brats2024] [--overlays]
+        [--skip-incomplete] [--metrics legacy|lesionwise|all] [--challenge GLI|MEN|MET|PED|SSA]
+        [--choose-postprocessing]
 
 Predictions are ``<pred dir>/<case id>.nii.gz`` (the BraTS submission name); the ground truth
 is each case folder's ``seg`` file under the dataset root. With ``--list`` exactly the listed
 cases are scored and a missing prediction is an error; without it the cases present on both
 sides are scored and the others are reported as skipped. Writes ``<out>/metrics.csv``,
 ``<out>/summary.json`` and, with ``--overlays``, ``<out>/overlays/<case>.png``; prints a table.
-Metric conventions (HD95 definition, empty regions, NSD) are in
-:mod:`densenet3d_keras.evaluation.metrics`, the lesion-wise ones in
-:mod:`densenet3d_keras.evaluation.lesionwise`; ``--metrics`` picks the columns (default
-``all``). ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
+Every metric is the official BraTS 2023 script's (HD95 definition, empty regions:
+:mod:`densenet3d_keras.evaluation.metrics`; lesion-wise: :mod:`densenet3d_keras.evaluation.lesionwise`);
+``--metrics`` picks the columns (default ``all``), ``--challenge`` the lesion-wise dilation and
+volume threshold (:mod:`densenet3d_keras.evaluation.challenges`). BraTS 2024 post-treatment
+label maps (4 = resection cavity) are recognised from their values or named with
+``--label-convention brats2024``, and scored on WT, TC, NETC, SNFH, ET and RC. ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
 (:mod:`densenet3d_keras.evaluation.postprocess_choice`), prints them with the mean Dice before
 and after, and writes ``<out>/postprocessing.json`` for ``predict_keras.py --postprocess``.
 Exit codes: see :mod:`densenet3d_keras.cli.runner`.
@@ -27,6 +30,8 @@ from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 
 #: Metric sets of ``--metrics`` (as :data:`densenet3d_keras.evaluation.report.METRIC_SETS`).
 METRIC_SETS = ("legacy", "lesionwise", "all")
+#: ``--challenge`` values (as :data:`densenet3d_keras.evaluation.challenges.CHALLENGES`).
+CHALLENGES = ("GLI", "MEN", "MET", "PED", "SSA")
 POSTPROCESSING_NAME = "postprocessing.json"
 
 
@@ -46,7 +51,9 @@ def build_parser():
     parser.add_argument("--label-convention", default="auto",
                         choices=("auto",) + tuple(LABEL_CONVENTIONS),
                         help="labels of the prediction files: brats2017 (enhancing = 4), "
-                             "brats2023 (enhancing = 3) or auto (as the case's ground truth)")
+                             "brats2023 (enhancing = 3), brats2024 (enhancing = 3, resection "
+                             "cavity = 4) or auto (as the case's ground truth, else what the "
+                             "values fit)")
     parser.add_argument("--overlays", action="store_true",
                         help="also write overlays/<case>.png (flair with GT and prediction)")
     parser.add_argument("--skip-incomplete", action="store_true",
@@ -56,6 +63,11 @@ def build_parser():
                         help="legacy: Dice, HD95, sensitivity, specificity; lesionwise: BraTS "
                              "2023 lesion-wise Dice, HD95, TP/FP/FN lesions and NSD at 1 mm; "
                              "all: both (default)")
+    parser.add_argument("--challenge", choices=CHALLENGES, default="GLI",
+                        help="BraTS challenge whose lesion-wise settings apply (official 2023 "
+                             "scripts): GLI, SSA, PED dilate 3 times and drop lesions <= 50 "
+                             "mm^3, MEN 1 and 50, MET 1 and 2 (default GLI; BraTS 2024 "
+                             "post-treatment labels always take the 2024 GLI settings)")
     parser.add_argument("--choose-postprocessing", dest="choose_postprocessing",
                         action="store_true",
                         help="also choose postprocessing (small-component removal, ET to "
@@ -116,9 +128,9 @@ def evaluate(args):
     from generators.brats import resolve_case_list
 
     print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s metrics=%s "
-          "choose_postprocessing=%s" % (args.pred, args.gt, args.out, args.list,
-                                        args.label_convention, args.overlays, args.metrics,
-                                        args.choose_postprocessing))
+          "challenge=%s choose_postprocessing=%s"
+          % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays,
+             args.metrics, args.challenge, args.choose_postprocessing))
     names = resolve_case_list(args.gt, args.list, default_name="") if args.list else None
     cases, extra, unpredicted = select_cases(args.pred, args.gt, names,
                                              skip_incomplete=args.skip_incomplete)
@@ -130,7 +142,8 @@ def evaluate(args):
         print("evaluating %d listed case(s)" % len(cases))
     table = ResultsTable([case.case_id for case in cases], metric_set=args.metrics)
     _, summary = evaluate_folder(args.pred, cases, args.out, convention=args.label_convention,
-                                 overlays=args.overlays, progress=table, metric_set=args.metrics)
+                                 overlays=args.overlays, progress=table, metric_set=args.metrics,
+                                 challenge=args.challenge)
     table.finish(summary)
     print("%d case(s); all metrics in %s/metrics.csv and %s/summary.json"
           % (summary["num_cases"], args.out, args.out))

@@ -3,8 +3,9 @@
 Pure numpy/scipy. The definition is that of the official BraTS 2023 evaluation code,
 https://github.com/rachitsaluja/BraTS-2023-Metrics (``get_LesionWiseScores`` /
 ``get_LesionWiseResults`` in ``eval.py``, ``brats_2023_metrics/surface_distance/brats_metrics.py``),
-with the glioma (``BraTS-GLI``) parameters. Per region (WT, TC, ET; internal labels, enhancing
-tumour = 4):
+by default with the glioma (``BraTS-GLI``) parameters; the other challenges' dilation and
+volume threshold are in :mod:`densenet3d_keras.evaluation.challenges`. Per region (WT, TC, ET;
+internal labels, enhancing tumour = 4):
 
 1. Connected components of the prediction and of the ground truth, 26-connected
    (``scipy.ndimage.label`` with a 3x3x3 structure of ones). Predicted components are never
@@ -20,8 +21,9 @@ tumour = 4):
 4. Per lesion: Dice and HD95 between the lesion and the union of its matched components (whole
    components, also their parts outside the footprint). A lesion with no match is a false
    negative: Dice 0, HD95 :data:`MISSED_HD95` = 374 mm.
-5. Lesions of volume <= :data:`MIN_LESION_VOLUME` = 50 mm^3 (voxel count times voxel volume, so
-   50 voxels on BraTS' 1 mm grid) are left out: not scored, not counted as true positive or
+5. Lesions of volume <= :data:`MIN_LESION_VOLUME` = 50 mm^3 (voxel count times the three voxel
+   sizes, in that order as the official code multiplies them; 50 voxels on BraTS' 1 mm grid)
+   are left out: not scored, not counted as true positive or
    false negative. Predicted components that match only such a lesion are not false
    positives either (the official code counts every component matched to any lesion as
    matched, before the small lesions are dropped).
@@ -34,11 +36,16 @@ Counts per region: ``lesion_tp`` = kept lesions with at least one match, ``lesio
 lesions with none, ``lesion_fp`` = unmatched predicted components (``Num_TP``, ``Num_FN``,
 ``Num_FP`` of the official code).
 
-Deviation: the per-lesion HD95 is this project's :func:`~densenet3d_keras.evaluation.metrics.hd95`
-(surface voxels, both directions pooled, 95th percentile, as MedPy) rather than the official
-code's ``compute_robust_hausdorff`` of DeepMind's ``surface-distance`` package (surface
-elements weighted by area, the larger of the two directed 95th percentiles). Dice, matching,
-counts and the 374 mm penalty are the same.
+The per-lesion HD95 is :func:`~densenet3d_keras.evaluation.metrics.hd95`, the official one
+(``compute_robust_hausdorff`` of DeepMind's ``surface-distance``: surface elements weighted by
+area, the larger of the two directed 95th percentiles). Every value equals the official
+script's on the cases of ``tests/evaluation/official``.
+
+BraTS 2024 post-treatment labels are scored per region of
+:data:`~densenet3d_keras.core.labels.REGIONS_2024` in the same way, with the 2024 GLI dilation and
+thresholds. Not reproduced: the 2024 script also merges NETC, SNFH, ET and RC lesions that touch
+lesions of the other three sub-regions (``combine_lesions_tissues``); here each sub-region's
+lesions are grouped by its own dilation only, as for WT and TC.
 """
 from collections import OrderedDict
 
@@ -46,7 +53,8 @@ import numpy as np
 from scipy import ndimage
 
 from densenet3d_keras.core.labels import REGIONS, region_mask
-from densenet3d_keras.evaluation.metrics import check_label_pair, check_spacing, hd95
+from densenet3d_keras.evaluation.challenges import lesion_settings, settings_regions
+from densenet3d_keras.evaluation.metrics import labels_of_regions, check_label_pair, check_spacing, hd95
 
 #: 26-connectivity of the connected-component analysis.
 CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
@@ -62,6 +70,11 @@ MISSED_HD95 = 374.0
 LESION_FAMILIES = ("lesion_dice", "lesion_hd95", "lesion_tp", "lesion_fp", "lesion_fn")
 LESION_NAMES = tuple("%s_%s" % (family, region) for family in LESION_FAMILIES
                      for region in REGIONS)
+
+
+def lesion_names(regions=REGIONS):
+    """The lesion-wise columns for ``regions`` (:data:`LESION_NAMES` for the default ones)."""
+    return tuple("%s_%s" % (family, region) for family in LESION_FAMILIES for region in regions)
 #: Families holding counts (written as integers).
 COUNT_FAMILIES = ("lesion_tp", "lesion_fp", "lesion_fn")
 
@@ -140,7 +153,7 @@ def ground_truth_lesions(gt_mask, spacing, iterations=DILATION_ITERATIONS,
         :class:`GroundTruthLesions`.
     """
     gt = np.asarray(gt_mask, dtype=bool)
-    voxel_volume = float(np.prod(check_spacing(spacing)))
+    spacing = check_spacing(spacing)
     lesions = np.zeros(gt.shape, np.int32)
     footprint = np.zeros(gt.shape, np.int32)
     # The dilation reaches ``iterations`` voxels: computing it in that box is exact and fast.
@@ -152,8 +165,17 @@ def ground_truth_lesions(gt_mask, spacing, iterations=DILATION_ITERATIONS,
     footprint[box], count = connected_components(dilated)
     lesions[box] = np.where(gt[box], footprint[box], 0)
     sizes = np.bincount(lesions[box].ravel(), minlength=count + 1)[1:].astype(np.int64)
-    kept = sizes * voxel_volume > min_volume
+    kept = lesion_volumes(sizes, spacing) > min_volume
     return GroundTruthLesions(lesions, footprint, count, sizes, kept, box)
+
+
+def lesion_volumes(sizes, spacing):
+    """Volumes in mm^3 of lesions of ``sizes`` voxels: ``((size * s0) * s1) * s2``, the official
+    code's order of products (which decides lesions of exactly the threshold volume)."""
+    volumes = np.asarray(sizes, dtype=np.float64)
+    for size in spacing:
+        volumes = volumes * float(size)
+    return volumes
 
 
 class ComponentTable(object):
@@ -258,19 +280,22 @@ def _lesion_hd95(pred_components, lesions, lesion_id, matched_ids, boxes, spacin
     return hd95(pred, lesions.lesions[box] == lesion_id, spacing)
 
 
-def lesionwise_region(pred_mask, gt_mask, spacing):
+def lesionwise_region(pred_mask, gt_mask, spacing, iterations=DILATION_ITERATIONS,
+                      min_volume=MIN_LESION_VOLUME):
     """Lesion-wise Dice, HD95 and counts of one region.
 
     Args:
         pred_mask: 3-D array, nonzero = inside.
         gt_mask: 3-D array of the same shape.
         spacing: voxel size in mm per axis.
+        iterations: ground-truth dilation iterations.
+        min_volume: lesions of at most this volume in mm^3 are not scored.
 
     Returns:
         OrderedDict with ``dice``, ``hd95`` (mm), ``tp``, ``fp``, ``fn`` (ints).
     """
     spacing = check_spacing(spacing)
-    lesions = ground_truth_lesions(gt_mask, spacing)
+    lesions = ground_truth_lesions(gt_mask, spacing, iterations, min_volume)
     pred_components, pred_count = connected_components(pred_mask)
     table = component_table(pred_components, pred_count, lesions)
     dice, matched, false_positives = lesion_dice(table)
@@ -292,30 +317,35 @@ def lesionwise_region(pred_mask, gt_mask, spacing):
     return result
 
 
-def evaluate_lesionwise(pred_label, gt_label, spacing):
+def evaluate_lesionwise(pred_label, gt_label, spacing, settings=None):
     """Lesion-wise results of every region of one case.
 
     Args:
-        pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
+        pred_label: 3-D internal label map (values 0, 1, 2, 4; 3 = resection cavity with
+            BraTS 2024 settings) of the prediction.
         gt_label: 3-D internal label map of the ground truth, same shape.
         spacing: voxel size in mm per axis (the ground truth's header zooms).
+        settings: :class:`~densenet3d_keras.evaluation.challenges.LesionSettings`; default
+            BraTS 2023 GLI. Its regions are the ones scored.
 
     Returns:
-        OrderedDict with the keys of :data:`LESION_NAMES`: ``lesion_dice_wt`` ...
-        ``lesion_fn_et``; counts are ints.
+        OrderedDict with the keys of :func:`lesion_names` (:data:`LESION_NAMES` for WT, TC,
+        ET): ``lesion_dice_wt`` ... ``lesion_fn_et``; counts are ints.
 
     Raises:
         ValueError: the shapes differ, a label value is not internal or the spacing is invalid.
     """
-    pred_label, gt_label = check_label_pair(pred_label, gt_label)
+    settings = settings or lesion_settings()
+    regions = settings_regions(settings)
+    pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
     spacing = check_spacing(spacing)
     per_region = OrderedDict(
         (region, lesionwise_region(region_mask(pred_label, region), region_mask(gt_label, region),
-                                   spacing))
-        for region in REGIONS)
+                                   spacing, settings.dilation, settings.min_volume[region]))
+        for region in regions)
     row = OrderedDict()
     for family in LESION_FAMILIES:
         key = family[len("lesion_"):]
-        for region in REGIONS:
+        for region in regions:
             row["%s_%s" % (family, region)] = per_region[region][key]
     return row

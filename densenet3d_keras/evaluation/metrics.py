@@ -3,38 +3,42 @@
 Pure numpy/scipy (no TensorFlow), so scoring runs anywhere nibabel does.
 
 Regions are taken from internal label maps (enhancing tumour = 4, see
-:data:`generators.brats.REGIONS`): whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4},
-enhancing tumour ET = {4}.
+:data:`densenet3d_keras.core.labels.REGIONS`): whole tumour WT = {1, 2, 4}, tumour core
+TC = {1, 4}, enhancing tumour ET = {4}; BraTS 2024 post-treatment label maps add NETC, SNFH and
+the resection cavity RC (:data:`~densenet3d_keras.core.labels.REGIONS_2024`).
 
-Conventions (the same for every region; "empty" means the region has no voxel):
+The definitions are those of the official BraTS 2023 evaluation, ``eval.py`` of
+https://github.com/rachitsaluja/BraTS-2023-Metrics (``Legacy_Dice``, ``Legacy_HD95``,
+``Sensitivity``, ``Specificity``), and every value equals that script's on the cases of
+``tests/evaluation/official`` (1e-3 for ratios, 0.5 mm for distances). Per region, "empty"
+meaning the region has no voxel:
 
 * Dice ``2|P & G| / (|P| + |G|)``; both empty -> 1, exactly one empty -> 0.
-* HD95, the 95th-percentile symmetric Hausdorff distance in millimetres, pooled as in MedPy's
-  ``hd95`` (which the BraTS evaluation scripts of the last years follow):
+* HD95, the robust Hausdorff distance at 95 % of DeepMind's ``surface-distance``
+  (:mod:`densenet3d_keras.evaluation.surfaces`): surface points on the voxel corners weighted by
+  their surface area, per direction the area-weighted 95th percentile of the distances to the
+  other surface, then the larger of the two directions. Both empty -> 0 mm; exactly one empty
+  -> :data:`HD95_PENALTY` = 374 mm whatever the grid (the official script replaces the
+  infinite distance by 374).
+* Sensitivity ``TP / (TP + FN)``; both empty -> 1, an empty ground truth with a non-empty
+  prediction -> 0 (as the official script's ``TP / (TP + FN + tiny)``).
+* Specificity ``TN / (TN + FP)``; 0 when the ground truth covers the whole volume (no
+  background to keep: the official ``TN / (TN + FP + tiny)``).
 
-  1. the surface of a mask is the mask minus its binary erosion by the 6-connected
-     (face-neighbour) 3x3x3 cross; voxels on the edge of the volume count as surface, since
-     the erosion treats the outside as background;
-  2. ``scipy.ndimage.distance_transform_edt(~surface_G, sampling=spacing)`` gives, at every
-     surface voxel of P, the distance in mm to the nearest surface voxel of G (voxel centre
-     to voxel centre), and vice versa;
-  3. both sets of distances are pooled into one list and its 95th percentile is taken with
-     ``numpy.percentile``'s default linear interpolation. (This is not the maximum of the two
-     directed 95th percentiles, which some other tools report.)
+Not official BraTS metrics, kept as named extras:
 
-  Both empty -> 0 mm. Exactly one empty -> :func:`max_distance`, the diagonal of the image
-  box ``sqrt(sum((shape_i * spacing_i) ** 2))``, i.e. the largest distance in that volume.
-  For BraTS' 240 x 240 x 155 grid at 1 mm that is ``sqrt(240^2 + 240^2 + 155^2) = 373.13``
-  mm, the value the official BraTS evaluation reported for such cases.
 * NSD, the normalised surface distance (surface Dice) at a tolerance of :data:`NSD_TOLERANCE`
   = 1 mm (Nikolov et al. 2021, arXiv:1809.04430; MONAI's ``compute_surface_dice`` with
-  ``use_subvoxels=False``): with the surfaces and the distances of HD95 above, the fraction of
-  the surface voxels of both masks that lie within the tolerance of the other mask's surface,
+  ``use_subvoxels=False``): the surface of a mask is the mask minus its 6-connected erosion
+  (voxels on the edge of the volume count as surface), ``distance_transform_edt`` gives the
+  distance in mm from each surface voxel to the other mask's surface, and NSD is the fraction of
+  the surface voxels of both masks within the tolerance,
   ``(#{d_PG <= tau} + #{d_GP <= tau}) / (|S_P| + |S_G|)``. Both empty -> 1 (MONAI gives NaN),
   exactly one empty -> 0.
-* Sensitivity ``TP / (TP + FN)``; when the ground truth is empty nothing can be missed and it
-  is 1 (whatever the prediction; false positives show up in Dice, HD95 and specificity).
-* Specificity ``TN / (TN + FP)``; when the ground truth covers the whole volume it is 1.
+* :func:`pooled_hd95`, MedPy's ``hd95``: the distances of both directions between those surface
+  voxels pooled into one list and its 95th percentile (``numpy.percentile``, linear
+  interpolation). It dilutes a missed or extra lesion (one direction only) and is not what BraTS
+  reports; the empty cases are as for HD95.
 """
 import math
 from collections import OrderedDict
@@ -43,7 +47,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from densenet3d_keras.core.labels import REGIONS, region_mask
+from densenet3d_keras.core.labels import LABELS_2024_INTERNAL, REGIONS, region_mask
+from densenet3d_keras.evaluation.surfaces import robust_hausdorff, surface_distances as surfel_distances
 
 #: Metric families and regions, in the column order of ``metrics.csv``.
 METRIC_FAMILIES = ("dice", "hd95", "sensitivity", "specificity")
@@ -52,8 +57,13 @@ METRIC_NAMES = tuple("%s_%s" % (family, region) for family in METRIC_FAMILIES fo
 #: Label values allowed in the internal convention.
 INTERNAL_LABELS = (0, 1, 2, 4)
 
-#: Percentile of the pooled surface distances reported as "HD95".
+#: Label values allowed in a BraTS 2024 scoring (internal labels and the resection cavity 3).
+INTERNAL_LABELS_2024 = LABELS_2024_INTERNAL
+
+#: Percentile of the surface distances reported as "HD95".
 HD_PERCENTILE = 95.0
+#: HD95 (mm) when exactly one of the two masks is empty: the official BraTS value.
+HD95_PENALTY = 374.0
 
 #: Tolerance (mm) of the normalised surface distance.
 NSD_TOLERANCE = 1.0
@@ -121,20 +131,6 @@ def dice(pred_mask, gt_mask):
     return 2.0 * int(np.logical_and(pred, gt).sum()) / total
 
 
-def max_distance(shape, spacing):
-    """The HD95 worst case: the diagonal of the image box in mm.
-
-    Args:
-        shape: the volume's 3 dimensions in voxels.
-        spacing: the voxel size in mm along each axis.
-
-    Returns:
-        ``sqrt(sum((shape_i * spacing_i) ** 2))``; 373.13 for 240 x 240 x 155 at 1 mm.
-    """
-    spacing = check_spacing(spacing)
-    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
-
-
 def surface(mask):
     """Surface voxels of a binary mask: the mask minus its 6-connected erosion.
 
@@ -188,10 +184,22 @@ def surface_distances(from_mask, to_mask, spacing):
     return distance[source_surface]
 
 
-def hd95(pred_mask, gt_mask, spacing):
-    """95th-percentile symmetric Hausdorff distance in mm (pooled surface distances).
+def _empty_pair(pred, gt):
+    """The HD95 of masks of which at least one is empty, else ``None``."""
+    has_pred = bool(pred.any())
+    has_gt = bool(gt.any())
+    if not has_pred and not has_gt:
+        return 0.0
+    if has_pred != has_gt:
+        return HD95_PENALTY
+    return None
 
-    See the module docstring for the exact definition.
+
+def hd95(pred_mask, gt_mask, spacing):
+    """HD95 in mm as the official BraTS evaluation computes it.
+
+    The larger of the two directed, surface-area-weighted 95th percentiles of the surface
+    distances (module docstring; :mod:`densenet3d_keras.evaluation.surfaces`).
 
     Args:
         pred_mask: 3-D array, nonzero = inside.
@@ -199,14 +207,36 @@ def hd95(pred_mask, gt_mask, spacing):
         spacing: voxel size in mm per axis, e.g. the NIfTI header zooms.
 
     Returns:
-        float mm; 0.0 when both masks are empty, :func:`max_distance` of the volume when
-        exactly one is.
+        float mm; 0.0 when both masks are empty, :data:`HD95_PENALTY` (374) when exactly one is.
 
     Raises:
         ValueError: the shapes differ (the message names both), a mask is not 3-D or the
             spacing is not 3 positive numbers.
     """
-    return surface_scores(pred_mask, gt_mask, spacing)[0]
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    spacing = check_spacing(spacing)
+    empty = _empty_pair(pred, gt)
+    if empty is not None:
+        return empty
+    return robust_hausdorff(surfel_distances(gt, pred, spacing), HD_PERCENTILE)
+
+
+def pooled_hd95(pred_mask, gt_mask, spacing):
+    """MedPy's HD95 in mm: the 95th percentile of the pooled surface-voxel distances.
+
+    Not the BraTS definition (see the module docstring); empty masks as :func:`hd95`.
+
+    Raises:
+        ValueError: as :func:`hd95`.
+    """
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    spacing = check_spacing(spacing)
+    empty = _empty_pair(pred, gt)
+    if empty is not None:
+        return empty
+    pooled = np.concatenate([surface_distances(pred, gt, spacing),
+                             surface_distances(gt, pred, spacing)])
+    return float(np.percentile(pooled, HD_PERCENTILE))
 
 
 def nsd(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
@@ -227,11 +257,21 @@ def nsd(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
         ValueError: the shapes differ, a mask is not 3-D, the spacing is invalid or the
             tolerance is negative or not finite.
     """
-    return surface_scores(pred_mask, gt_mask, spacing, tolerance)[1]
+    pred, gt = _check_pair(pred_mask, gt_mask)
+    spacing = check_spacing(spacing)
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError("NSD tolerance must be a finite number of mm >= 0, got %r" % (tolerance,))
+    has_pred = bool(pred.any())
+    has_gt = bool(gt.any())
+    if not has_pred or not has_gt:
+        return 1.0 if has_pred == has_gt else 0.0
+    pooled = np.concatenate([surface_distances(pred, gt, spacing),
+                             surface_distances(gt, pred, spacing)])
+    return int(np.count_nonzero(pooled <= tolerance)) / float(pooled.size)
 
 
 def surface_scores(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
-    """HD95 and NSD of two masks from one computation of their surface distances.
+    """HD95 and NSD of two masks.
 
     Args:
         pred_mask: 3-D array, nonzero = inside.
@@ -245,23 +285,10 @@ def surface_scores(pred_mask, gt_mask, spacing, tolerance=NSD_TOLERANCE):
     Raises:
         ValueError: as :func:`nsd`.
     """
-    pred, gt = _check_pair(pred_mask, gt_mask)
-    spacing = check_spacing(spacing)
-    if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError("NSD tolerance must be a finite number of mm >= 0, got %r" % (tolerance,))
-    has_pred = bool(pred.any())
-    has_gt = bool(gt.any())
-    if not has_pred and not has_gt:
-        return 0.0, 1.0
-    if has_pred != has_gt:
-        return max_distance(pred.shape, spacing), 0.0
-    pooled = np.concatenate([surface_distances(pred, gt, spacing),
-                             surface_distances(gt, pred, spacing)])
-    within = int(np.count_nonzero(pooled <= tolerance))
-    return float(np.percentile(pooled, HD_PERCENTILE)), within / float(pooled.size)
+    return hd95(pred_mask, gt_mask, spacing), nsd(pred_mask, gt_mask, spacing, tolerance)
 
 
-def nsd_case(pred_label, gt_label, spacing, tolerance=NSD_TOLERANCE):
+def nsd_case(pred_label, gt_label, spacing, tolerance=NSD_TOLERANCE, regions=REGIONS):
     """NSD of every region of one case.
 
     Args:
@@ -269,17 +296,19 @@ def nsd_case(pred_label, gt_label, spacing, tolerance=NSD_TOLERANCE):
         gt_label: 3-D internal label map of the ground truth, same shape.
         spacing: voxel size in mm per axis.
         tolerance: NSD tolerance in mm.
+        regions: the regions (``REGIONS`` or ``REGIONS_2024`` of
+            :mod:`densenet3d_keras.core.labels`).
 
     Returns:
-        OrderedDict with the keys of :data:`NSD_NAMES` (``nsd_wt``, ``nsd_tc``, ``nsd_et``).
+        OrderedDict ``nsd_<region>`` per region (:data:`NSD_NAMES` for the default regions).
 
     Raises:
         ValueError: the shapes differ, a label value is not internal or the spacing is invalid.
     """
-    pred_label, gt_label = check_label_pair(pred_label, gt_label)
+    pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
     return OrderedDict(("nsd_%s" % region, nsd(region_mask(pred_label, region),
                                                region_mask(gt_label, region), spacing, tolerance))
-                       for region in REGIONS)
+                       for region in regions)
 
 
 def _confusion(pred_mask, gt_mask):
@@ -301,14 +330,15 @@ def sensitivity(pred_mask, gt_mask):
         gt_mask: 3-D array of the same shape.
 
     Returns:
-        float in [0, 1]; 1.0 when the ground truth is empty.
+        float in [0, 1]; with an empty ground truth 1.0 if the prediction is empty too, else
+        0.0 (the official BraTS value).
 
     Raises:
         ValueError: the shapes differ (the message names both) or a mask is not 3-D.
     """
-    tp, _, fn, _ = _confusion(pred_mask, gt_mask)
+    tp, fp, fn, _ = _confusion(pred_mask, gt_mask)
     if tp + fn == 0:
-        return 1.0
+        return 1.0 if fp == 0 else 0.0
     return tp / float(tp + fn)
 
 
@@ -320,78 +350,93 @@ def specificity(pred_mask, gt_mask):
         gt_mask: 3-D array of the same shape.
 
     Returns:
-        float in [0, 1]; 1.0 when the ground truth has no background voxel.
+        float in [0, 1]; 0.0 when the ground truth has no background voxel (the official
+        BraTS value).
 
     Raises:
         ValueError: the shapes differ (the message names both) or a mask is not 3-D.
     """
     _, fp, _, tn = _confusion(pred_mask, gt_mask)
     if tn + fp == 0:
-        return 1.0
+        return 0.0
     return tn / float(tn + fp)
 
 
-def _check_internal(label, name):
+def _check_internal(label, name, labels=INTERNAL_LABELS):
     label = np.asarray(label)
     if label.ndim != 3:
         raise ValueError("%s label map must be 3-D, got shape %s" % (name, label.shape))
-    outside = np.isin(label, INTERNAL_LABELS, invert=True)
+    outside = np.isin(label, labels, invert=True)
     if outside.any():
         bad = sorted(set(np.unique(label[outside]).tolist()))
         raise ValueError("%s label map has values %s outside the internal labels %s "
                          "(map BraTS 2023 files with generators.brats.to_internal_labels)"
-                         % (name, bad, list(INTERNAL_LABELS)))
+                         % (name, bad, list(labels)))
     return label
 
 
-def check_label_pair(pred_label, gt_label):
-    """Both label maps as arrays, checked: 3-D, the same shape, internal label values only.
+def labels_of_regions(regions):
+    """Internal label values allowed when scoring ``regions``: 3 (the cavity) only with RC."""
+    return INTERNAL_LABELS_2024 if "rc" in regions else INTERNAL_LABELS
+
+
+def check_label_pair(pred_label, gt_label, labels=INTERNAL_LABELS):
+    """Both label maps as arrays, checked: 3-D, the same shape, label values in ``labels``.
 
     Raises:
-        ValueError: the shapes differ (the message names both) or a value is not internal.
+        ValueError: the shapes differ (the message names both) or a value is not allowed.
     """
     pred_label, gt_label = _same_shape(pred_label, gt_label)
-    return _check_internal(pred_label, "prediction"), _check_internal(gt_label, "ground-truth")
+    return (_check_internal(pred_label, "prediction", labels),
+            _check_internal(gt_label, "ground-truth", labels))
 
 
-def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE):
+def metric_names(regions=REGIONS):
+    """The legacy metric columns for ``regions``: family-major, ``dice_wt`` ... (as
+    :data:`METRIC_NAMES` for the default regions)."""
+    return tuple("%s_%s" % (family, region) for family in METRIC_FAMILIES for region in regions)
+
+
+def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE,
+                  regions=REGIONS):
     """All metrics of one case, for every region.
 
     Args:
         pred_label: 3-D internal label map (values 0, 1, 2, 4) of the prediction.
         gt_label: 3-D internal label map of the ground truth, same shape.
         spacing: voxel size in mm per axis (the ground truth's header zooms).
-        with_nsd: also the NSD columns (from the surface distances HD95 computes anyway).
+        with_nsd: also the NSD columns.
         nsd_tolerance: NSD tolerance in mm.
+        regions: the regions scored (``REGIONS`` or ``REGIONS_2024`` of
+            :mod:`densenet3d_keras.core.labels`; internal label 3, the resection cavity, is
+            allowed only with the latter).
 
     Returns:
-        OrderedDict ``metric -> float`` with the keys of :data:`METRIC_NAMES`: ``dice_wt``,
-        ``dice_tc``, ``dice_et``, ``hd95_wt`` ... ``specificity_et``; then, ``with_nsd``,
-        those of :data:`NSD_NAMES`.
+        OrderedDict ``metric -> float`` with the keys of :func:`metric_names` (:data:`METRIC_NAMES`
+        for the default regions): ``dice_wt``, ``dice_tc``, ``dice_et``, ``hd95_wt`` ...
+        ``specificity_et``; then, ``with_nsd``, ``nsd_<region>``.
 
     Raises:
         ValueError: the shapes differ (the message names both), a label value is not internal
             or the spacing is invalid.
     """
-    pred_label, gt_label = check_label_pair(pred_label, gt_label)
+    pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
     spacing = check_spacing(spacing)
     masks = OrderedDict((region, (region_mask(pred_label, region), region_mask(gt_label, region)))
-                        for region in REGIONS)
-    surfaces = OrderedDict((region, surface_scores(pred, gt, spacing, nsd_tolerance))
-                           for region, (pred, gt) in masks.items())
+                        for region in regions)
     functions = OrderedDict([
-        ("dice", lambda p, g, region: dice(p, g)),
-        ("hd95", lambda p, g, region: surfaces[region][0]),
-        ("sensitivity", lambda p, g, region: sensitivity(p, g)),
-        ("specificity", lambda p, g, region: specificity(p, g)),
+        ("dice", dice),
+        ("hd95", lambda p, g: hd95(p, g, spacing)),
+        ("sensitivity", sensitivity),
+        ("specificity", specificity),
     ])
     row = OrderedDict()
     for family in METRIC_FAMILIES:
         for region, (pred, gt) in masks.items():
-            row["%s_%s" % (family, region)] = float(functions[family](pred, gt, region))
+            row["%s_%s" % (family, region)] = float(functions[family](pred, gt))
     if with_nsd:
-        for region in REGIONS:
-            row["nsd_" + region] = surfaces[region][1]
+        for region, (pred, gt) in masks.items():
+            row["nsd_" + region] = nsd(pred, gt, spacing, nsd_tolerance)
     return row
 
 

@@ -9,30 +9,45 @@ sensitivity, specificity: :data:`~densenet3d_keras.evaluation.metrics.METRIC_NAM
 ``lesionwise`` (the BraTS 2023 lesion-wise Dice, HD95 and lesion counts of
 :mod:`densenet3d_keras.evaluation.lesionwise`, then NSD at 1 mm:
 :data:`~densenet3d_keras.evaluation.metrics.NSD_NAMES`) or ``all`` (legacy, then lesionwise).
+
+Label conventions: the ground truth's is its file names' (the case layout's) unless its label
+values do not fit it, then the later release's they fit (a BraTS 2023 map renamed to 2017
+names is read as ``brats2023``; label 4 beside 2023 names, or 1-4 beside 2017 names, as the
+BraTS 2024 post-treatment ``brats2024``), with a one-line note. ``auto`` predictions take the
+ground truth's convention, or the first of ``brats2017``, ``brats2023``, ``brats2024`` their
+values fit. A case read as ``brats2024`` (either side) is scored on the regions of
+:data:`~densenet3d_keras.core.labels.REGIONS_2024` with the BraTS 2024 GLI lesion settings;
+the others on WT, TC, ET with the ``challenge``'s BraTS 2023 settings
+(:mod:`densenet3d_keras.evaluation.challenges`).
+
 Outputs, written only once every case has been scored (temporary names, then ``os.replace``,
 so a failure leaves no partial file behind):
 
-* ``<out>/metrics.csv``: ``case`` then the columns of :func:`metric_names` (lesion counts
-  as integers);
-* ``<out>/summary.json``: number of cases, case ids, the metric set, and mean / std / median
-  / count per metric (NaN written as ``null``);
+* ``<out>/metrics.csv``: ``case``, the columns of :func:`metric_names` (lesion counts as
+  integers; NaN for a region a case was not scored on) and, with lesion-wise metrics, the
+  ``challenge`` settings the row was scored with (``GLI-2023``);
+* ``<out>/summary.json``: number of cases, case ids, the metric set, the challenge and its
+  lesion settings, and mean / std / median / count per metric (NaN written as ``null``);
 * with overlays, ``<out>/overlays/<case>.png`` (see :mod:`densenet3d_keras.evaluation.overlays`).
 """
 import csv
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from densenet3d_keras.core.fileio import make_output_folder
-from densenet3d_keras.evaluation.lesionwise import COUNT_FAMILIES, LESION_NAMES, evaluate_lesionwise
-from densenet3d_keras.evaluation.metrics import (METRIC_NAMES, NSD_NAMES, evaluate_case, nsd_case,
-                                                 summarise)
-from densenet3d_keras.core.labels import LABEL_CONVENTIONS, to_internal_labels
+from densenet3d_keras.core.labels import (LABEL_CONVENTIONS, REGIONS, REGIONS_2024,
+                                          detect_convention, to_internal_labels)
+from densenet3d_keras.evaluation.challenges import (CHALLENGES, DEFAULT_CHALLENGE,
+                                                    lesion_settings, settings_regions)
+from densenet3d_keras.evaluation.lesionwise import COUNT_FAMILIES, evaluate_lesionwise, lesion_names
+from densenet3d_keras.evaluation.metrics import evaluate_case, metric_names as legacy_names, summarise
 from generators.brats import (Case,
                               NIFTI_EXTENSIONS,
                               discover_cases,
@@ -41,6 +56,8 @@ from generators.brats import (Case,
 from generators.volumes import AFFINE_TOLERANCE, load_nifti
 
 CONVENTION_CHOICES = ("auto",) + tuple(LABEL_CONVENTIONS)
+#: ``--challenge`` values.
+CHALLENGE_CHOICES = CHALLENGES
 CSV_NAME = "metrics.csv"
 SUMMARY_NAME = "summary.json"
 OVERLAY_DIR = "overlays"
@@ -48,10 +65,18 @@ FLOAT_FORMAT = "%.6f"
 #: Metric sets of ``evaluate_keras.py --metrics``.
 METRIC_SETS = ("legacy", "lesionwise", "all")
 DEFAULT_METRIC_SET = "all"
+#: Column naming the lesion-wise settings a row was scored with.
+CHALLENGE_COLUMN = "challenge"
+#: Prediction conventions ``auto`` tries when the ground truth's does not fit the values.
+PREDICTION_FALLBACKS = ("brats2017", "brats2023", "brats2024")
 
 
-def metric_names(metric_set):
+def metric_names(metric_set, regions=REGIONS):
     """The metric columns of a metric set, in ``metrics.csv`` order.
+
+    Args:
+        metric_set: one of :data:`METRIC_SETS`.
+        regions: the regions scored (``REGIONS``, or ``REGIONS_2024`` for BraTS 2024 labels).
 
     Raises:
         ValueError: an unknown metric set.
@@ -61,15 +86,17 @@ def metric_names(metric_set):
                          % (metric_set, ", ".join(METRIC_SETS)))
     names = ()
     if metric_set in ("legacy", "all"):
-        names += tuple(METRIC_NAMES)
+        names += legacy_names(regions)
     if metric_set in ("lesionwise", "all"):
-        names += tuple(LESION_NAMES) + tuple(NSD_NAMES)
+        names += lesion_names(regions) + tuple("nsd_" + region for region in regions)
     return names
 
 
-def csv_header(metric_set):
-    """The header of ``metrics.csv``: ``case`` and :func:`metric_names`."""
-    return ("case",) + metric_names(metric_set)
+def csv_header(metric_set, regions=REGIONS):
+    """The header of ``metrics.csv``: ``case``, :func:`metric_names` and, with lesion-wise
+    metrics, :data:`CHALLENGE_COLUMN`."""
+    extra = (CHALLENGE_COLUMN,) if metric_set != "legacy" else ()
+    return ("case",) + metric_names(metric_set, regions) + extra
 
 
 def find_predictions(pred_dir):
@@ -159,11 +186,11 @@ def prediction_path(pred_dir, case_id):
 
 
 def load_label_map(path, convention, what):
-    """Read a label map and map it to internal labels.
+    """Read a label map of a known convention and map it to internal labels.
 
     Args:
         path: NIfTI file.
-        convention: ``brats2017`` or ``brats2023``.
+        convention: one of :data:`~densenet3d_keras.core.labels.LABEL_CONVENTIONS`.
         what: how the message names the file, e.g. ``"prediction for case X"``.
 
     Returns:
@@ -174,15 +201,65 @@ def load_label_map(path, convention, what):
         ValueError: the file is corrupt, not 3-D, non-integer or has labels outside the
             convention.
     """
+    label, image, _, _ = read_label_map(path, convention, what, fallbacks=())
+    return label, image
+
+
+def read_label_map(path, convention, what, fallbacks=None):
+    """Read a label map, find its convention from its values, map it to internal labels.
+
+    Args:
+        path: NIfTI file.
+        convention: the convention its names (or the ground truth) suggest.
+        what: how messages name the file, e.g. ``"prediction for case X"``.
+        fallbacks: conventions to try when the values do not fit ``convention``
+            (:func:`~densenet3d_keras.core.labels.detect_convention`; default the later
+            releases, ``()`` none).
+
+    Returns:
+        (uint8 internal label array, nibabel image, convention read, note): the note is a
+        line naming the file when the convention is not ``convention``, else ``None``.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: the file is corrupt, not 3-D, non-integer or its labels fit no convention
+            tried.
+    """
     raw, image = load_nifti(path)
     if not np.issubdtype(raw.dtype, np.integer):
         if not np.all(np.isfinite(raw)) or not np.all(np.mod(raw, 1) == 0):
             raise ValueError("%s %s has non-integer values" % (what, path))
+    raw = raw.astype(np.int64)
+    read_as, note = detect_convention(np.unique(raw), convention, fallbacks)
     try:
-        label = to_internal_labels(raw.astype(np.int64), convention)
+        label = to_internal_labels(raw, read_as)
     except ValueError as error:
         raise ValueError("%s %s: %s" % (what, path, error))
-    return label, image
+    if note is not None:
+        note = "%s %s: %s" % (what, path, note)
+    return label, image, read_as, note
+
+
+def _report_note(line):
+    sys.stderr.write("note: %s\n" % line)
+    sys.stderr.flush()
+
+
+class ScoringPair(namedtuple("ScoringPair", "pred_label gt_label gt_image spacing "
+                                            "gt_convention pred_convention")):
+    """A prediction and its ground truth read for scoring (:func:`read_pair`).
+
+    Attributes:
+        pred_label, gt_label: uint8 internal label maps (3 = resection cavity, brats2024 only).
+        gt_image: the ground truth's nibabel image.
+        spacing: its voxel size in mm.
+        gt_convention, pred_convention: the conventions the two files were read as.
+    """
+
+    @property
+    def brats2024(self):
+        """Either side was read as BraTS 2024 post-treatment labels."""
+        return "brats2024" in (self.gt_convention, self.pred_convention)
 
 
 def load_pair(case, pred_path, convention="auto"):
@@ -191,11 +268,32 @@ def load_pair(case, pred_path, convention="auto"):
     Args:
         case: labelled :class:`~generators.brats.Case`.
         pred_path: the prediction NIfTI.
-        convention: label convention of the prediction; ``auto`` takes the case's.
+        convention: label convention of the prediction; ``auto`` as :func:`read_pair`.
 
     Returns:
         (pred_label, gt_label, gt_image, spacing): uint8 internal label maps, the ground
         truth's nibabel image and its voxel size in mm.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_pair`.
+    """
+    pair = read_pair(case, pred_path, convention)
+    return pair.pred_label, pair.gt_label, pair.gt_image, pair.spacing
+
+
+def read_pair(case, pred_path, convention="auto", on_note=None):
+    """Read a prediction and its case's label map for scoring (module docstring: conventions).
+
+    Args:
+        case: labelled :class:`~generators.brats.Case`.
+        pred_path: the prediction NIfTI.
+        convention: label convention of the prediction; ``auto``: the ground truth's, or the
+            first of :data:`PREDICTION_FALLBACKS` its values fit.
+        on_note: called with a line when a file is read in another convention than its names
+            (or the ground truth) suggest; default: ``note: ...`` on stderr.
+
+    Returns:
+        :class:`ScoringPair`.
 
     Raises:
         FileNotFoundError: a file is missing.
@@ -204,11 +302,19 @@ def load_pair(case, pred_path, convention="auto"):
     """
     if case.label is None:
         raise FileNotFoundError("case %s has no label map" % case.case_id)
-    pred_convention = case.label_convention if convention == "auto" else convention
-    gt_label, gt_image = load_label_map(case.label, case.label_convention,
-                                        "ground truth of case %s" % case.case_id)
-    pred_label, pred_image = load_label_map(pred_path, pred_convention,
-                                            "prediction for case %s" % case.case_id)
+    note = on_note or _report_note
+    gt_label, gt_image, gt_convention, gt_note = read_label_map(
+        case.label, case.label_convention, "ground truth of case %s" % case.case_id)
+    if convention == "auto":
+        pred_convention = gt_convention
+        fallbacks = tuple(c for c in PREDICTION_FALLBACKS if c != gt_convention)
+    else:
+        pred_convention, fallbacks = convention, ()
+    pred_label, pred_image, pred_convention, pred_note = read_label_map(
+        pred_path, pred_convention, "prediction for case %s" % case.case_id, fallbacks)
+    for line in (gt_note, pred_note):
+        if line is not None:
+            note(line)
     if pred_label.shape != gt_label.shape:
         raise ValueError("case %s: prediction %s has shape %s but the ground truth %s has shape %s"
                          % (case.case_id, pred_path, pred_label.shape, case.label, gt_label.shape))
@@ -216,55 +322,70 @@ def load_pair(case, pred_path, convention="auto"):
         raise ValueError("case %s: prediction %s is on a different grid (affine) from the ground "
                          "truth %s" % (case.case_id, pred_path, case.label))
     spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
-    return pred_label, gt_label, gt_image, spacing
+    return ScoringPair(pred_label, gt_label, gt_image, spacing, gt_convention, pred_convention)
 
 
-def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET):
+def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET, settings=None):
     """The metrics of a metric set for one pair of internal label maps.
 
+    Args:
+        pred_label, gt_label: internal label maps of one shape.
+        spacing: voxel size in mm.
+        metric_set: one of :data:`METRIC_SETS`.
+        settings: :class:`~densenet3d_keras.evaluation.challenges.LesionSettings` (default
+            BraTS 2023 GLI); its regions are the ones scored.
+
     Returns:
-        OrderedDict with the keys of :func:`metric_names` ``(metric_set)``.
+        OrderedDict with the keys of :func:`metric_names` ``(metric_set, regions)``.
 
     Raises:
         ValueError: an unknown metric set, different shapes, bad labels or spacing.
     """
-    names = metric_names(metric_set)
-    if metric_set == "legacy":
-        return evaluate_case(pred_label, gt_label, spacing)
-    if metric_set == "all":  # NSD from the surface distances that HD95 computes
-        row = evaluate_case(pred_label, gt_label, spacing, with_nsd=True)
-    else:
-        row = nsd_case(pred_label, gt_label, spacing)
-    row.update(evaluate_lesionwise(pred_label, gt_label, spacing))
+    settings = settings or lesion_settings()
+    regions = settings_regions(settings)
+    names = metric_names(metric_set, regions)
+    with_lesions = metric_set != "legacy"
+    row = evaluate_case(pred_label, gt_label, spacing, with_nsd=with_lesions, regions=regions)
+    if with_lesions:
+        row.update(evaluate_lesionwise(pred_label, gt_label, spacing, settings))
     return OrderedDict((name, row[name]) for name in names)
 
 
-def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_METRIC_SET):
+def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_METRIC_SET,
+                        challenge=DEFAULT_CHALLENGE, on_note=None):
     """Score one prediction file against a case's label map.
 
     Args:
         case: labelled :class:`~generators.brats.Case`.
         pred_path: the prediction NIfTI.
-        convention: label convention of the prediction; ``auto`` takes the case's.
+        convention: label convention of the prediction (``auto``: :func:`read_pair`).
         metric_set: one of :data:`METRIC_SETS`.
+        challenge: one of :data:`~densenet3d_keras.evaluation.challenges.CHALLENGES`, whose
+            lesion-wise settings apply (BraTS 2024 labels: the 2024 GLI ones).
+        on_note: as :func:`read_pair`.
 
     Returns:
         (row, pred_label, gt_label, gt_image): the metrics OrderedDict (``case`` first, then
-        :func:`metric_names`), both internal label maps and the ground truth's nibabel image.
+        :func:`metric_names` of the case's regions, then with lesion-wise metrics the
+        ``challenge`` settings name), both internal label maps and the ground truth's image.
 
     Raises:
         FileNotFoundError: a file is missing.
-        ValueError: a corrupt file, bad labels, or a prediction whose shape or affine differs
-            from the ground truth's (the message names the case).
+        ValueError: a corrupt file, bad labels, a challenge that does not apply, or a
+            prediction whose shape or affine differs from the ground truth's (the message
+            names the case).
     """
-    pred_label, gt_label, gt_image, spacing = load_pair(case, pred_path, convention)
+    pair = read_pair(case, pred_path, convention, on_note)
     try:
-        metrics = score_labels(pred_label, gt_label, spacing, metric_set)
+        settings = lesion_settings(challenge, "brats2024" if pair.brats2024 else "brats2023")
+        metrics = score_labels(pair.pred_label, pair.gt_label, pair.spacing, metric_set, settings)
     except ValueError as error:
         raise ValueError("case %s: %s" % (case.case_id, error))
     row = OrderedDict([("case", case.case_id)])
     row.update(metrics)
-    return row, pred_label, gt_label, gt_image
+    if metric_set != "legacy":
+        row[CHALLENGE_COLUMN] = settings.name
+    return row, pair.pred_label, pair.gt_label, pair.gt_image
 
 
 def _overlay(case, pred_label, gt_label, gt_image, row, path):
@@ -285,18 +406,22 @@ def _overlay(case, pred_label, gt_label, gt_image, row, path):
 
 
 def _format(name, value):
+    if name == CHALLENGE_COLUMN:
+        return value
+    if isinstance(value, float) and np.isnan(value):
+        return "nan"
     if name.rsplit("_", 1)[0] in COUNT_FAMILIES:
         return "%d" % value
     return FLOAT_FORMAT % value
 
 
-def _write_csv(path, rows, metric_set):
+def _write_csv(path, rows, metric_set, regions=REGIONS):
+    header = csv_header(metric_set, regions)
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(csv_header(metric_set))
+        writer.writerow(header)
         for row in rows:
-            writer.writerow([row["case"]] + [_format(name, row[name])
-                                             for name in metric_names(metric_set)])
+            writer.writerow([row["case"]] + [_format(name, row[name]) for name in header[1:]])
 
 
 def _json_safe(value):
@@ -316,8 +441,8 @@ def _write_json(path, summary):
 
 
 def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False, progress=None,
-                    metric_set=DEFAULT_METRIC_SET):
-    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]], str) -> Tuple[List[Dict[str, object]], Dict[str, object]]
+                    metric_set=DEFAULT_METRIC_SET, challenge=DEFAULT_CHALLENGE, on_note=None):
+    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]], str, str, Optional[Callable[[str], None]]) -> Tuple[List[Dict[str, object]], Dict[str, object]]
     """Score every case's prediction and write ``metrics.csv``, ``summary.json`` (and overlays).
 
     Nothing is written until every case has been scored; then each file goes to a temporary
@@ -329,27 +454,35 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
         pred_dir: folder of ``<case id>.nii.gz`` predictions.
         cases: labelled :class:`~generators.brats.Case` objects (see :func:`select_cases`).
         out_dir: output folder, created if missing.
-        convention: label convention of the predictions: ``auto`` (each case's own),
-            ``brats2017`` (enhancing = 4) or ``brats2023`` (enhancing = 3).
+        convention: label convention of the predictions: ``auto`` (the ground truth's, or
+            what the values fit: :func:`read_pair`), ``brats2017`` (enhancing = 4),
+            ``brats2023`` (enhancing = 3) or ``brats2024`` (3 enhancing, 4 resection cavity).
         overlays: also write ``<out_dir>/overlays/<case>.png``.
         progress: called as ``progress(index, total, row)`` after each case (index from 1).
         metric_set: one of :data:`METRIC_SETS` (``legacy``, ``lesionwise``, ``all``).
+        challenge: whose lesion-wise settings apply
+            (:data:`~densenet3d_keras.evaluation.challenges.CHALLENGES`).
+        on_note: called with a line for each file read in another convention than its names
+            suggest (default: stderr).
 
     Returns:
         (rows, summary): one OrderedDict per case (``case`` then the metrics) and the dict
         written to ``summary.json`` (``num_cases``, ``cases``, ``label_convention``,
-        ``metric_set``, ``metrics``: metric -> mean / std / median / count).
+        ``metric_set``, ``challenge``, ``regions``, ``lesion_settings``: settings name ->
+        dilation and volume thresholds, ``hd95``: the definition, ``metrics``: metric ->
+        mean / std / median / count).
 
     Raises:
         FileNotFoundError: the prediction folder, a prediction or a ground-truth file is missing.
-        ValueError: an unknown convention or metric set, no case, a corrupt file, bad labels,
-            or a shape or affine mismatch (messages name the case).
+        ValueError: an unknown convention, metric set or challenge, no case, a corrupt file, bad
+            labels, or a shape or affine mismatch (messages name the case).
         OSError: the output folder cannot be created or written.
     """
     if convention not in CONVENTION_CHOICES:
         raise ValueError("unknown label convention %r (choose from %s)"
                          % (convention, ", ".join(CONVENTION_CHOICES)))
     metric_names(metric_set)
+    lesion_settings(challenge)
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError("prediction folder not found: %s" % pred_dir)
     cases = list(cases)
@@ -372,8 +505,9 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     overlay_dir_created = False
     try:
         rows, summary = _score_cases(cases, pred_paths, convention, overlays and staging,
-                                     progress, metric_set)
-        _write_csv(os.path.join(staging, CSV_NAME), rows, metric_set)
+                                     progress, (metric_set, challenge, on_note))
+        _write_csv(os.path.join(staging, CSV_NAME), rows, metric_set,
+                   REGIONS_2024 if "rc" in summary["regions"] else REGIONS)
         _write_json(os.path.join(staging, SUMMARY_NAME), summary)
         if overlays:
             overlay_dir_created = make_output_folder(overlay_dir)
@@ -400,24 +534,49 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     return rows, summary
 
 
-def _score_cases(cases, pred_paths, convention, overlay_dir, progress, metric_set):
-    """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary)."""
+#: How summary.json names the HD95 definition.
+HD95_DEFINITION = ("BraTS 2023 (surface-distance compute_robust_hausdorff: max of the two "
+                   "directed area-weighted 95th percentiles; 374 mm when one mask is empty)")
+
+
+def _score_cases(cases, pred_paths, convention, overlay_dir, progress, options):
+    """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary).
+
+    ``options`` is (metric set, challenge, on_note). Rows of cases scored on fewer regions than
+    others get NaN for the missing ones.
+    """
+    metric_set, challenge, on_note = options
     rows = []
     for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
-        row, pred_label, gt_label, gt_image = evaluate_prediction(case, pred_path, convention,
-                                                                  metric_set)
+        row, pred_label, gt_label, gt_image = evaluate_prediction(
+            case, pred_path, convention, metric_set, challenge, on_note)
         if overlay_dir:
             _overlay(case, pred_label, gt_label, gt_image, row,
                      os.path.join(overlay_dir, case.case_id + ".png"))
         rows.append(row)
         if progress is not None:
             progress(index + 1, len(cases), row)
+    regions = REGIONS_2024 if any("dice_rc" in row or "nsd_rc" in row for row in rows) else REGIONS
+    names = metric_names(metric_set, regions)
+    for row in rows:
+        for name in names:
+            row.setdefault(name, float("nan"))
+    used = OrderedDict()
+    if metric_set != "legacy":
+        for row in rows:
+            settings = lesion_settings(challenge, "brats2024" if row[CHALLENGE_COLUMN]
+                                       .endswith("2024") else "brats2023")
+            used[settings.name] = settings.describe()
     summary = OrderedDict([
         ("num_cases", len(rows)),
         ("cases", [row["case"] for row in rows]),
         ("label_convention", convention),
         ("metric_set", metric_set),
-        ("metrics", summarise(rows, metric_names(metric_set))),
+        ("challenge", challenge),
+        ("regions", list(regions)),
+        ("lesion_settings", used),
+        ("hd95", HD95_DEFINITION),
+        ("metrics", summarise(rows, names)),
     ])
     return rows, summary
 

@@ -26,7 +26,7 @@ from typing import List, Optional
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.geometry import PATCH_SIZE
-from densenet3d_keras.core.labels import from_internal_labels
+from densenet3d_keras.core.labels import NO_CAVITY_CLASS, from_internal_labels
 from densenet3d_keras.inference import predict
 from densenet3d_keras.inference.averaging import averaged_predictor, passes_per_batch
 from densenet3d_keras.inference.output import write_nifti_like
@@ -116,6 +116,8 @@ def _check_sources(values):
         raise ValueError("--skip-incomplete needs a dataset root (-r)")
     if not values["out"]:
         raise ValueError("give an output folder with -o <folder>")
+    if values.get("label_convention") == "brats2024":
+        raise ValueError("--label-convention brats2024: %s" % NO_CAVITY_CLASS)
 
 
 def _check_part(values):
@@ -430,7 +432,7 @@ def check_inputs(config, inputs, cases, log=print):
     """
     started = time.time()
     for case, original in zip(inputs, cases):
-        volumes = load_case_volumes(case, with_label=config.evaluate)
+        volumes = load_case_volumes(case, with_label=config.evaluate, cavity_ok=True)
         if config.overlays and original.images["flair"] != case.images["flair"]:
             # Overlays are drawn on the original flair, not on the N4-corrected one read here.
             flair, _ = load_nifti(original.images["flair"])

@@ -24,6 +24,8 @@ LESIONWISE_COLUMNS = ("lesion_dice_wt,lesion_dice_tc,lesion_dice_et,lesion_hd95_
                       "lesion_hd95_et,lesion_tp_wt,lesion_tp_tc,lesion_tp_et,lesion_fp_wt,"
                       "lesion_fp_tc,lesion_fp_et,lesion_fn_wt,lesion_fn_tc,lesion_fn_et,"
                       "nsd_wt,nsd_tc,nsd_et")
+#: Last column with lesion-wise metrics: the challenge settings each row was scored with.
+CHALLENGE_COLUMN = "challenge"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 PERFECT = "Brats17_TEST_001"
@@ -128,7 +130,7 @@ def test_evaluates_all_cases_with_overlays(dataset, capsys):
                          "-o", dataset["out"], "--overlays")
     assert code == 0, err
     header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
-    assert header == HEADER + "," + LESIONWISE_COLUMNS  # --metrics all by default
+    assert header == HEADER + "," + LESIONWISE_COLUMNS + ",challenge"  # --metrics all
     by_case = {row["case"]: row for row in rows}
     assert [row["case"] for row in rows] == sorted([PERFECT, SHIFTED, NEW])
 
@@ -397,8 +399,12 @@ def test_metric_sets_choose_the_columns(dataset, capsys, metric_set):
         assert not set(lesion_columns) & set(summary["metrics"])
         assert "LDice" not in out
         return
-    assert header == "case," + LESIONWISE_COLUMNS
+    assert header == "case," + LESIONWISE_COLUMNS + ",challenge"
     assert list(summary["metrics"]) == lesion_columns
+    assert set(row[CHALLENGE_COLUMN] for row in rows) == {"GLI-2023"}
+    assert summary["challenge"] == "GLI"
+    assert summary["lesion_settings"] == {"GLI-2023": {
+        "dilation_iterations": 3, "min_lesion_volume_mm3": {"wt": 50.0, "tc": 50.0, "et": 50.0}}}
     assert "dice_wt" not in by_case[PERFECT]
     # A perfect prediction of one tumour: each region is one lesion, found exactly.
     for region in ("wt", "tc", "et"):
@@ -462,3 +468,81 @@ def test_choose_postprocessing_removes_stray_components(dataset, capsys):
     # Applied to the predictions, the settings give back the perfect case exactly.
     assert np.array_equal(apply_postprocessing(strays[PERFECT], settings),
                           dataset["labels"][PERFECT])
+
+
+# ------------------------------------------------------ conventions from values, BraTS 2024, challenges
+
+def test_2023_labels_under_2017_names_are_read_by_their_values(dataset, capsys):
+    # A 2023 map renamed to the 2017 file names: read as brats2023, said in one line.
+    on_disk = np.where(dataset["labels"][PERFECT] == 4, 3, dataset["labels"][PERFECT])
+    save(on_disk.astype(np.uint8), os.path.join(dataset["gt"], PERFECT, PERFECT + "_seg.nii.gz"))
+    save(on_disk.astype(np.uint8), os.path.join(dataset["pred"], PERFECT + ".nii.gz"))
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--metrics", "legacy")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and PERFECT in notes[0]
+    assert "do not fit the brats2017 convention; read as brats2023" in notes[0]
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    row = [r for r in rows if r["case"] == PERFECT][0]
+    assert [float(row["dice_" + r]) for r in ("wt", "tc", "et")] == [1.0, 1.0, 1.0]
+
+
+def with_cavity(dataset):
+    """Give the 2023-layout case a resection cavity (label 4) beside its tumour."""
+    on_disk = np.where(dataset["labels"][NEW] == 4, 3, dataset["labels"][NEW]).astype(np.uint8)
+    on_disk[2:6, 2:6, 2:5] = 4
+    save(on_disk, os.path.join(dataset["gt"], NEW, NEW + "-seg.nii.gz"))
+    return on_disk
+
+
+def test_brats2024_labels_scored_on_six_regions(dataset, capsys):
+    on_disk = with_cavity(dataset)
+    save(np.where(on_disk == 4, 0, on_disk).astype(np.uint8),  # the network finds no cavity
+         os.path.join(dataset["pred"], NEW + ".nii.gz"))
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"])
+    assert code == 0, err
+    assert "read as brats2024" in err
+    header, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    for region in ("netc", "snfh", "rc"):
+        assert ("dice_" + region) in header.split(",") and ("lesion_fn_" + region) in header
+    by_case = {row["case"]: row for row in rows}
+    new = by_case[NEW]
+    assert new["challenge"] == "GLI-2024" and by_case[PERFECT]["challenge"] == "GLI-2023"
+    assert float(new["dice_wt"]) == 1.0 and float(new["dice_et"]) == 1.0  # WT without cavity
+    assert float(new["dice_rc"]) == 0.0 and float(new["hd95_rc"]) == 374.0
+    assert (new["lesion_tp_rc"], new["lesion_fn_rc"]) == ("0", "1")      # 48 mm^3 > 10
+    assert by_case[PERFECT]["dice_rc"] == "nan"                          # not a 2024 case
+    with open(os.path.join(dataset["out"], "summary.json")) as stream:
+        summary = json.load(stream)
+    assert summary["regions"] == ["wt", "tc", "netc", "snfh", "et", "rc"]
+    assert summary["lesion_settings"]["GLI-2024"]["min_lesion_volume_mm3"]["et"] == 10.0
+    assert summary["metrics"]["dice_rc"]["count"] == 1
+
+
+def test_brats2024_with_another_challenge_is_refused(dataset, capsys):
+    with_cavity(dataset)
+    code, _, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                       "-o", dataset["out"], "--challenge", "MEN")
+    note, error = err.strip().splitlines()  # the note that the case is read as brats2024
+    assert "read as brats2024" in note
+    assert code == EXIT_ERROR and error.startswith("error: case %s" % NEW)
+    assert "scored with the GLI settings, not --challenge MEN" in error
+    assert not os.path.exists(dataset["out"])
+
+
+@pytest.mark.parametrize("challenge, dilation, volume", [("MET", 1, 2.0), ("MEN", 1, 50.0),
+                                                         ("PED", 3, 50.0)])
+def test_challenge_settings_in_summary_and_csv(dataset, capsys, challenge, dilation, volume):
+    code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"],
+                         "-o", dataset["out"], "--metrics", "lesionwise", "--challenge", challenge)
+    assert code == 0, err
+    assert "challenge=%s" % challenge in out
+    _, rows = read_csv(os.path.join(dataset["out"], "metrics.csv"))
+    assert set(row["challenge"] for row in rows) == {challenge + "-2023"}
+    with open(os.path.join(dataset["out"], "summary.json")) as stream:
+        summary = json.load(stream)
+    assert summary["challenge"] == challenge
+    assert summary["lesion_settings"] == {challenge + "-2023": {
+        "dilation_iterations": dilation,
+        "min_lesion_volume_mm3": {"wt": volume, "tc": volume, "et": volume}}}

@@ -274,7 +274,7 @@ def test_evaluate_checks_every_ground_truth_before_predicting(workspace, tmp_pat
     path = os.path.join(root, last, last + "_seg.nii.gz")
     image = nib.load(path)
     seg = np.asarray(image.dataobj).copy()
-    seg[0, 0, 0] = 3  # not a BraTS 2017 label
+    seg[0, 0, 0] = 5  # not a BraTS label
     nib.save(nib.Nifti1Image(seg, image.affine, image.header), path)
     out = str(tmp_path / "out")
     existing = str(tmp_path / "existing")
@@ -283,7 +283,7 @@ def test_evaluate_checks_every_ground_truth_before_predicting(workspace, tmp_pat
         code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-r", root, "-o", target,
                              "--evaluate"], capsys)
         line = _error_line(code, err)
-        assert line == "error: %s: label values [3] outside the brats2017 convention [0, 1, 2, 4]" % path
+        assert line == "error: %s: label values [5] outside the brats2017 convention [0, 1, 2, 4]" % path
     assert not os.path.exists(out)
     assert os.listdir(existing) == []
     # Without --evaluate the label maps are not needed, and the run goes through.

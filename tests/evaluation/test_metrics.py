@@ -100,25 +100,29 @@ def test_hd95_cube_shifted_by_hand():
     assert metrics.hd95(a, b, (3, 1, 1)) == pytest.approx(3.0)
 
 
-def test_hd95_is_pooled_not_max_of_directed():
-    # A = one voxel; B = that voxel plus one 10 mm away. Distances A->B [0], B->A [0, 10].
-    # Pooled [0, 0, 10]: 95th percentile (linear) = 0.9 * 10 = 9. Max of directed would be 9.5.
+def test_hd95_is_max_of_directed_not_pooled():
+    # A = one voxel; B = that voxel plus one 10 voxels away. On the voxel corners (equal areas)
+    # A -> B is 0 everywhere; B -> A is 0 for the 8 corners of the shared voxel, 9 and 10 for 4
+    # corners each of the far one: cumulative 0.5, 0.75, 1 -> the 95th is 10 (official).
+    # MedPy pools the surface voxels' distances [0] and [0, 10]: 0.9 * 10 = 9.
     a = box((12, 3, 3), (0, 1, 1), (1, 2, 2))
     b = a | box((12, 3, 3), (10, 1, 1), (11, 2, 2))
-    assert metrics.hd95(a, b, (1, 1, 1)) == pytest.approx(9.0)
-    assert metrics.hd95(b, a, (1, 1, 1)) == pytest.approx(9.0)
+    assert metrics.hd95(a, b, (1, 1, 1)) == pytest.approx(10.0)
+    assert metrics.hd95(b, a, (1, 1, 1)) == pytest.approx(10.0)
+    assert metrics.pooled_hd95(a, b, (1, 1, 1)) == pytest.approx(9.0)
+    assert metrics.pooled_hd95(b, a, (1, 1, 1)) == pytest.approx(9.0)
 
 
 @pytest.mark.parametrize("spacing", [(1, 1, 1), (1, 1, 3), (0.7, 1.3, 2.5)])
-def test_hd95_matches_brute_force(spacing):
+def test_pooled_hd95_matches_brute_force(spacing):
     rng = np.random.RandomState(0)
     shape = (14, 12, 10)
     a = box(shape, (2, 3, 1), (9, 8, 6)) | box(shape, (10, 1, 7), (13, 4, 10))
     b = box(shape, (3, 2, 2), (11, 9, 5)) & (rng.rand(*shape) > 0.2)
-    assert metrics.hd95(a, b, spacing) == pytest.approx(brute_force_hd95(a, b, spacing))
+    assert metrics.pooled_hd95(a, b, spacing) == pytest.approx(brute_force_hd95(a, b, spacing))
     # Masks touching the volume edge: edge voxels count as surface.
     c = box(shape, (0, 0, 0), (5, 12, 10))
-    assert metrics.hd95(c, b, spacing) == pytest.approx(brute_force_hd95(c, b, spacing))
+    assert metrics.pooled_hd95(c, b, spacing) == pytest.approx(brute_force_hd95(c, b, spacing))
 
 
 def test_hd95_identical_masks_is_zero():
@@ -126,19 +130,16 @@ def test_hd95_identical_masks_is_zero():
     assert metrics.hd95(a, a, (1, 2, 3)) == 0.0
 
 
-def test_hd95_empty_conventions():
-    shape, spacing = (10, 20, 30), (1.0, 2.0, 3.0)
+@pytest.mark.parametrize("shape, spacing", [((10, 20, 30), (1.0, 2.0, 3.0)),
+                                            ((240, 240, 155), (1.0, 1.0, 1.0))])
+@pytest.mark.parametrize("function", [metrics.hd95, metrics.pooled_hd95])
+def test_hd95_empty_conventions(shape, spacing, function):
+    # The official script's constant 374 mm whatever the grid (not the image diagonal).
     empty = np.zeros(shape, bool)
     one = box(shape, (1, 1, 1), (2, 2, 2))
-    diagonal = math.sqrt(10 ** 2 + 40 ** 2 + 90 ** 2)
-    assert metrics.hd95(empty, empty, spacing) == 0.0
-    assert metrics.hd95(empty, one, spacing) == pytest.approx(diagonal)
-    assert metrics.hd95(one, empty, spacing) == pytest.approx(diagonal)
-
-
-def test_max_distance_matches_brats_value():
-    # The official BraTS tool reported 373.13 mm for 240 x 240 x 155 at 1 mm.
-    assert metrics.max_distance((240, 240, 155), (1, 1, 1)) == pytest.approx(373.13, abs=0.005)
+    assert function(empty, empty, spacing) == 0.0
+    assert function(empty, one, spacing) == 374.0
+    assert function(one, empty, spacing) == 374.0
 
 
 # -------------------------------------------------------------------------------------- NSD
@@ -212,10 +213,10 @@ def test_sensitivity_specificity_conventions():
     full = np.ones((3, 3, 3), bool)
     some = box((3, 3, 3), (0, 0, 0), (1, 1, 1))
     assert metrics.sensitivity(empty, empty) == 1.0
-    assert metrics.sensitivity(some, empty) == 1.0   # nothing to miss
+    assert metrics.sensitivity(some, empty) == 0.0   # official: TP / (TP + FN + tiny)
     assert metrics.sensitivity(empty, some) == 0.0
     assert metrics.specificity(empty, empty) == 1.0
-    assert metrics.specificity(some, full) == 1.0    # no background to keep
+    assert metrics.specificity(some, full) == 0.0    # official: TN / (TN + FP + tiny)
     assert metrics.specificity(full, some) == 0.0
 
 
@@ -275,7 +276,7 @@ def test_region_mapping_mixed_labels():
     row = metrics.evaluate_case(pred, gt, (1, 1, 1))
     assert row["dice_wt"] == 1.0 and row["dice_tc"] == 0.0 and row["dice_et"] == 0.0
     assert row["sensitivity_tc"] == 0.0 and row["specificity_tc"] == 1.0
-    assert row["hd95_tc"] == pytest.approx(math.sqrt(3 * 64))
+    assert row["hd95_tc"] == 374.0   # TC missed entirely: the official penalty
 
 
 def test_evaluate_case_rejects_non_internal_labels():

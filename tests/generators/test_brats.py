@@ -73,6 +73,7 @@ def test_corrected_paths_and_missing_corrected_file(tmp_path):
 @pytest.mark.parametrize("convention, raw, internal", [
     ("brats2017", [0, 1, 2, 4], [0, 1, 2, 4]),
     ("brats2023", [0, 1, 2, 3], [0, 1, 2, 4]),
+    ("brats2024", [0, 1, 2, 3, 4], [0, 1, 2, 4, 3]),   # resection cavity -> internal 3
 ])
 def test_label_conventions_round_trip(convention, raw, internal):
     raw = np.array(raw)
@@ -81,7 +82,8 @@ def test_label_conventions_round_trip(convention, raw, internal):
     assert labels.from_internal_labels(mapped, convention).tolist() == raw.tolist()
 
 
-@pytest.mark.parametrize("convention, bad", [("brats2017", 3), ("brats2017", 5), ("brats2023", 4)])
+@pytest.mark.parametrize("convention, bad", [("brats2017", 3), ("brats2017", 5), ("brats2023", 4),
+                                             ("brats2024", 5)])
 def test_labels_outside_convention_rejected(convention, bad):
     with pytest.raises(ValueError, match="outside the %s convention" % convention):
         labels.to_internal_labels(np.array([0, bad]), convention)
@@ -92,6 +94,39 @@ def test_regions():
     assert labels.region_mask(label, "wt").tolist() == [False, True, True, True]
     assert labels.region_mask(label, "tc").tolist() == [False, True, False, True]
     assert labels.region_mask(label, "et").tolist() == [False, False, False, True]
+
+
+def test_regions_2024():
+    # On-disk 2024 values 1 NETC, 2 SNFH, 3 ET, 4 RC; WT = 1-3 without the cavity, TC = 1, 3.
+    label = labels.to_internal_labels(np.array([0, 1, 2, 3, 4]), "brats2024")
+    expected = {"wt": [0, 1, 1, 1, 0], "tc": [0, 1, 0, 1, 0], "netc": [0, 1, 0, 0, 0],
+                "snfh": [0, 0, 1, 0, 0], "et": [0, 0, 0, 1, 0], "rc": [0, 0, 0, 0, 1]}
+    assert list(labels.regions_for("brats2024")) == list(expected)
+    assert list(labels.regions_for("brats2023")) == ["wt", "tc", "et"]
+    for region, mask in expected.items():
+        assert labels.region_mask(label, region).astype(int).tolist() == mask, region
+
+
+@pytest.mark.parametrize("values, named, read_as, noted", [
+    ([0, 1, 2, 4], "brats2017", "brats2017", False),
+    ([0, 1, 2, 3], "brats2017", "brats2023", True),      # a 2023 map renamed to 2017 names
+    ([0, 1, 3, 4], "brats2017", "brats2024", True),
+    ([0, 2, 3], "brats2023", "brats2023", False),
+    ([0, 2, 4], "brats2023", "brats2024", True),         # cavity beside 2023 names
+    ([0, 5], "brats2023", "brats2023", False),           # fits nothing: reading names the values
+])
+def test_detect_convention(values, named, read_as, noted):
+    convention, note = labels.detect_convention(np.array(values), named)
+    assert convention == read_as
+    assert (note is not None) == noted
+    if noted:
+        assert "do not fit the %s convention; read as %s" % (named, read_as) in note
+
+
+def test_detect_convention_with_fallbacks():
+    # Predictions try the older conventions first: 4 beside 2023 names is then enhancing.
+    assert labels.detect_convention([0, 4], "brats2023", ("brats2017", "brats2024"))[0] == "brats2017"
+    assert labels.detect_convention([0, 4], "brats2023", ())[0] == "brats2023"
 
 
 def _dataset_with_an_incomplete_folder(root, damage):

@@ -66,12 +66,32 @@ def test_modalities_with_different_affines(case_folder):
         load_case_volumes(load_case(case_folder))
 
 
-def test_labels_outside_convention(case_folder):
+def test_labels_outside_every_convention(case_folder):
     seg = np.zeros((24, 24, 20), np.uint8)
-    seg[5, 5, 5] = 3
+    seg[5, 5, 5] = 5
     _replace(case_folder, "Brats17_F_1_1_seg.nii.gz", seg)
-    with pytest.raises(ValueError, match=r"_seg.nii.gz: label values \[3\] outside the brats2017"):
+    with pytest.raises(ValueError, match=r"_seg.nii.gz: label values \[5\] outside the brats2017"):
         load_case_volumes(load_case(case_folder))
+
+
+def test_2023_labels_under_2017_names_read_by_their_values(case_folder, capsys):
+    seg = np.zeros((24, 24, 20), np.uint8)
+    seg[5, 5, 5], seg[6, 6, 6] = 3, 2
+    _replace(case_folder, "Brats17_F_1_1_seg.nii.gz", seg)
+    volumes = load_case_volumes(load_case(case_folder))
+    assert volumes.label[5, 5, 5] == 4 and volumes.label[6, 6, 6] == 2  # enhancing
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Brats17_F_1_1_seg.nii.gz" in lines[0]
+    assert "[0, 2, 3] do not fit the brats2017 convention; read as brats2023" in lines[0]
+
+
+def test_resection_cavity_refused(case_folder):
+    seg = np.zeros((24, 24, 20), np.uint8)
+    seg[5, 5, 5], seg[6, 6, 6] = 3, 4
+    _replace(case_folder, "Brats17_F_1_1_seg.nii.gz", seg)
+    with pytest.raises(ValueError, match="no resection-cavity class") as info:
+        load_case_volumes(load_case(case_folder))
+    assert "\n" not in str(info.value)
 
 
 def test_four_d_time_series_rejected(case_folder):
@@ -137,3 +157,12 @@ def test_pad_to_minimum_fills_background_and_centres():
     assert padded[4:34, :, 9:29].min() == 1 and padded_label.sum() == label.sum()
     same, _, zero = pad_to_minimum(np.ones((40, 40, 40, 1)), None, [0.0], 38)
     assert same.shape == (40, 40, 40, 1) and zero.tolist() == [0, 0, 0]
+
+
+def test_resection_cavity_accepted_for_scoring_checks(case_folder):
+    # predict_keras.py --evaluate only checks a ground truth it will score: a cavity is fine.
+    seg = np.zeros((24, 24, 20), np.uint8)
+    seg[5, 5, 5], seg[6, 6, 6] = 3, 4
+    _replace(case_folder, "Brats17_F_1_1_seg.nii.gz", seg)
+    volumes = load_case_volumes(load_case(case_folder), cavity_ok=True)
+    assert volumes.label[5, 5, 5] == 4 and volumes.label[6, 6, 6] == 3  # ET, cavity

@@ -106,3 +106,11 @@ def test_graph_mode_uses_tiles(monkeypatch):
     values = dict(vars(predict_keras.build_parser().parse_args(["-m", "x.h5", "-i", "case", "-o", "out"])))
     values.pop("demo")
     assert pipeline.resolve(values).stream is False
+
+
+def test_brats2024_output_labels_refused(case_and_settings, tmp_path):
+    # The network has no resection-cavity class: no BraTS 2024 label maps are written.
+    folder, _ = case_and_settings
+    with pytest.raises(ValueError, match="brats2024: this network has no resection-cavity class"):
+        config_for(["-m", str(tmp_path / "ckpt.h5"), "-i", folder, "-o", str(tmp_path / "out"),
+                    "--label-convention", "brats2024"])
