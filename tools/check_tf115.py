@@ -52,6 +52,17 @@ def facts():
                      "keras": values.Lib(("module", "tensorflow.python.keras.api._v1.keras"), "keras")}}
 
 
+def return_types():
+    """What some TensorFlow 1.15.5 functions return, as read in their source (the walk does not
+    follow return statements into the library): ``keras.models.load_model`` a Keras ``Model``
+    (``load_model_from_hdf5`` / ``saved_model_load.load``), ``keras.backend.get_session`` a
+    ``Session``."""
+    keras = "tensorflow.python.keras."
+    return {("function", keras + "saving.save", "load_model"): ("class", keras + "engine.training", "Model"),
+            ("function", keras + "backend", "get_session"):
+                ("class", "tensorflow.python.client.session", "Session")}
+
+
 def project_modules(root):
     """Dotted names of the project's modules."""
     found = [name for name in SCRIPTS if os.path.isfile(os.path.join(root, name + ".py"))]
@@ -74,7 +85,7 @@ def tensorflow_library(cache):
 def check(root, library, modules=None, newer=None, project_facts=None):
     """Findings ``(path, line, text)`` of the project at ``root`` against ``library``."""
     walk = Walk(library, root, ("tensorflow",), facts() if project_facts is None else project_facts,
-                newer, common_names() if newer is not None else ())
+                newer, common_names() if newer is not None else (), return_types())
     return walk.run(modules if modules is not None else project_modules(root))
 
 

@@ -58,12 +58,15 @@ class Calls(object):
         return Arguments(positional, keywords, hidden_positional, hidden_keywords)
 
     def apply(self, callee, args, node, frame):
-        if isinstance(callee, v.Lib) and callee.ref[0] == "function":
-            self.check_signature(callee.ref, callee.shown, args, 0, node, frame)
-            return v.UNKNOWN
-        if isinstance(callee, v.Bound):
-            self.check_signature(callee.ref, callee.shown, args, callee.skip, node, frame)
-            return v.UNKNOWN
+        if isinstance(callee, v.Alternatives):
+            result = None
+            for item in sorted(callee.items, key=repr):
+                result = v.merge(result, self.apply(item, args, node, frame))
+            return result
+        if isinstance(callee, (v.Lib, v.Bound)) and callee.ref[0] == "function":
+            self.check_signature(callee.ref, callee.shown, args, getattr(callee, "skip", 0), node, frame)
+            returned = self.return_types.get(callee.ref)
+            return v.Instance(returned, callee.shown + "()") if returned else v.UNKNOWN
         if isinstance(callee, v.Lib) and callee.ref[0] == "class":
             return self.construct(callee, args, node, frame)
         if isinstance(callee, v.Function):
@@ -87,6 +90,7 @@ class Calls(object):
         takes its fields as keywords)."""
         info = self.library.class_info(cls.ref)
         if info is not None and "fields" in info:
+            self.count("calls", cls.shown)
             for name in sorted(args.keywords):
                 if name not in info["fields"]:
                     self.report(node, frame, "%s(%s=) (not in %s)" % (cls.shown, name, self.library.label))
@@ -102,6 +106,7 @@ class Calls(object):
         info = self.library.function(ref)
         if info is None:
             return
+        self.count("calls", shown)
         label = self.library.label
         params = info["params"][skip:]
         positional = [p for p in params if p[1] == "pos"]

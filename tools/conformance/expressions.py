@@ -24,9 +24,13 @@ class Expressions(object):
     def _e_Constant(self, node, frame):
         return v.Const(node.value)
 
+    def reach_all(self, value):
+        for item in value.items if isinstance(value, v.Alternatives) else [value]:
+            self.reach(item)
+
     def _e_Name(self, node, frame):
         found = frame.get(node.id)
-        self.reach(found)
+        self.reach_all(found)
         return found
 
     def _e_Attribute(self, node, frame):
@@ -34,7 +38,7 @@ class Expressions(object):
         found = self.attribute(owner, node.attr, node, frame)
         if owner in (v.UNKNOWN, v.FOREIGN):
             self._reached_names.add(node.attr)  # any project method of that name may run
-        self.reach(found)
+        self.reach_all(found)
         return found
 
     def _e_Call(self, node, frame):

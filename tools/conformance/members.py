@@ -46,6 +46,7 @@ class Members(object):
 
     def _library_attribute(self, base, name, node, frame):
         shown = base.shown + "." + name
+        self.count("attributes", shown)
         kind = base.ref[0]
         if kind == "module":
             ref = self.library.lookup(base.ref[1], name)
@@ -75,6 +76,7 @@ class Members(object):
         if name == "__class__":
             return v.Lib(base.ref, base.shown)
         shown = base.shown + "." + name
+        self.count("attributes", shown)
         field = self.library.field(base.ref, name)
         if field is not None:
             return self._field_value(base, field, shown)
@@ -140,9 +142,9 @@ class Members(object):
         order, library_bases, unknown = self.project_mro(cls)
         for current in order[1:] if after else order:
             if name in current.members:
-                return self.bind(current.members[name], owner)
+                return _unfolded(self.bind(current.members[name], owner))
             if name in current.fields and not after:
-                return current.fields[name]
+                return _unfolded(current.fields[name])
         for base in library_bases:
             member = self.library.member(base.ref, name)
             if member is not None:
@@ -163,6 +165,11 @@ class Members(object):
         if member.kind == "classmethod":
             return v.Method(member, member.owner)
         return v.Method(member, owner if isinstance(owner, v.Objects) else v.Objects([member.owner]))
+
+
+def _unfolded(value):
+    """An object's attribute never folds: whatever set it, other code may set it otherwise."""
+    return v.FOREIGN if isinstance(value, v.Const) else value
 
 
 def _shown(node):

@@ -42,26 +42,31 @@ class Walk(Expressions, Members, Calls):
         newer_names: names some newer version of the library defines (``set``), for values
             of unknown type; ``None`` leaves such values unchecked.
         common_names: names that other kinds of values have (never reported for those).
+        return_types: ``{function Ref: class Ref}``, what some library functions return.
     """
 
-    def __init__(self, library, root, packages, facts=None, newer_names=None, common_names=()):
+    def __init__(self, library, root, packages, facts=None, newer_names=None, common_names=(),
+                 return_types=None):
         self.library = library
         self.root = root
         self.packages = tuple(packages)
         self.facts = facts or {}
         self.newer_names = newer_names
         self.common_names = set(common_names)
+        self.return_types = dict(return_types or {})
         self.own_names = set()
         self.findings = set()
+        self.checked = {}
         self.reporting = False
         self.params = {}
         self._trees = {}
 
     # -- driving -----------------------------------------------------------------------------
 
-    def run(self, modules, passes=3):
-        """Walk ``modules`` (dotted names) ``passes`` times, reporting in the last; returns the
-        sorted findings ``(path, line, text)``."""
+    def run(self, modules, max_passes=12):
+        """Walk ``modules`` (dotted names) until what the project's calls pass to its functions
+        settles (at most ``max_passes`` times), reporting in the last pass; returns the sorted
+        findings ``(path, line, text)``."""
         self.referenced = set()
         for path in (self.module_path(m) for m in modules):
             if path:
@@ -70,13 +75,18 @@ class Walk(Expressions, Members, Calls):
                 self.own_names |= _own_names(text)
                 self.referenced |= _referenced_names(ast.parse(text))
         self.constructed = set()
-        for number in range(passes):
-            self.reporting = number == passes - 1
+        for number in range(max_passes):
+            settled = number > 0 and self._calls == self.params and self._constructed == self.constructed
+            self.reporting = settled or number == max_passes - 1
+            if number > 0:
+                self.params, self.constructed = self._calls, self._constructed
             self._start_pass()
             for module in modules:
                 self.load_module(module)
             self._walk_reachable()
-            self.params, self.constructed = self._calls, self._constructed
+            if self.reporting:
+                break
+        self.passes = number + 1
         return sorted(self.findings)
 
     def _start_pass(self):
@@ -120,6 +130,11 @@ class Walk(Expressions, Members, Calls):
         """What ``self`` is in a method of ``cls``: it or a subclass built in the last pass."""
         found = [cls] + [c for c in self.constructed if c is not cls and cls in self.project_mro(c)[0]]
         return v.Objects(found)
+
+    def count(self, kind, shown):
+        """Note a check of the last pass (``kind``: ``attributes`` or ``calls``)."""
+        if self.reporting:
+            self.checked.setdefault(kind, set()).add(shown)
 
     def report(self, node, frame, text):
         if self.reporting:

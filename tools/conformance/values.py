@@ -154,6 +154,16 @@ class Method(Value):
         return (self.function, self.owner)
 
 
+class Alternatives(Value):
+    """One of several callables (a method that subclasses override): calling it calls each."""
+
+    def __init__(self, items):
+        self.items = frozenset(items)
+
+    def _key(self):
+        return (tuple(sorted(hash(item) for item in self.items)),)
+
+
 class Super(Value):
     """``super()`` in a method of project class ``owner``."""
 
@@ -213,6 +223,12 @@ def merge(first, second):
             return UNKNOWN if other in (UNKNOWN, FOREIGN) else other
     if isinstance(first, Objects) and isinstance(second, Objects):
         return Objects(first.classes | second.classes)
+    callables = (Function, Method, Lib, Bound, Class, Alternatives)
+    if isinstance(first, callables) and isinstance(second, callables):
+        items = set()
+        for one in (first, second):
+            items |= one.items if isinstance(one, Alternatives) else {one}
+        return Alternatives(items)
     if isinstance(first, Tuple) and isinstance(second, Tuple) and len(first.items) == len(second.items):
         return Tuple(merge(a, b) for a, b in zip(first.items, second.items))
     if isinstance(first, Dict) and isinstance(second, Dict):
