@@ -85,3 +85,20 @@ class FolderTree(SourceTree):
             found += [os.path.relpath(os.path.join(folder, n), self.folder).replace(os.sep, "/")
                       for n in names if n.endswith(".py")]
         return sorted(found)
+
+
+class MemoryTree(SourceTree):
+    """Sources held in memory: ``{path: text}`` (stubs generated from a recorded API)."""
+
+    def __init__(self, files, roots=None):
+        super(MemoryTree, self).__init__(roots)
+        self.texts = dict(files)
+
+    def _text(self, path):
+        return self.texts.get(path)
+
+    def _exists(self, path):
+        return path in self.texts
+
+    def files(self):
+        return sorted(self.texts)
