@@ -297,7 +297,7 @@ class Walk(Expressions, Members, Calls):
         for alias in node.names:
             module = self.import_module(alias.name, node, frame)
             if alias.asname:
-                frame.set(alias.asname, module)
+                frame.set(alias.asname, v.Lib(module.ref, alias.asname) if isinstance(module, v.Lib) else module)
             else:
                 head = alias.name.split(".")[0]
                 frame.set(head, self.import_module(head, node, frame) if head != alias.name else module)
