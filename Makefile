@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(PY) tools/check_tf115.py
 	$(PY) tools/check_npu_bridge.py
 	$(PY) tools/check_ascend_requirements.py
+	$(PY) tools/check_dependency_minimums.py
 
 test: lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests

@@ -93,7 +93,8 @@ class Calls(object):
             self.count("calls", cls.shown)
             for name in sorted(args.keywords):
                 if name not in info["fields"]:
-                    self.report(node, frame, "%s(%s=) (not in %s)" % (cls.shown, name, self.library.label))
+                    self.report(node, frame, "%s(%s=) (not in %s)"
+                                % (cls.shown, name, self.library.label_for(cls.ref[1])))
         else:
             member = self.library.member(cls.ref, "__init__")
             if member is not None and member[0] == "method":
@@ -107,7 +108,7 @@ class Calls(object):
         if info is None:
             return
         self.count("calls", shown)
-        label = self.library.label
+        label = self.library.label_for(ref[1])
         params = info["params"][skip:]
         positional = [p for p in params if p[1] == "pos"]
         if len(args.positional) > len(positional) and not any(p[1] == "varargs" for p in params):

@@ -72,6 +72,10 @@ class Library(object):
                 self._summaries = data["summaries"]
                 self._names = set(data["names"]) if data.get("names") is not None else None
 
+    def label_for(self, module):
+        """How messages name the library a module belongs to."""
+        return self.label
+
     def save(self):
         """Write the cache file if anything new was read."""
         if not (self.cache_path and self._dirty):
@@ -121,12 +125,17 @@ class Library(object):
             return self._binding(module, binding, depth)
         if self.tree.is_module(module + "." + name):
             return ("module", module + "." + name)
-        for star in found["star"]:
-            if not name.startswith("_"):
+        for star in reversed(found["star"]):  # the last ``import *`` binds a name last
+            if not name.startswith("_") and self._exports(star, name):
                 ref = self.lookup(star, name, depth + 1) if self.tree.is_module(star) else VALUE
                 if ref is not None:
                     return ref
         return VALUE if found["dynamic"] else None
+
+    def _exports(self, module, name):
+        """Whether ``from module import *`` can bind ``name`` (its literal ``__all__`` says)."""
+        found = self.summary(module) if self.tree.is_module(module) else None
+        return found is None or found.get("all") is None or name in found["all"]
 
     def _binding(self, module, binding, depth):
         kind = binding[0]
@@ -301,3 +310,53 @@ def _merge(sequences):
         sequences = [[c for c in s if c != head] for s in sequences]
         sequences = [s for s in sequences if s]
     return result
+
+
+class Libraries(object):
+    """Several libraries walked at once: ``{top-level package: Library}``; each answers for the
+    modules of its packages (the interface of :class:`Library`)."""
+
+    def __init__(self, libraries):
+        self.by_package = dict(libraries)
+        self.tree = self
+        self.label = ", ".join(sorted(set(lib.label for lib in self.by_package.values())))
+
+    def _for(self, module):
+        return self.by_package[module.split(".")[0]]
+
+    def is_module(self, module):
+        library = self.by_package.get(module.split(".")[0])
+        return library is not None and library.tree.is_module(module)
+
+    def label_for(self, module):
+        return self._for(module).label
+
+    def names(self):
+        return set().union(*(lib.names() for lib in self.by_package.values()))
+
+    def save(self):
+        for library in self.by_package.values():
+            library.save()
+
+    def lookup(self, module, name, depth=0):
+        return self._for(module).lookup(module, name, depth)
+
+    def resolve(self, module, name, depth=0):
+        return self._for(module).resolve(module, name, depth)
+
+    def proto_class(self, module, full_name):
+        return self._for(module).proto_class(module, full_name)
+
+    def __getattr__(self, name):
+        """``attribute``, ``member``, ``field``, ``class_info``, ``function``, ``keywords``,
+        ``mro``: questions about a ``Ref``, answered by the library of its module."""
+        if name not in ("attribute", "member", "field", "class_info", "function", "keywords", "mro"):
+            raise AttributeError(name)
+
+        def ask(ref, *args):
+            if ref is None or ref == VALUE:
+                return getattr(Library, name)(None, ref, *args) if name == "attribute" else None
+            module = ref[1]
+            return getattr(self._for(module), name)(ref, *args)
+
+        return ask

@@ -40,8 +40,8 @@ class Members(object):
                 and name not in self.common_names:
             self.report(node, frame, "%s (not in %s)" % (_shown(node), self.library.label))
 
-    def _missing(self, node, frame, shown):
-        self.report(node, frame, "%s (not in %s)" % (shown, self.library.label))
+    def _missing(self, node, frame, shown, module):
+        self.report(node, frame, "%s (not in %s)" % (shown, self.library.label_for(module)))
         return v.UNKNOWN
 
     def _library_attribute(self, base, name, node, frame):
@@ -51,12 +51,12 @@ class Members(object):
         if kind == "module":
             ref = self.library.lookup(base.ref[1], name)
             if ref is None:
-                return self._missing(node, frame, shown)
+                return self._missing(node, frame, shown, base.ref[1])
             return v.UNKNOWN if ref == VALUE else v.Lib(ref, shown)
         if kind == "class":
             member = self.library.member(base.ref, name)
             if member is None:
-                return self._missing(node, frame, shown)
+                return self._missing(node, frame, shown, base.ref[1])
             return self._member_value(member, shown, on_class=True)
         return v.UNKNOWN
 
@@ -82,7 +82,7 @@ class Members(object):
             return self._field_value(base, field, shown)
         member = self.library.member(base.ref, name)
         if member is None:
-            return self._missing(node, frame, shown)
+            return self._missing(node, frame, shown, base.ref[1])
         return self._member_value(member, shown, on_class=False)
 
     def _field_value(self, base, field, shown):
@@ -105,7 +105,7 @@ class Members(object):
         elif isinstance(base, v.Instance):
             info = self.library.class_info(base.ref)
             if info is not None and "fields" in info and name not in info["fields"]:
-                self._missing(target, frame, base.shown + "." + name)
+                self._missing(target, frame, base.shown + "." + name, base.ref[1])
 
     # -- the project's own classes ---------------------------------------------------------
 
@@ -151,7 +151,7 @@ class Members(object):
                 value = self._member_value(member, base.shown + "." + name, on_class=isinstance(owner, v.Class))
                 return value
         if library_bases and not unknown and name not in self.own_names:
-            return self._missing(node, frame, library_bases[0].shown + "." + name)
+            return self._missing(node, frame, library_bases[0].shown + "." + name, library_bases[0].ref[1])
         return v.FOREIGN
 
     def bind(self, member, owner):

@@ -172,7 +172,7 @@ class Walk(Expressions, Members, Calls):
         if name.split(".")[0] in self.packages:
             if self.library.tree.is_module(name):
                 return v.Lib(("module", name), name)
-            self.report(node, frame, "%s (not in %s)" % (name, self.library.label))
+            self.report(node, frame, "%s (not in %s)" % (name, self.library.label_for(name)))
             return v.UNKNOWN
         own = self.load_module(name)
         return own if own is not None else v.FOREIGN

@@ -10,7 +10,9 @@ A binding is a list whose first item says what the name is:
 - ``["alias", "a.b.c"]``: ``name = a.b.c``, a dotted name read in this module;
 - ``["value"]``: anything else (its type is not followed).
 
-A class summary has ``bases`` (dotted names, ``None`` for a base that is not a plain name),
+``dynamic`` says the module binds names that cannot be read (a module ``__getattr__``,
+``globals()[name] = ...``). ``all`` is the module's ``__all__`` when it is a literal list (what ``import *`` takes), else
+``None``. A class summary has ``bases`` (dotted names, ``None`` for a base that is not a plain name),
 ``members`` (name -> ``["method", qualname]``, ``["static", qualname]``, ``["classmethod",
 qualname]``, ``["property"]``, ``["attr"]`` or ``["class", qualname]``) and ``open`` (its
 ``__getattr__`` hands out attributes it does not define). A function summary has ``params``
@@ -52,13 +54,36 @@ def absolute_module(module, is_package, level, name):
 def summarize(source, module, is_package=False):
     """The summary of one module's source (see the module docstring)."""
     tree = ast.parse(source)
-    summary = {"bindings": {}, "star": [], "classes": {}, "functions": {}, "dynamic": False}
+    summary = {"bindings": {}, "star": [], "classes": {}, "functions": {}, "dynamic": False,
+               "all": _public_names(tree)}
     _block(tree.body, summary, module, is_package)
+    if any(isinstance(node, ast.Call) and dotted(node.func) in ("globals", "vars", "locals")
+           for node in ast.walk(tree)):
+        summary["dynamic"] = True  # names bound through globals()[...] cannot be listed
     if module.endswith("_pb2"):
         from tools.conformance import protos
 
         protos.add_messages(summary, tree, module)
     return summary
+
+
+def _public_names(tree):
+    """A module's ``__all__`` when it is a literal list of names (``None`` if absent or computed)."""
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        if not any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            if "__all__" in [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]:
+                return None  # changed some other way (__all__.extend(...))
+            continue
+        value = node.value
+        if not isinstance(value, (ast.List, ast.Tuple)) or \
+                not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
+            return None
+        names = [e.value for e in value.elts]
+        found = (found or []) + names if isinstance(node, ast.AugAssign) else names
+    return found
 
 
 def _bind(bindings, name, binding):
@@ -144,6 +169,7 @@ def _class(node, qualname, summary):
                         members.setdefault(name.id, ["attr"])
     for name in _instance_attributes(node):
         members.setdefault(name, ["attr"])
+    info["open"] = info["open"] or _sets_unnamed_attributes(node)
 
 
 def _method(node, class_qualname, info, summary):
@@ -195,6 +221,20 @@ def _instance_attributes(node):
                     and isinstance(args[1], ast.Constant):
                 found.add(str(args[1].value))
     return found
+
+
+def _sets_unnamed_attributes(node):
+    """Whether a class's methods set attributes whose names are computed
+    (``setattr(self, name, ...)``, ``self.__dict__.update(...)``)."""
+    for item in ast.walk(node):
+        if isinstance(item, ast.Call):
+            name = dotted(item.func)
+            if name == "setattr" and len(item.args) > 1 and dotted(item.args[0]) == "self" \
+                    and not isinstance(item.args[1], ast.Constant):
+                return True
+            if name == "self.__dict__.update":
+                return True
+    return False
 
 
 def function_summary(node):
