@@ -50,10 +50,14 @@ def facts():
                      "TF_VERSION": values.Const(tuple(int(p) for p in VERSION.split(".")[:2]))}}
 
 
-def walk_findings(root, api, modules=None):
+def walk_findings(root, api, modules=None, checked=None):
+    """Findings of the walk against the recorded API (``checked``: a dict to receive what it checked)."""
     library = Library(MemoryTree(recorded.stub_sources(api)), label(api))
     walk = Walk(library, root, ("npu_bridge",), facts())
-    return walk.run(modules if modules is not None else project_modules(root))
+    found = walk.run(modules if modules is not None else project_modules(root))
+    if checked is not None:
+        checked.update(walk.checked)
+    return found
 
 
 def config_findings(root, api, modules=None):
@@ -123,11 +127,12 @@ def main(argv=None):
     parser.add_argument("--api", default=recorded.NPU_BRIDGE, help="the recorded npu_bridge API (JSON)")
     args = parser.parse_args(argv)
     api = recorded.load(args.api)
-    findings = sorted(set(walk_findings(args.root, api)) | set(config_findings(args.root, api)))
+    checked = {}
+    findings = sorted(set(walk_findings(args.root, api, checked=checked)) | set(config_findings(args.root, api)))
     for path, line, text in findings:
         print("%s:%d %s" % (path, line, text))
-    print("npu_bridge conformance: %d recorded name(s) of %s, %d finding(s)"
-          % (len(recorded.members(api)), label(api), len(findings)))
+    print("npu_bridge conformance: %d recorded name(s) of %s, %d call(s) of them checked, %d finding(s)"
+          % (len(recorded.members(api)), label(api), len(checked.get("calls", ())), len(findings)))
     return 1 if findings else 0
 
 

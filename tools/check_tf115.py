@@ -82,10 +82,15 @@ def tensorflow_library(cache):
                    os.path.basename(wheel))
 
 
+def walker(root, library, newer=None, project_facts=None):
+    """The :class:`Walk` of the project at ``root`` against ``library`` as TensorFlow 1.15."""
+    return Walk(library, root, ("tensorflow",), facts() if project_facts is None else project_facts,
+                newer, common_names() if newer is not None else (), return_types())
+
+
 def check(root, library, modules=None, newer=None, project_facts=None):
     """Findings ``(path, line, text)`` of the project at ``root`` against ``library``."""
-    walk = Walk(library, root, ("tensorflow",), facts() if project_facts is None else project_facts,
-                newer, common_names() if newer is not None else (), return_types())
+    walk = walker(root, library, newer, project_facts)
     return walk.run(modules if modules is not None else project_modules(root))
 
 
@@ -97,13 +102,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     started = time.time()
     library = tensorflow_library(args.cache)
-    findings = check(args.root, library, newer=newer_names(args.cache))
+    walk = walker(args.root, library, newer_names(args.cache))
+    findings = walk.run(project_modules(args.root))
     library.save()
     for path, line, text in findings:
         print("%s:%d %s" % (path, line, text))
-    print("tf 1.15 conformance: %d module(s) checked against %s, %d finding(s) (%.1f s)"
-          % (len(project_modules(args.root)), os.path.basename(library.tree.path), len(findings),
-             time.time() - started))
+    print("tf 1.15 conformance: %d module(s) against %s: %d attribute(s) and %d callable(s) checked, "
+          "%d finding(s) (%.1f s)" % (len(project_modules(args.root)), os.path.basename(library.tree.path),
+                                      len(walk.checked.get("attributes", ())), len(walk.checked.get("calls", ())),
+                                      len(findings), time.time() - started))
     return 1 if findings else 0
 
 

@@ -332,7 +332,7 @@ def create_optimizer_weights(optimizer, var_list):
 def _create_optimizer_weights_tf1(optimizer, var_list):
     """TensorFlow 1.15's ``OptimizerV2.apply_gradients`` creating its weights: the step count,
     the hyper-parameter variables, then the slots (Adam: every ``m``, then every ``v``)."""
-    _ = optimizer.iterations  # noqa: F841 (the property creates the variable)
+    _ = optimizer.iterations  # the property creates the step-count variable
     optimizer._create_hypers()
     optimizer._create_slots(var_list)
 

@@ -55,8 +55,10 @@ def newer_names(cache_folder):
                         names |= defined_names(handle.read())
     if not os.path.isdir(cache_folder):
         os.makedirs(cache_folder)
-    with open(path, "w") as handle:
+    temporary = path + ".tmp%d" % os.getpid()
+    with open(temporary, "w") as handle:
         json.dump({"key": key, "names": sorted(names)}, handle)
+    os.replace(temporary, path)
     return names
 
 

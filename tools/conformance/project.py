@@ -1,20 +1,26 @@
 """Walk this project's code as one version of a library would run it, and report what the
 library lacks.
 
-Every module, class body and function of the project is walked once per pass, statement by
-statement, with the values it can know (:mod:`.values`): the library's modules, classes and
-functions reached from ``import`` statements and from ``facts`` (the values the project's own
-version switches take on that version, e.g. ``IS_TF1 = True``). Conditions that fold to a
-constant (``if IS_TF1``, ``graph_mode() and not IS_TF1``, ``TF_VERSION < (2, 5)``; a function
-that returns a constant folds too) decide which branch is walked: code that the version cannot
-reach is skipped, everything else is checked.
+Each pass walks every module's top level, then the functions that reachable code calls or
+names, and the entry points (functions nothing in the project names, methods the library calls
+on the project's subclasses), statement by statement, with the values it can know
+(:mod:`.values`): the library's modules, classes and functions reached from ``import``
+statements and from ``facts`` (the values the project's own version switches take on that
+version, e.g. ``IS_TF1 = True``). Conditions that fold to a constant (``if IS_TF1``,
+``graph_mode() and not IS_TF1``, ``TF_VERSION < (2, 5)``; a function that returns a constant
+folds too) decide which branch is walked: code that the version cannot reach is skipped
+(a function only such code calls is not walked), everything else is checked.
 
 Checked: every attribute of a library module, class or instance (inherited members included,
-protobuf message fields too), every keyword and the number of positional arguments of every
-call to a library function, method or class. A parameter's value comes from the project's
-calls of its function (three passes let it travel). An attribute of a value whose type the walk
-does not know is checked by name: one that the newer library (``newer_names``) defines but the
-checked library nowhere defines is reported as well.
+protobuf message fields too), every keyword and the number of positional arguments (and the
+required ones) of every call to a library function, method or class. A parameter's value comes
+from the project's calls of its function; passes repeat until those values settle. An attribute
+of a value whose type the walk does not know is checked by name: one that the newer library
+(``newer_names``) defines but the checked library nowhere defines is reported as well.
+
+Not followed: what library functions return (except ``return_types``), dictionaries passed
+as ``**kwargs`` whose keys are not literal, values whose possible types disagree (the walk
+keeps the known one where one path gives ``None`` or an unknown value).
 """
 import ast
 import os
