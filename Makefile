@@ -26,6 +26,10 @@ lint: $(STAMP)
 		densenet3d_keras generators callbacks tests benchmarks tools *.py
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) tools/check_structure.py
+	$(PY) tools/check_tf115.py
+	$(PY) tools/check_npu_bridge.py
+	$(PY) tools/check_ascend_requirements.py
+	$(PY) tools/check_dependency_minimums.py
 
 test: lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests

@@ -152,7 +152,7 @@ def _add_scale_flags(scale):
                        default=DEFAULT_PRECISION_MODE,
                        help="Ascend NPU precision mode (must_keep_origin_dtype: pure FP32)")
     scale.add_argument("--loss-scale", dest="loss_scale", default=None,
-                       help="Ascend NPU loss scaling: dynamic or a fixed number (default off)")
+                       help="Ascend NPU loss scaling: dynamic or a fixed number >= 1 (default off)")
 
 
 def given_options(argv):

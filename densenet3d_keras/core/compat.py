@@ -299,7 +299,7 @@ def moved_optimizer(optimizer, var_list, values=None):
     fresh = optimizer.__class__.from_config(optimizer.get_config())
     legacy = IS_TF1 or isinstance(optimizer, keras.optimizers.legacy.Optimizer)
     if legacy:
-        fresh._create_all_weights(var_list)
+        create_optimizer_weights(fresh, var_list)
         source, target = optimizer.weights, fresh.weights
     else:
         fresh.build(var_list)
@@ -313,6 +313,28 @@ def moved_optimizer(optimizer, var_list, values=None):
                          % (len(values), len(target)))
     keras.backend.batch_set_value(list(zip(target, values)))
     return fresh
+
+
+def create_optimizer_weights(optimizer, var_list):
+    """Create a graph-mode Keras optimizer's step count, hyper-parameters and slots for
+    ``var_list`` (as its first update would), so that its state can be set before it trains.
+
+    TensorFlow 2's legacy optimizer does it in ``_create_all_weights``; TensorFlow 1.15's
+    ``OptimizerV2`` has no such method (it came in 2.2): there the three steps of its
+    ``apply_gradients`` are taken (:func:`_create_optimizer_weights_tf1`).
+    """
+    if IS_TF1:
+        _create_optimizer_weights_tf1(optimizer, var_list)
+        return
+    optimizer._create_all_weights(var_list)
+
+
+def _create_optimizer_weights_tf1(optimizer, var_list):
+    """TensorFlow 1.15's ``OptimizerV2.apply_gradients`` creating its weights: the step count,
+    the hyper-parameter variables, then the slots (Adam: every ``m``, then every ``v``)."""
+    _ = optimizer.iterations  # the property creates the step-count variable
+    optimizer._create_hypers()
+    optimizer._create_slots(var_list)
 
 
 def adam_state_in_order(values, var_list, legacy):

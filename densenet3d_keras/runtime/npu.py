@@ -46,7 +46,8 @@ def _npu_init():
 
 
 def parse_loss_scale(text):
-    """``--loss-scale``: ``None`` (off), ``"dynamic"`` or a fixed scale > 0.
+    """``--loss-scale``: ``None`` (off), ``"dynamic"`` or a fixed scale >= 1 (npu_bridge's
+    ``FixedLossScaleManager`` refuses a smaller one).
 
     Raises:
         ValueError: anything else.
@@ -59,8 +60,8 @@ def parse_loss_scale(text):
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise ValueError("--loss-scale must be 'dynamic', 'off' or a positive number, got %r" % (text,))
+    if not value >= 1:
+        raise ValueError("--loss-scale must be 'dynamic', 'off' or a number >= 1, got %r" % (text,))
     return value
 
 

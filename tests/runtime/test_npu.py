@@ -1,12 +1,15 @@
 """The Ascend NPU wiring, run against a recording stand-in for ``npu_bridge``.
 
 ``npu_bridge`` (and TensorFlow 1.15) cannot be installed here, so a stand-in module tree is put
-into ``sys.modules``: it records what the code hands to npu_bridge's API (the optimizer to
+into ``sys.modules``: it is built from the recorded TF Adapter API that ``make lint`` checks the
+code against (``tools/data/npu_bridge_api.json``), so each of its names takes exactly the
+arguments of the adapter's; it records what the code hands to npu_bridge's API (the optimizer to
 all-reduce, the broadcast callback, loss-scale optimizer and managers) and otherwise does
 nothing. Everything else is real: the ``ConfigProto``, the ``tf.compat.v1.Session`` installed
 as the Keras session, the model and a short training run of the tiny model. What the real
 npu_bridge does on an NPU (graph offload, HCCL all-reduce, broadcast) is not tested here.
 """
+import collections
 import os
 import re
 import sys
@@ -19,61 +22,99 @@ from densenet3d_keras.runtime.select import select_runtime
 from densenet3d_keras.runtime import npu
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.runtime.cluster import Worker
+from tools.conformance import recorded
+
+#: The recorded npu_bridge API the stand-in is built from.
+API = recorded.load()
+
+
+#: One call of the stand-in: the npu_bridge name, its arguments by parameter name, what it returned.
+Call = collections.namedtuple("Call", "name arguments result")
+
+
+class _Recorded(object):
+    """What the stand-in's classes without a behaviour of their own return: the arguments."""
+
+    def __init__(self, arguments):
+        self.__dict__.update(arguments)
+
+
+def _broadcast_callback(arguments):
+    """A Keras callback, as npu_bridge's is; it records the batches it sees and, in graph mode,
+    the Keras session at each (the real one broadcasts in that session)."""
+    class NPUBroadcastGlobalVariablesCallback(keras.callbacks.Callback):
+        def __init__(self, root_rank):
+            super(NPUBroadcastGlobalVariablesCallback, self).__init__()
+            self.root_rank = root_rank
+            self.batches, self.sessions = [], []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.batches.append(batch)
+            if compat.graph_mode():
+                self.sessions.append(compat.keras_session())
+
+    return NPUBroadcastGlobalVariablesCallback(**arguments)
+
+
+def _fixed_manager(arguments):
+    if arguments["loss_scale"] < 1:  # as npu_bridge's FixedLossScaleManager
+        raise ValueError("loss scale must be at least 1.")
+    return _Recorded(arguments)
+
+
+#: What each npu_bridge name of the recorded API does here after recording its call. The real
+#: wrapper patches the optimizer in place and returns it; the real loss-scale optimizer wraps a
+#: TensorFlow optimizer (here it is handed through, so Keras wraps it as it would the real one).
+BEHAVIOURS = {
+    "npu_distributed_optimizer_wrapper": lambda arguments: arguments["optimizer"],
+    "NPULossScaleOptimizer": lambda arguments: arguments["opt"],
+    "ExponentialUpdateLossScaleManager": _Recorded,
+    "FixedLossScaleManager": _fixed_manager,
+    "NPUBroadcastGlobalVariablesCallback": _broadcast_callback,
+}
 
 
 class StandIn(object):
-    """A fake ``npu_bridge`` / ``npu_bridge.npu_init`` pair that records every call."""
+    """``npu_bridge`` / ``npu_bridge.npu_init`` built from the recorded TF Adapter API
+    (``tools/data/npu_bridge_api.json``, checked against the adapter's sources): exactly the
+    names recorded there, each binding its arguments to the adapter's signature (a call the
+    adapter refuses raises ``TypeError`` here too), recording a :data:`Call`, then doing what
+    :data:`BEHAVIOURS` says."""
 
     def __init__(self):
         self.calls = []
+        self.modules = dict((name, types.ModuleType(name)) for name in API["modules"])
+        for name, module in self.modules.items():
+            if any(other.startswith(name + ".") for other in self.modules):
+                module.__path__ = []
+            parent, _, child = name.rpartition(".")
+            if parent:
+                setattr(self.modules[parent], child, module)
+        for (module, name), entry in recorded.members(API).items():
+            setattr(self.modules[module], name, self._member(name, entry))
+
+    def _member(self, name, entry):
+        signature = recorded.signature(entry)
         calls = self.calls
-        package = types.ModuleType("npu_bridge")
-        package.__path__ = []
-        init = types.ModuleType("npu_bridge.npu_init")
-        package.npu_init = init
 
-        def npu_distributed_optimizer_wrapper(optimizer):
-            calls.append(("npu_distributed_optimizer_wrapper", optimizer))
-            return optimizer  # the real one patches the gradient functions in place
+        def member(*args, **kwargs):
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            call = Call(name, arguments, None)
+            calls.append(call)
+            result = BEHAVIOURS[name](arguments)
+            calls[calls.index(call)] = call._replace(result=result)
+            return result
 
-        class NPUBroadcastGlobalVariablesCallback(keras.callbacks.Callback):
-            def __init__(self, root_rank):
-                super(NPUBroadcastGlobalVariablesCallback, self).__init__()
-                self.root_rank = root_rank
-                self.batches = []
-                self.sessions = []  # graph mode: the Keras session at each batch (the real
-                calls.append(("NPUBroadcastGlobalVariablesCallback", self))  # one runs there)
-
-            def on_batch_begin(self, batch, logs=None):
-                self.batches.append(batch)
-                if compat.graph_mode():
-                    self.sessions.append(compat.keras_session())
-
-        class ExponentialUpdateLossScaleManager(object):
-            def __init__(self, **kwargs):
-                self.kwargs = kwargs
-                calls.append(("ExponentialUpdateLossScaleManager", kwargs))
-
-        class FixedLossScaleManager(object):
-            def __init__(self, loss_scale):
-                self.loss_scale = loss_scale
-                calls.append(("FixedLossScaleManager", loss_scale))
-
-        def NPULossScaleOptimizer(opt, loss_scale_manager, is_distributed=False):  # noqa: N802
-            calls.append(("NPULossScaleOptimizer", opt, loss_scale_manager, is_distributed))
-            return opt
-
-        for value in (npu_distributed_optimizer_wrapper, NPUBroadcastGlobalVariablesCallback,
-                      ExponentialUpdateLossScaleManager, FixedLossScaleManager, NPULossScaleOptimizer):
-            setattr(init, value.__name__, value)
-        self.modules = {"npu_bridge": package, "npu_bridge.npu_init": init}
+        member.__name__ = name
+        member.__signature__ = signature
+        return member
 
     def named(self, name):
-        return [call for call in self.calls if call[0] == name]
+        return [call for call in self.calls if call.name == name]
 
     def wrapped(self):
         """The optimizers given to ``npu_distributed_optimizer_wrapper``."""
-        return [call[1] for call in self.named("npu_distributed_optimizer_wrapper")]
+        return [call.arguments["optimizer"] for call in self.named("npu_distributed_optimizer_wrapper")]
 
 
 class SessionSpy(object):
@@ -149,9 +190,9 @@ def test_parse_loss_scale(text, expected):
     assert npu.parse_loss_scale(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0", "-2", "auto", "nan"])
+@pytest.mark.parametrize("text", ["0", "-2", "0.5", "auto", "nan"])
 def test_parse_loss_scale_rejects(text):
-    message = "--loss-scale must be 'dynamic', 'off' or a positive number, got %r" % text
+    message = "--loss-scale must be 'dynamic', 'off' or a number >= 1, got %r" % text
     with pytest.raises(ValueError, match=message):
         npu.parse_loss_scale(text)
 
@@ -200,16 +241,36 @@ def test_select_runtime_rejects(stand_in, config, environ, message):
 
 @pytest.mark.parametrize("loss_scale, manager", [
     ("dynamic", ("ExponentialUpdateLossScaleManager", npu.DYNAMIC_LOSS_SCALE)),
-    (1024.0, ("FixedLossScaleManager", 1024.0)),
+    (1024.0, ("FixedLossScaleManager", {"loss_scale": 1024.0})),
 ])
 @pytest.mark.parametrize("distributed", [False, True])
 def test_loss_scale_optimizer(stand_in, loss_scale, manager, distributed):
     optimizer = npu.loss_scale_optimizer(1e-3, loss_scale, distributed)
     assert isinstance(optimizer, tf.compat.v1.train.AdamOptimizer)
-    assert stand_in.calls[0] == manager
+    assert stand_in.calls[0][:2] == manager
     assert stand_in.wrapped() == ([optimizer] if distributed else [])
-    (_, inner, _, is_distributed), = stand_in.named("NPULossScaleOptimizer")
-    assert inner is optimizer and is_distributed is distributed
+    call, = stand_in.named("NPULossScaleOptimizer")
+    assert call.arguments["opt"] is optimizer and call.arguments["is_distributed"] is distributed
+    assert call.arguments["loss_scale_manager"] is stand_in.calls[0].result
+
+
+def test_stand_in_has_exactly_the_recorded_names():
+    assert set(BEHAVIOURS) == set(name for _, name in recorded.members(API))
+    init = StandIn().modules["npu_bridge.npu_init"]
+    assert sorted(n for n in vars(init) if not n.startswith("_")) == sorted(BEHAVIOURS)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("ExponentialUpdateLossScaleManager", (), {"init_loss_scale": 2.0, "incr_every_n_steps": 10, "decr_every_n": 2}),
+    ("ExponentialUpdateLossScaleManager", (), {"init_loss_scale": 2.0}),
+    ("NPUBroadcastGlobalVariablesCallback", (), {}),
+    ("npu_distributed_optimizer_wrapper", (None,), {"is_distributed": True}),
+    ("NPULossScaleOptimizer", (None, None, True, 4), {}),
+])
+def test_stand_in_refuses_what_the_adapter_refuses(name, args, kwargs):
+    member = getattr(StandIn().modules["npu_bridge.npu_init"], name)
+    with pytest.raises(TypeError):
+        member(*args, **kwargs)
 
 
 def _tiny_model():
@@ -241,8 +302,9 @@ def test_prepare_model_with_loss_scale_recompiles(stand_in, clean_keras):
     model = _tiny_model()
     runtime = npu.NpuRuntime(Worker(0, 2), loss_scale="dynamic")
     runtime.prepare_model(model, 1e-3)
-    (_, inner, _, is_distributed), = stand_in.named("NPULossScaleOptimizer")
-    assert model.optimizer.optimizer is inner and is_distributed
+    call, = stand_in.named("NPULossScaleOptimizer")
+    inner = call.arguments["opt"]
+    assert model.optimizer.optimizer is inner and call.arguments["is_distributed"]
     assert inner._lr == pytest.approx(1e-3)
 
 
@@ -285,7 +347,7 @@ def test_train_as_one_rank_of_two(tmp_path, monkeypatch, stand_in, sessions, cle
     assert _npu_options(config)["precision_mode"].s == b"must_keep_origin_dtype"
     model = result["model"]
     assert stand_in.wrapped() == [model.optimizer]
-    (_, broadcast), = stand_in.named("NPUBroadcastGlobalVariablesCallback")
+    broadcast = stand_in.named("NPUBroadcastGlobalVariablesCallback")[0].result
     assert broadcast.root_rank == 0 and broadcast.batches == [0, 1]
     assert compat.get_learning_rate(model.optimizer) == pytest.approx(1e-3)
 

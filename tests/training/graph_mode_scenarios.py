@@ -110,7 +110,7 @@ def npu_run(spec, results):
             new_session, original_callable, original_run)
         for name in ("RANK_SIZE", "RANK_ID", "ASCEND_DEVICE_ID"):
             os.environ.pop(name)
-    (_, broadcast), = stand_in.named("NPUBroadcastGlobalVariablesCallback")
+    broadcast, = [call.result for call in stand_in.named("NPUBroadcastGlobalVariablesCallback")]
     optimizers = created[0].npu_config.graph_options.rewrite_options.custom_optimizers if created else []
     results["npu"] = {
         "sessions_created": len(created),
