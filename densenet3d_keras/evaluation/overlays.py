@@ -90,6 +90,12 @@ def _display_range(flair):
     return float(min(low, 0.0)), float(high)
 
 
+def _contour(axes, mask, **style):
+    """Outline a 2-D mask; a slice one pixel thick has no outline to draw (its shading shows)."""
+    if min(mask.shape) >= 2:
+        axes.contour(mask.astype(np.float32), levels=[0.5], **style)
+
+
 def _draw_labels(axes, plane):
     """Shade and outline each label of a 2-D ``(horizontal, vertical)`` label slice."""
     from matplotlib.colors import to_rgba
@@ -100,7 +106,7 @@ def _draw_labels(axes, plane):
         if not mask.any():
             continue
         shade[mask] = to_rgba(colour, FILL_ALPHA)
-        axes.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.0)
+        _contour(axes, mask, colors=[colour], linewidths=1.0)
     axes.imshow(shade, origin="lower", interpolation="nearest")
 
 
@@ -152,10 +158,10 @@ def write_overlay(path_png, flair, gt_label, pred_label, spacing, title):
                         interpolation="nearest")
             _draw_labels(axes, label[take])
             if label is pred_label:
-                whole = (gt_label[take] > 0).T.astype(np.float32)
+                whole = (gt_label[take] > 0).T
                 if whole.any():
-                    axes.contour(whole, levels=[0.5], colors=[reference_colour],
-                                 linestyles=reference_style, linewidths=1.0)
+                    _contour(axes, whole, colors=[reference_colour], linestyles=reference_style,
+                             linewidths=1.0)
             axes.set_aspect(spacing[vertical] / spacing[horizontal])
             axes.set_xticks([])
             axes.set_yticks([])

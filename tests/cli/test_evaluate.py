@@ -183,6 +183,24 @@ def test_overlay_png_is_readable(dataset):
     assert [n for n in os.listdir(str(dataset["tmp"])) if n.startswith(".overlay-")] == []
 
 
+@pytest.mark.parametrize("axis", [0, 2])
+def test_overlays_of_a_case_one_voxel_thick(tmp_path, capsys, axis):
+    gt, pred = str(tmp_path / "gt"), str(tmp_path / "pred")
+    os.makedirs(pred)
+    write_case(gt, PERFECT, make_label(1), seed=1)
+    folder = os.path.join(gt, PERFECT)
+    for name in os.listdir(folder):  # keep one slice through the tumour of every volume
+        volume = np.asarray(nib.load(os.path.join(folder, name)).dataobj)
+        save(np.take(volume, [11 if axis == 2 else 14], axis=axis), os.path.join(folder, name))
+    label = np.take(make_label(1), [11 if axis == 2 else 14], axis=axis)
+    save(label, os.path.join(pred, PERFECT + ".nii.gz"))
+    code, out, err = run(capsys, "--pred", pred, "--gt", gt, "-o", str(tmp_path / "out"), "--overlays")
+    assert code == 0, err
+    assert os.path.isfile(str(tmp_path / "out" / "metrics.csv"))
+    with open(str(tmp_path / "out" / "overlays" / (PERFECT + ".png")), "rb") as stream:
+        assert stream.read(8) == PNG_SIGNATURE
+
+
 def test_list_selects_cases_and_missing_prediction_is_an_error(dataset, capsys):
     with open(os.path.join(dataset["gt"], "test.txt"), "w") as stream:
         stream.write("%s\n%s\n" % (PERFECT, NEW))
