@@ -34,7 +34,7 @@ from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, Sl
 from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
                                                     settings_from_dict)
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
-from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
+from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
 from generators.brats import discover_cases, load_case, resolve_case_list
 from generators.volumes import load_case_volumes, load_nifti
 
@@ -203,7 +203,7 @@ def resolve(values):
     _check_sources(values)
     architecture, _ = resolve_model_name(values["model_name"])
     values["n4correction"], values["n4correction_from"] = _n4_choice(values)
-    margin = margins(ARCHITECTURES[architecture])[1]
+    margin = architecture_of(architecture).margin
     if values["tile_size"] <= 2 * margin:
         raise ValueError("--tile-size must exceed 2 x margin = %d, got %d"
                          % (2 * margin, values["tile_size"]))

@@ -14,10 +14,11 @@ The first slab is the network's valid output of ``2 margin + 1`` input planes (n
 yet): one output plane; every later slab adds up to ``slab`` input planes and gives as many
 output planes.
 
-A dense pathway keeps every layer's new features as a tensor of its own; each unit and tap
-reads the pieces it needs (cropped to its own extent) straight into its batch norm + ReLU and
-concatenates the normalised parts, so a dense block's growing state is never copied from
-unit to unit (:class:`_DensePathway`).
+A pathway is streamed as its architecture description says
+(:mod:`densenet3d_keras.models.architecture`): every convolution's output is kept as a tensor
+of its own; each dense unit and tap reads the pieces it needs (cropped to its own extent)
+straight into its batch norm + ReLU and concatenates the normalised parts, so a dense block's
+growing state is never copied from unit to unit (:class:`_Pathway`).
 
 In inference mode the arithmetic is that of the Keras model: batch norm as ``x * scale +
 shift`` with ``scale = gamma / sqrt(variance + epsilon)``, ReLU, convolutions with the model's
@@ -41,14 +42,15 @@ Streaming needs TensorFlow 2 eager execution (``tf.function``); graph mode (Tens
 uses tiles (:func:`streaming_supported`).
 """
 import logging
-import time
+from collections import namedtuple
 
 import numpy as np
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.core.geometry import MARGIN
-from densenet3d_keras.models.presets import PATHWAYS
+from densenet3d_keras.models.architecture import block_name, init_name, tap_name
+from densenet3d_keras.models.presets import PATHWAYS, architecture_of
 
 #: Output planes per slab after the first (memory: docs/performance.md).
 DEFAULT_SLAB = 12
@@ -168,34 +170,97 @@ class _Slab(object):
         return kept
 
 
-class _DensePathway(object):
-    """A dense pathway as pieces: every layer's new features stay a tensor of their own (with
-    the planes kept from the previous slab), and each dense unit and tap reads the pieces it
-    needs straight into its batch norm + ReLU, then concatenates the normalised parts: a
-    unit's input is never copied as it is, only normalised.
+#: One operation of a streamed pathway: a convolution (``radius`` 1: 3x3x3) or a scale tap
+#: (``radius`` 0, read at the pathway's full depth). ``before``: ``(scale, shift)`` of the batch
+#: norm + ReLU that each input piece goes through, or ``None`` (read as it is, cast to ``dtype``);
+#: ``kernel``: the convolution's (``None``: a tap that is the features themselves); ``bias``;
+#: ``after``: the batch norm + ReLU of the output, or ``None``; ``appends``: the output is
+#: appended to the features (dense unit) rather than replacing them (``None`` for a tap).
+_Step = namedtuple("_Step", ["radius", "before", "kernel", "bias", "after", "appends", "dtype"])
+
+
+def _steps(model, architecture, prefix, dtype):
+    """The operations of the pathway ``prefix`` of ``model``, in order, from its description.
+
+    Raises:
+        ValueError: a layer of the description is missing, or holds another number of units.
+    """
+    steps = []
+    if architecture.init_filters:
+        init = model.get_layer(init_name(prefix))
+        steps.append(_Step(1, None, _kernel(init, tf.float32), tf.constant(_value(init.bias)), None, False,
+                           tf.float32))
+    for index, (block, radius) in enumerate(zip(architecture.blocks, architecture.tap_radii), 1):
+        layer = model.get_layer(block_name(prefix, index))
+        if len(getattr(layer, "convs", ())) != len(block.unit_filters):
+            raise ValueError("layer %s does not hold the %d units of %r" % (layer.name, len(block.unit_filters), block))
+        for norm, conv in zip(layer.norms, layer.convs):
+            if block.dense:  # BN -> ReLU -> conv, appended
+                steps.append(_Step(1, _affine(norm), _kernel(conv, dtype), None, None, True, dtype))
+            else:  # conv -> BN -> ReLU, replacing
+                steps.append(_Step(1, None, _kernel(conv, dtype), None, _affine(norm), False, dtype))
+        if block.tap_filters is None:
+            steps.append(_Step(0, None, None, None, None, None, tf.float32))
+        else:
+            tap = model.get_layer(tap_name(prefix, radius))
+            steps.append(_Step(0, _affine(tap.norm_in), _kernel(tap.conv, dtype), None, _affine(tap.norm_out),
+                               None, dtype))
+    return steps
+
+
+def _keep(steps, depth):
+    """Planes each piece keeps for the next slab: how far back its deepest reader reaches.
+
+    Piece 0 is the pathway's input, then one piece per convolution in order. A reader at lag
+    ``L`` (a tap reads at ``depth``) with radius ``r`` takes from a piece of lag ``l`` its last
+    planes but ``L - l``, plus ``2 r`` of halo."""
+    lags, keep, live, lag = [0], [0], [0], 0
+    for step in steps:
+        reader = depth if step.appends is None else lag
+        for piece in live:
+            keep[piece] = max(keep[piece], reader - lags[piece] + 2 * step.radius)
+        if step.appends is None:
+            continue
+        lag += step.radius
+        lags.append(lag)
+        keep.append(0)
+        live = live + [len(lags) - 1] if step.appends else [len(lags) - 1]
+    return keep
+
+
+def _raw(kept, new, starts, crops, count, dtype):
+    """A layer's input read as it is: each piece's window (see :func:`_norm_relu_pieces_ops`)
+    cast to ``dtype``, concatenated."""
+    parts = [tf.cast(_window(piece_kept, piece_new, start, start + count, crop), dtype)
+             for piece_kept, piece_new, start, crop in zip(kept, new, starts, crops)]
+    return tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+
+class _Pathway(object):
+    """A pathway of the description streamed as pieces: every convolution's output stays a
+    tensor of its own (with the planes kept from the previous slab), and each reader takes the
+    pieces it needs, cropped to its own extent: a dense unit or transition tap straight into
+    its batch norm + ReLU (then the normalised parts are concatenated, so a dense block's
+    growing input is never copied as it is), a plain unit or the init convolution as they are.
 
     A piece's ``lag`` is the number of 3x3x3 convolutions behind it: its planes end ``lag``
     planes before the slab's input does, and it is ``lag`` voxels narrower on each side. A
-    layer reading at lag ``d`` takes from a piece of lag ``l`` its planes ending ``d - l`` before
-    the piece's last, cropped by ``d - l`` voxels; each piece keeps as many planes for the next
-    slab as its deepest reader reaches back.
+    reader at lag ``d`` takes from a piece of lag ``l`` its planes ending ``d - l`` before the
+    piece's last, cropped by ``d - l`` voxels; taps read at the full depth (the margin), so both
+    scales come out on the same grid. Each piece keeps as many planes for the next slab as its
+    deepest reader reaches back (:func:`_keep`).
+
+    Args:
+        model: a model of :func:`~densenet3d_keras.models.builder.build_model`.
+        architecture: its :class:`~densenet3d_keras.models.architecture.Architecture`.
+        prefix: the pathway's layer-name prefix (:data:`~densenet3d_keras.models.presets.PATHWAYS`).
+        dtype: the convolutions' dtype (``tf.float32``, ``tf.bfloat16``, ``tf.float16``).
     """
 
-    def __init__(self, model, prefix, dtype):
-        init = model.get_layer(prefix + "_init_conv")
-        self.init = (_kernel(init, tf.float32), tf.constant(_value(init.bias)))
-        blocks = [model.get_layer(prefix + "_block1"), model.get_layer(prefix + "_block2")]
-        self.units = [_affine(norm) + (_kernel(conv, dtype),)
-                      for block in blocks for norm, conv in zip(block.norms, block.convs)]
-        self.taps = [_affine(tap.norm_in) + (_kernel(tap.conv, dtype),) + _affine(tap.norm_out)
-                     for tap in (model.get_layer(prefix + "_tap15"), model.get_layer(prefix + "_tap27"))]
-        self.split = blocks[0].num_units
-        self.depth = 1 + len(self.units)
-        self.dtype = dtype
-        # Readers of piece j (lag j + 1): the units from j on (at lag i + 1, 2 planes of
-        # halo) and the taps at the full depth.
-        self.keep = [max([2 + i - j for i in range(j, len(self.units))] + [self.depth - 1 - j])
-                     for j in range(len(self.units) + 1)]
+    def __init__(self, model, architecture, prefix, dtype):
+        self.steps = _steps(model, architecture, prefix, dtype)
+        self.depth = architecture.margin
+        self.keep = _keep(self.steps, self.depth)
 
     def __call__(self, x, slab):
         planes = x.shape[1]
@@ -203,24 +268,27 @@ class _DensePathway(object):
         def new_planes(lag):
             return planes if not slab.first else planes - 2 * lag
 
-        kernel, bias = self.init
-        extended = tf.concat([slab.carry(x, 2), x], axis=1)
-        pieces = [self._piece(tf.nn.bias_add(_conv(extended, kernel), bias), 1, slab)]
+        pieces = [self._piece(x, 0, slab)]
         taps = []
-        for index, (scale, shift, kernel) in enumerate(self.units):
-            lag = index + 1
-            normalised = self._gather(pieces, lag, new_planes(lag + 1) + 2, scale, shift)
-            pieces.append(self._piece(_conv(normalised, kernel), lag + 1, slab))
-            if lag == self.split:
-                taps.append(self._tap(pieces, self.taps[0], new_planes(self.depth)))
-        taps.append(self._tap(pieces, self.taps[1], new_planes(self.depth)))
+        for step in self.steps:
+            if step.appends is None:
+                taps.append(self._run(step, pieces, self.depth, new_planes(self.depth)))
+                continue
+            lag = pieces[-1][2]
+            output = self._run(step, pieces, lag, new_planes(lag + step.radius) + 2 * step.radius)
+            piece = self._piece(output, lag + step.radius, slab)
+            pieces = pieces + [piece] if step.appends else [piece]
         return taps
 
     def _piece(self, new, lag, slab):
-        keep = self.keep[lag - 1]
+        """A piece of lag ``lag``: its planes kept from the previous slab, ``new``, ``lag``.
+        Pieces are made in the order of :func:`_keep` (one per lag)."""
+        keep = self.keep[lag]
         return (slab.carry(new, keep) if keep else new[:, :0]), new, lag
 
-    def _gather(self, pieces, lag, count, scale, shift):
+    @staticmethod
+    def _run(step, pieces, lag, count):
+        """One step on the pieces, reading at ``lag`` ``count`` planes of each (see the class)."""
         kept, new, starts, crops = [], [], [], []
         for piece_kept, piece_new, piece_lag in pieces:
             behind = lag - piece_lag
@@ -228,66 +296,17 @@ class _DensePathway(object):
             new.append(piece_new)
             starts.append(piece_kept.shape[1] + piece_new.shape[1] - behind - count)
             crops.append(behind)
-        return _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count, scale, shift,
-                                 self.dtype)
-
-    def _tap(self, pieces, weights, count):
-        scale, shift, kernel, scale_out, shift_out = weights
-        normalised = self._gather(pieces, self.depth, count, scale, shift)
-        return _post_norm_relu(_conv(normalised, kernel), scale_out, shift_out)
-
-
-class _PlainUnit(object):
-    """Conv 3x3x3 -> BN -> ReLU (the no-dense pathway)."""
-
-    def __init__(self, conv, norm, dtype):
-        self.kernel = _kernel(conv, dtype)
-        self.scale, self.shift = _affine(norm)
-        self.dtype = dtype
-
-    def __call__(self, x, slab):
-        extended = tf.concat([slab.carry(x, 2), x], axis=1)
-        return _post_norm_relu(_conv(tf.cast(extended, self.dtype), self.kernel), self.scale, self.shift)
-
-
-class _Delay(object):
-    """The plain pathway's 15-voxel tap: ``crop`` voxels off each side, which along the slab
-    axis is a delay of ``crop`` planes."""
-
-    def __init__(self, crop):
-        self.crop = int(crop)
-
-    def __call__(self, x, slab):
-        kept = slab.carry(x, self.crop)
-        start, stop = self.crop - kept.shape[1], kept.shape[1] + x.shape[1] - self.crop
-        return _window(kept, x, start, stop, self.crop)
-
-
-class _PlainPathway(object):
-    """A plain (no-dense) pathway: a chain of units, the first chain's output delayed and
-    cropped to the second's as the 15-voxel tap."""
-
-    def __init__(self, model, prefix, dtype):
-        block1, block2 = model.get_layer(prefix + "_block1"), model.get_layer(prefix + "_block2")
-        self.first = [_PlainUnit(c, n, dtype) for c, n in zip(block1.convs, block1.norms)]
-        self.second = [_PlainUnit(c, n, dtype) for c, n in zip(block2.convs, block2.norms)]
-        self.tap = _Delay(len(self.second))
-        self.depth = len(self.first) + len(self.second)
-
-    def __call__(self, x, slab):
-        for unit in self.first:
-            x = unit(x, slab)
-        tap_15 = self.tap(x, slab)
-        for unit in self.second:
-            x = unit(x, slab)
-        return [tap_15, x]
-
-
-def _pathway(model, prefix, dtype):
-    """The pathway ``prefix`` of ``model`` as a streaming stage: ``stage(x, slab)`` -> its two taps."""
-    if hasattr(model.get_layer(prefix + "_block1"), "growth_rate"):
-        return _DensePathway(model, prefix, dtype)
-    return _PlainPathway(model, prefix, dtype)
+        if step.before is not None:
+            x = _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count,
+                                  step.before[0], step.before[1], step.dtype)
+        else:
+            x = _raw(kept, new, starts, crops, count, step.dtype)
+        if step.kernel is None:
+            return x
+        y = _conv(x, step.kernel)
+        if step.bias is not None:
+            y = tf.nn.bias_add(y, step.bias)
+        return y if step.after is None else _post_norm_relu(y, step.after[0], step.after[1])
 
 
 class SlabStreamer(object):
@@ -306,6 +325,8 @@ class SlabStreamer(object):
             every block at its own shape. The padding reaches none of the block's own outputs.
         precision: ``"float32"``, ``"bf16"`` (bfloat16 convolutions) or ``"mixed_float16"``
             (float16 convolutions).
+        architecture: the model's :class:`~densenet3d_keras.models.architecture.Architecture`
+            (default: the preset of the model's name), whose layers are read.
 
     Attributes:
         margin: the network's receptive-field radius (13).
@@ -320,7 +341,7 @@ class SlabStreamer(object):
             or precision, or a model without the layers of ``build_model``.
     """
 
-    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32", reuse=DEFAULT_REUSE):
+    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32", reuse=DEFAULT_REUSE, architecture=None):
         reason = streaming_supported()
         if reason:
             raise ValueError(reason)
@@ -332,13 +353,15 @@ class SlabStreamer(object):
             raise ValueError("precision must be one of %s, got %r" % (", ".join(CONV_DTYPES), precision))
         dtype = tf.as_dtype(CONV_DTYPES[precision])
         try:
-            self.pathways = [(start, stop, _pathway(model, prefix, dtype)) for prefix, start, stop in PATHWAYS]
+            architecture = architecture or architecture_of(model.name)
+            self.pathways = [(start, stop, _Pathway(model, architecture, prefix, dtype))
+                             for prefix, start, stop in PATHWAYS]
             head = model.get_layer("head")
         except ValueError as error:
             raise ValueError("model %r cannot be streamed: %s" % (model.name, error))
         self.heads = [(_kernel(conv, tf.float32), tf.constant(_value(conv.bias)))
                       for conv in (head.label_conv_15, head.label_conv_27)]
-        self.margin = self.pathways[0][2].depth
+        self.margin = architecture.margin
         self.slab = int(slab)
         self.reuse = int(reuse)
         self.shapes = {}

@@ -6,32 +6,40 @@
 """
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core.compat import keras
-from densenet3d_keras.models.presets import (ARCHITECTURES, NUM_CHANNELS, NUM_LABEL_CLASSES, NUM_WT_CLASSES,
-                                             PATHWAYS, margins, resolve_model_name)
+from densenet3d_keras.models.architecture import block_name, init_name, tap_name
+from densenet3d_keras.models.presets import (NUM_CHANNELS, NUM_LABEL_CLASSES, NUM_WT_CLASSES, PATHWAYS,
+                                             architecture_of)
 from densenet3d_keras.nn.layers import (ChannelSlice, DenseBlock3D, HierarchicalHead, PlainBlock3D,
                                         TransitionDown)
 
 
+def _block(block, name, padding):
+    """The Keras layer of a block of the description."""
+    if block.dense:
+        return DenseBlock3D(block.units, block.growth_rate, padding=padding, name=name)
+    return PlainBlock3D(block.filters, padding=padding, name=name)
+
+
+def _tap(x, block, name, crop):
+    """A block's scale tap: its transition, or its features cropped by ``crop`` per side."""
+    if block.tap_filters is not None:
+        return TransitionDown(block.tap_filters, crop=crop, name=name)(x)
+    return keras.layers.Cropping3D(crop, name=name + "_crop")(x) if crop else x
+
+
 def _pathway(inputs, architecture, prefix, padding):
-    """Build one pathway; return its two scale taps."""
-    radius_15, radius_27 = margins(architecture)
-    # Valid padding: the 15-voxel tap is larger than the kept region by the difference of radii.
-    crop_15 = radius_27 - radius_15 if padding == "valid" else 0
-    if architecture.kind == "dense":
+    """Build one pathway; return its scale taps, shallowest first."""
+    x = inputs
+    if architecture.init_filters:
         x = keras.layers.Conv3D(architecture.init_filters, 3, padding=padding, use_bias=True,
-                                name=prefix + "_init_conv")(inputs)
-        x = DenseBlock3D(architecture.units[0], architecture.growth_rates[0], padding=padding,
-                         name=prefix + "_block1")(x)
-        tap_15 = TransitionDown(architecture.tap_filters[0], crop=crop_15, name=prefix + "_tap15")(x)
-        x = DenseBlock3D(architecture.units[1], architecture.growth_rates[1], padding=padding,
-                         name=prefix + "_block2")(x)
-        tap_27 = TransitionDown(architecture.tap_filters[1], name=prefix + "_tap27")(x)
-        return tap_15, tap_27
-    first, second = architecture.plain_filters
-    x = PlainBlock3D(first, padding=padding, name=prefix + "_block1")(inputs)
-    tap_15 = keras.layers.Cropping3D(crop_15, name=prefix + "_tap15_crop")(x) if crop_15 else x
-    tap_27 = PlainBlock3D(second, padding=padding, name=prefix + "_block2")(x)
-    return tap_15, tap_27
+                                name=init_name(prefix))(x)
+    taps = []
+    for index, (block, radius) in enumerate(zip(architecture.blocks, architecture.tap_radii), 1):
+        x = _block(block, block_name(prefix, index), padding)(x)
+        # Valid padding: a shallower tap is larger than the kept region by the difference of radii.
+        crop = architecture.margin - radius if padding == "valid" else 0
+        taps.append(_tap(x, block, tap_name(prefix, radius), crop))
+    return taps
 
 
 def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", architecture=None):
@@ -45,7 +53,8 @@ def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", 
         padding: ``"same"`` (the reference: every layer over the whole patch) or ``"valid"``
             (unpadded convolutions computing only what reaches the kept outputs; the same
             weights and, in inference mode, the same logits).
-        architecture: an :class:`Architecture` overriding the table row for ``name``.
+        architecture: an :class:`~densenet3d_keras.models.architecture.Architecture`
+            overriding the table row for ``name``.
 
     Returns:
         ``keras.Model`` with input ``image`` ``(batch, S, S, S, 4)`` and outputs ``wt``
@@ -54,11 +63,11 @@ def build_model(name="dense24", input_size=geometry.PATCH_SIZE, padding="same", 
     Raises:
         ValueError: unknown name or padding, or an input too small for the margin.
     """
-    arch_name, _ = resolve_model_name(name)
+    named = architecture_of(name)
     if padding not in ("same", "valid"):
         raise ValueError("padding must be 'same' or 'valid', got %r" % (padding,))
-    architecture = architecture or ARCHITECTURES[arch_name]
-    _, margin = margins(architecture)
+    architecture = architecture or named
+    margin = architecture.margin
     if input_size is not None:
         geometry.output_size(input_size, margin)
     shape = (input_size, input_size, input_size, NUM_CHANNELS)

@@ -2,8 +2,9 @@
 
 Only convolutions are counted (one multiply and one add per weight and output voxel); biases,
 batch normalisation, ReLU, concatenation and cropping are left out, as is usual for CNN FLOP
-figures. The count follows :func:`densenet3d_keras.models.build_model` layer by layer for both
-paddings:
+figures. The count walks the architecture description
+(:mod:`densenet3d_keras.models.architecture`) as :func:`densenet3d_keras.models.builder.build_model`
+does, for both paddings:
 
 * ``"same"``: every pathway convolution runs over the whole input; the head crops the taps
   by the margin before its 1x1x1 convolutions.
@@ -17,26 +18,11 @@ import numbers
 from collections import OrderedDict, namedtuple
 from typing import List, Sequence, Union
 
-from densenet3d_keras.models.presets import (ARCHITECTURES,
-                                             NUM_LABEL_CLASSES,
-                                             NUM_WT_CLASSES,
-                                             PATHWAYS,
-                                             Architecture,
-                                             margins,
-                                             resolve_model_name)
+from densenet3d_keras.models.architecture import KERNEL, STEP, Architecture, block_name, init_name, tap_name
+from densenet3d_keras.models.presets import NUM_LABEL_CLASSES, NUM_WT_CLASSES, PATHWAYS, architecture_of
 
 #: One convolution of the count: its name, kernel size, channels and output voxel grid.
 ConvCost = namedtuple("ConvCost", ["name", "kernel", "in_channels", "out_channels", "shape"])
-
-KERNEL = 3
-
-
-def _architecture(name_or_architecture):
-    if isinstance(name_or_architecture, Architecture):
-        return name_or_architecture
-    if isinstance(name_or_architecture, str):
-        return ARCHITECTURES[resolve_model_name(name_or_architecture)[0]]
-    raise ValueError("expected a model name or an Architecture, got %r" % (name_or_architecture,))
 
 
 def _shape(input_size):
@@ -61,7 +47,7 @@ def conv_costs(name_or_architecture, input_size, padding="same"):
 
     Args:
         name_or_architecture: a model name (``dense24``, ``tiny``, ...) or an
-            :class:`~densenet3d_keras.models.Architecture`.
+            :class:`~densenet3d_keras.models.architecture.Architecture`.
         input_size: input size, an integer (cube) or ``(D, H, W)``; each axis must exceed
             twice the margin.
         padding: ``"same"`` or ``"valid"``.
@@ -73,49 +59,19 @@ def conv_costs(name_or_architecture, input_size, padding="same"):
     Raises:
         ValueError: unknown model or padding, or an input too small for the margin.
     """
-    architecture = _architecture(name_or_architecture)
+    architecture = architecture_of(name_or_architecture)
     if padding not in ("same", "valid"):
         raise ValueError("padding must be 'same' or 'valid', got %r" % (padding,))
     shape = _shape(input_size)
-    radius_15, margin = margins(architecture)
+    margin = architecture.margin
     if min(shape) <= 2 * margin:
         raise ValueError("input size %s is too small: every axis must exceed 2 x margin = %d"
                          % (shape, 2 * margin))
-    valid = padding == "valid"
-    step = (KERNEL - 1) // 2 if valid else 0  # voxels lost per side by one 3x3x3 conv
     costs = []
     tap_channels = []
     for prefix, start, stop in PATHWAYS:
-        channels = stop - start
-        size = shape
-        if architecture.kind == "dense":
-            size = _shrink(size, step)
-            costs.append(ConvCost(prefix + "_init_conv", KERNEL, channels,
-                                  architecture.init_filters, size))
-            channels = architecture.init_filters
-            taps = []
-            for block, (units, growth) in enumerate(zip(architecture.units,
-                                                        architecture.growth_rates), 1):
-                for unit in range(1, units + 1):
-                    size = _shrink(size, step)
-                    costs.append(ConvCost("%s_block%d_unit%d_conv" % (prefix, block, unit),
-                                          KERNEL, channels, growth, size))
-                    channels += growth
-                filters = architecture.tap_filters[block - 1]
-                tap_size = _shrink(size, margin - radius_15) if valid and block == 1 else size
-                costs.append(ConvCost("%s_tap%d_conv" % (prefix, (15, 27)[block - 1]), 1,
-                                      channels, filters, tap_size))
-                taps.append(filters)
-        else:
-            taps = []
-            for block, filters in enumerate(architecture.plain_filters, 1):
-                for unit, count in enumerate(filters, 1):
-                    size = _shrink(size, step)
-                    costs.append(ConvCost("%s_block%d_unit%d_conv" % (prefix, block, unit),
-                                          KERNEL, channels, count, size))
-                    channels = count
-                taps.append(channels)
-        tap_channels.append(taps)
+        tap_channels.append(_pathway_costs(architecture, prefix, stop - start, shape,
+                                           padding == "valid", costs))
     out = _shrink(shape, margin)
     (flair_15, flair_27), (t1_15, t1_27) = tap_channels
     costs.extend([
@@ -125,6 +81,31 @@ def conv_costs(name_or_architecture, input_size, padding="same"):
         ConvCost("head_label_conv_27", 1, t1_27 + flair_27, NUM_LABEL_CLASSES, out),
     ])
     return costs
+
+
+def _pathway_costs(architecture, prefix, channels, shape, valid, costs):
+    """Append one pathway's convolutions to ``costs``; return the channels of its taps."""
+    step = STEP if valid else 0  # voxels lost per side by one 3x3x3 conv
+    size = shape
+    if architecture.init_filters:
+        size = _shrink(size, step)
+        costs.append(ConvCost(init_name(prefix), KERNEL, channels, architecture.init_filters, size))
+        channels = architecture.init_filters
+    taps = []
+    for index, (block, radius) in enumerate(zip(architecture.blocks, architecture.tap_radii), 1):
+        for unit, filters in enumerate(block.unit_filters, 1):
+            size = _shrink(size, step)
+            costs.append(ConvCost("%s_unit%d_conv" % (block_name(prefix, index), unit), KERNEL,
+                                  channels, filters, size))
+            channels = channels + filters if block.dense else filters
+        if block.tap_filters is None:
+            taps.append(channels)
+            continue
+        # Valid padding crops a shallower tap to the kept region before its 1x1x1 convolution.
+        tap_size = _shrink(size, architecture.margin - radius) if valid else size
+        costs.append(ConvCost(tap_name(prefix, radius) + "_conv", 1, channels, block.tap_filters, tap_size))
+        taps.append(block.tap_filters)
+    return taps
 
 
 def conv_flops(cost):
@@ -139,7 +120,7 @@ def model_flops(name_or_architecture, input_size, padding="same"):
     """Floating-point operations (2 x multiply-adds) of one forward pass of one input.
 
     Args:
-        name_or_architecture: a model name or an :class:`~densenet3d_keras.models.Architecture`.
+        name_or_architecture: a model name or an :class:`~densenet3d_keras.models.architecture.Architecture`.
         input_size: input size, an integer (cube) or ``(D, H, W)``.
         padding: ``"same"`` or ``"valid"``.
 
@@ -162,7 +143,7 @@ def flops_by_layer(name_or_architecture, input_size, padding="same"):
 def output_voxels(name_or_architecture, input_size):
     # type: (Union[str, Architecture], Union[int, Sequence[int]]) -> int
     """Kept output voxels per forward pass: the input minus the margin on each side."""
-    _, margin = margins(_architecture(name_or_architecture))
+    margin = architecture_of(name_or_architecture).margin
     out = _shrink(_shape(input_size), margin)
     if min(out) < 1:
         raise ValueError("input size %s is too small for the margin %d" % (input_size, margin))

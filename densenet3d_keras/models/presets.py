@@ -2,30 +2,31 @@
 
 The numbers are those of Chen et al. (SPIE 2018; docs/spec.md): two pathways of identical
 design (flair+t2 and t1+t1ce), each an init convolution, two dense blocks and two taps
-(receptive fields 15 and 27 voxels), or for no-dense a plain chain of 13 convolutions.
+(receptive fields 15 and 27 voxels), or for no-dense a plain chain of 13 convolutions
+whose 7th and 13th outputs are the taps.
 """
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 
 from densenet3d_keras.core.labels import NUM_CLASSES
+from densenet3d_keras.models.architecture import Architecture, DenseBlock, PlainBlock
 
-#: How one pathway is built. ``kind`` is ``"dense"`` (init conv, two dense blocks, two taps)
-#: or ``"plain"`` (two chains of conv-BN-ReLU; the chains' outputs are the taps).
-Architecture = namedtuple("Architecture", [
-    "kind", "init_filters", "growth_rates", "units", "tap_filters", "plain_filters"])
-
-
-def _dense(init_filters, growth_rates, units, tap_filters):
-    return Architecture("dense", init_filters, tuple(growth_rates), tuple(units), tuple(tap_filters), None)
-
-
-def _plain(first, second):
-    return Architecture("plain", None, None, None, None, (tuple(first), tuple(second)))
+#: One row per network (fields: :mod:`densenet3d_keras.models.architecture`). A new preset is a
+#: new row here (and a name in :data:`MODEL_NAMES`); the builder, the FLOP count, streaming
+#: inference and the tests walk the row.
 ARCHITECTURES = OrderedDict([
-    ("dense24", _dense(24, (12, 12), (6, 6), (96, 168))),
-    ("dense48", _dense(48, (12, 24), (6, 6), (192, 336))),
-    ("no_dense", _plain(range(24, 97, 12), range(108, 169, 12))),
+    ("dense24", Architecture(init_filters=24, blocks=(
+        DenseBlock(units=6, growth_rate=12, tap_filters=96),
+        DenseBlock(units=6, growth_rate=12, tap_filters=168)))),
+    ("dense48", Architecture(init_filters=48, blocks=(
+        DenseBlock(units=6, growth_rate=12, tap_filters=192),
+        DenseBlock(units=6, growth_rate=24, tap_filters=336)))),
+    ("no_dense", Architecture(init_filters=None, blocks=(
+        PlainBlock(filters=(24, 36, 48, 60, 72, 84, 96)),
+        PlainBlock(filters=(108, 120, 132, 144, 156, 168))))),
     # Same geometry as dense24 with a fraction of its width: smoke tests and CI.
-    ("tiny", _dense(8, (4, 4), (6, 6), (32, 56))),
+    ("tiny", Architecture(init_filters=8, blocks=(
+        DenseBlock(units=6, growth_rate=4, tap_filters=32),
+        DenseBlock(units=6, growth_rate=4, tap_filters=56)))),
 ])
 #: Names accepted on the command line -> (architecture, N4 correction default).
 MODEL_NAMES = OrderedDict([
@@ -36,6 +37,10 @@ MODEL_NAMES = OrderedDict([
     ("dense24_nocorrection", ("dense24", False)),
     ("tiny", ("tiny", None)),
 ])
+#: The model of a run that names none (and of a checkpoint that records none).
+DEFAULT_MODEL_NAME = "dense24"
+#: ``(layer-name prefix, first input channel, one past the last)`` of each pathway, in the
+#: order the head reads them.
 PATHWAYS = (("flair_t2", 0, 2), ("t1_t1ce", 2, 4))
 NUM_CHANNELS = 4
 NUM_WT_CLASSES = 2
@@ -57,15 +62,19 @@ def resolve_model_name(name):
     return MODEL_NAMES[name]
 
 
-def margins(architecture):
-    """``(radius of the 15-voxel tap, radius of the 27-voxel tap)`` in voxels.
+def architecture_of(name_or_architecture):
+    """The :class:`~densenet3d_keras.models.architecture.Architecture` of a model name (an
+    ``Architecture`` is returned as it is).
 
-    Each 3x3x3 convolution on the path adds one voxel per side: 7 and 13 for the paper's models.
+    Raises:
+        ValueError: an unknown name (the choices are listed), or neither a name nor an
+            ``Architecture``.
     """
-    if architecture.kind == "dense":
-        return 1 + architecture.units[0], 1 + architecture.units[0] + architecture.units[1]
-    first, second = architecture.plain_filters
-    return len(first), len(first) + len(second)
+    if isinstance(name_or_architecture, Architecture):
+        return name_or_architecture
+    if not isinstance(name_or_architecture, str):
+        raise ValueError("expected a model name or an Architecture, got %r" % (name_or_architecture,))
+    return ARCHITECTURES[resolve_model_name(name_or_architecture)[0]]
 
 
 def n4_for_model(model_name, requested):

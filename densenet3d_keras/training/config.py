@@ -12,7 +12,7 @@ from typing import Optional
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import write_json_atomic
-from densenet3d_keras.models.presets import ARCHITECTURES, margins, n4_for_model, resolve_model_name
+from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
 from densenet3d_keras.runtime.npu import parse_loss_scale
 from generators.augment import parse_augment
 from generators.sampling import SAMPLING_MODES
@@ -177,7 +177,7 @@ def resolve(args):
     architecture, _ = resolve_model_name(values["model_name"])
     values["architecture"] = architecture
     values["n4correction"] = bool(n4_for_model(values["model_name"], values["n4correction"]))
-    margin = margins(ARCHITECTURES[architecture])[1]
+    margin = architecture_of(architecture).margin
     values["patch_size"], values["output_size"] = _patch_sizes(values, margin)
     values["loss_scale"] = parse_loss_scale(values["loss_scale"])
     values["graph_mode"] = bool(values.get("graph_mode")) or compat.graph_mode()

@@ -3,7 +3,21 @@ import numpy as np
 import pytest
 
 from densenet3d_keras.inference import streaming
+from densenet3d_keras.models.architecture import Architecture, DenseBlock, PlainBlock
+from densenet3d_keras.models.presets import ARCHITECTURES
 from tests.inference.test_inference import _randomise_batch_norm
+
+#: Narrow variants of the topologies the presets do not have, each streamed against Keras: a
+#: plain pathway, a plain block whose tap is a transition, a dense block whose tap is its
+#: features, dense and plain blocks mixed, no init convolution before a dense block.
+VARIANTS = {
+    "plain": Architecture(None, (PlainBlock([4] * 7), PlainBlock([6] * 6))),
+    "plain_transition": Architecture(None, (PlainBlock([4] * 5, tap_filters=3), PlainBlock([5] * 4))),
+    "dense_identity_tap": Architecture(6, (DenseBlock(3, 2, tap_filters=None), DenseBlock(4, 3, 7))),
+    "mixed": Architecture(5, (PlainBlock([4, 6, 5]), DenseBlock(5, 2, tap_filters=9))),
+    "dense_without_init": Architecture(None, (DenseBlock(4, 3, 5), DenseBlock(2, 2, 6))),
+}
+PLAIN = VARIANTS["plain"]
 
 
 def _model(name="tiny", architecture=None, seed=0):
@@ -23,9 +37,7 @@ def tiny_model():
 
 @pytest.fixture(scope="module")
 def plain_model():
-    from densenet3d_keras.models.presets import _plain
-
-    return _model("no_dense", architecture=_plain([4] * 7, [6] * 6), seed=2)
+    return _model("no_dense", architecture=PLAIN, seed=2)
 
 
 def _block(shape, seed=0):
@@ -69,7 +81,31 @@ def test_a_block_of_one_output_plane_is_the_first_slab_alone(tiny_model, streame
 def test_a_plain_pathway_streams_too(plain_model):
     block = _block((40, 28, 30), seed=3)
     expected = _keras_logits(plain_model, block)
-    result = streaming.SlabStreamer(plain_model, slab=3)(block)
+    result = streaming.SlabStreamer(plain_model, slab=3, architecture=PLAIN)(block)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_every_preset_streams_as_its_keras_model(name, keras_session):
+    """Each row of the table, at its full width, on the smallest block with 3 slabs."""
+    model = _model(name, seed=3)
+    block = _block((30, 27, 28), seed=10)
+    expected = _keras_logits(model, block)
+    result = streaming.SlabStreamer(model, slab=2)(block)
+    assert result.shape == expected.shape == (1, 4, 1, 2, 5)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_other_topologies_stream_as_their_keras_model(name, keras_session):
+    architecture = VARIANTS[name]
+    model = _model("tiny", architecture=architecture, seed=4)
+    margin = architecture.margin
+    block = _block((2 * margin + 9, 2 * margin + 4, 2 * margin + 3), seed=11)
+    expected = _keras_logits(model, block)
+    assert np.abs(expected).max() > 0.1, "the test model must give non-trivial logits"
+    result = streaming.SlabStreamer(model, slab=3, architecture=architecture)(block)
+    assert result.shape == expected.shape == (1, 9, 4, 3, 5)
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 

@@ -2,11 +2,13 @@
 import numpy as np
 import pytest
 
+from densenet3d_keras.models.architecture import Architecture, DenseBlock, PlainBlock
 from densenet3d_keras.models.flops import conv_costs, flops_by_layer, model_flops, output_voxels
-from densenet3d_keras.models.presets import Architecture
+from densenet3d_keras.models.presets import ARCHITECTURES
 
 #: Init conv 2 filters, one unit of growth 1 per block, taps of 3 and 4 filters: margins 2 and 3.
-MINI = Architecture("dense", 2, (1, 1), (1, 1), (3, 4), None)
+MINI = Architecture(init_filters=2, blocks=(DenseBlock(units=1, growth_rate=1, tap_filters=3),
+                                            DenseBlock(units=1, growth_rate=1, tap_filters=4)))
 
 
 def _head(out_voxels):
@@ -42,7 +44,7 @@ def test_non_cubic_input_counts_each_axis():
     assert output_voxels(MINI, (9, 10, 11)) == 3 * 4 * 5
 
 
-@pytest.mark.parametrize("name", ["tiny", "dense24", "no_dense"])
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_same_padding_count_matches_the_built_models_kernels(name, keras_session):
     from densenet3d_keras.models.builder import build_model
 
@@ -66,10 +68,10 @@ def test_dense24_patch_costs(name, same_gflop, valid_gflop):
     assert model_flops("dense24_nocorrection", 38, "same") == model_flops(name, 38, "same")
 
 
-def test_valid_padding_never_costs_more():
-    for name in ("tiny", "dense48", "no_dense"):
-        for size in (27, 38, 64):
-            assert model_flops(name, size, "valid") <= model_flops(name, size, "same")
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_valid_padding_never_costs_more(name):
+    for size in (27, 38, 64):
+        assert model_flops(name, size, "valid") <= model_flops(name, size, "same")
 
 
 @pytest.mark.parametrize("args, match", [
@@ -90,3 +92,39 @@ def test_hand_counted_configuration_builds_with_the_counted_output(padding, kera
     model = build_model("tiny", 10, padding=padding, architecture=MINI)
     assert model.output_shape[1][1:] == (4, 4, 4, 5)
     assert conv_costs(MINI, 10, padding)[-1].shape == (4, 4, 4)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_valid_padding_count_matches_the_built_models_layers(name, keras_session):
+    """Every counted convolution is a kernel of the valid-padding model, counted on the grid
+    Keras gives its layer: the init conv's and a tap's output, a block's last unit's output."""
+    from densenet3d_keras.models.builder import build_model
+
+    size = 31
+    model = build_model(name, size, padding="valid")
+    costs = conv_costs(name, size, "valid")
+    kernels = sorted(int(np.prod(w.shape)) for w in model.weights if "kernel" in w.name)
+    assert sorted(c.kernel ** 3 * c.in_channels * c.out_channels for c in costs) == kernels
+    last_units = dict((cost.name.rsplit("_unit", 1)[0], cost) for cost in costs if "_unit" in cost.name)
+    checked = dict(last_units)
+    layers = set(layer.name for layer in model.layers)
+    checked.update((cost.name if cost.name in layers else cost.name[:-len("_conv")], cost) for cost in costs
+                   if "_unit" not in cost.name and not cost.name.startswith("head"))
+    for layer, cost in checked.items():
+        assert tuple(model.get_layer(layer).output_shape[1:4]) == cost.shape, cost
+    assert tuple(model.output_shape[1][1:4]) == costs[-1].shape
+
+
+def test_a_plain_block_with_a_transition_tap_is_counted_like_the_built_model(keras_session):
+    from densenet3d_keras.models.builder import build_model
+
+    architecture = Architecture(None, (PlainBlock([3, 4], tap_filters=5), PlainBlock([6])))
+    model = build_model("tiny", 10, padding="same", architecture=architecture)
+    expected = 0
+    for weight in model.weights:
+        if "kernel" in weight.name:
+            expected += 2 * int(np.prod(weight.shape)) * (4 ** 3 if weight.name.startswith("head/") else 10 ** 3)
+    assert model_flops(architecture, 10, "same") == expected
+    names = [cost.name for cost in conv_costs(architecture, 10, "same")]
+    assert names[:4] == ["flair_t2_block1_unit1_conv", "flair_t2_block1_unit2_conv", "flair_t2_tap5_conv",
+                         "flair_t2_block2_unit1_conv"]
