@@ -151,7 +151,7 @@ def predict_fcn_streamed(model, slab, precision="float32", reuse=streaming.DEFAU
     """``predict_fcn`` of the box streamed in slabs (what ``predict_keras.py`` runs), and the
     streamer."""
     streamer = streaming.SlabStreamer(model, slab=slab, precision=precision, reuse=reuse)
-    return (lambda image, background: predict.predict_fcn(streamer, image, background, tile_size=None)), streamer
+    return (lambda image, background: predict.predict_box(streamer, image, background)), streamer
 
 
 def time_streamed(model, model_name, volumes, slab):
@@ -220,11 +220,11 @@ def time_tta(model, volumes, plain, slab):
     stage 1 compiled for the box's shape, so the ratio compares like with like)."""
     streamer = streaming.SlabStreamer(model, slab=slab)
     predictor = averaging.averaged_predictor([streamer], flips=True)
-    predict.predict_fcn(streamer, volumes.image, volumes.background, tile_size=None)  # warm-up
+    predict.predict_box(streamer, volumes.image, volumes.background)  # warm-up
     with Stopwatch() as plain_time:
-        predict.predict_fcn(streamer, volumes.image, volumes.background, tile_size=None)
+        predict.predict_box(streamer, volumes.image, volumes.background)
     with Stopwatch() as tta_time:
-        tta = predict.predict_fcn(predictor, volumes.image, volumes.background, tile_size=None)
+        tta = predict.predict_box(predictor, volumes.image, volumes.background)
     agree = np.mean(tta.labels[plain.scored] == plain.labels[plain.scored])
     print("tta   : %d flips in %.1f s wall (%.1f s CPU); labels agree with no TTA on %.2f%% of "
           "the box" % (len(averaging.FLIPS), tta_time.wall, tta_time.cpu, 100 * agree))

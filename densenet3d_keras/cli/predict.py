@@ -74,7 +74,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
                                          apply_graph_mode, run_command, str2bool)
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
-from densenet3d_keras.inference.predict import METHODS
+from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 
@@ -106,9 +106,8 @@ def add_method_flags(parser):
     """``--method``, ``--slab``, ``--shape-reuse``, ``--tiles``, ``--tile-size``, ``--batch-size``, ``--padding``;
     returns their argument group."""
     method = parser.add_argument_group("method")
-    method.add_argument("--method", choices=METHODS, default="fcn",
-                        help="fcn: fully convolutional over the brain's box (default); patch: the "
-                             "reference 38^3 sliding window (slow, for checking)")
+    method.add_argument("--method", choices=list(METHODS), default="fcn",
+                        help="; ".join("%s: %s" % (name, entry.help) for name, entry in METHODS.items()))
     method.add_argument("--slab", dest="slab", type=int, default=DEFAULT_SLAB,
                         help="fcn: planes per slab of the streamed box (bounds memory; "
                              "default %d)" % DEFAULT_SLAB)

@@ -57,6 +57,78 @@ def flip(batch, axes):
     return np.ascontiguousarray(np.flip(batch, axis=axes))
 
 
+class PassProgress(object):
+    """Progress within the forward passes of one batch, as one count: called as
+    ``report(done, total)`` by each pass in turn, it calls ``progress(done over all passes,
+    total of all passes)``.
+
+    Args:
+        progress: callable ``(done, total)``.
+        passes: forward passes per batch (:func:`passes_per_batch`).
+    """
+
+    def __init__(self, progress, passes):
+        self.progress = progress
+        self.passes = passes
+        self.finished = 0
+
+    def __call__(self, done, total):
+        self.progress(self.finished * total + done, self.passes * total)
+        if done == total:
+            self.finished += 1
+
+
+class AveragedPredictor(object):
+    """A predictor averaging the softmax probabilities of several, over mirror images too
+    (see :func:`averaged_predictor`).
+
+    Attributes:
+        members: the predictors averaged.
+        flips: whether the 8 mirror images are averaged too.
+        passes: forward passes per batch (members x mirror images).
+        progress: ``None`` or a callable ``(done, total)``; members that report progress within
+            a pass (a ``progress`` attribute, e.g.
+            :class:`~densenet3d_keras.inference.streaming.SlabStreamer`) report to it as one
+            count over all the batch's passes (:class:`PassProgress`).
+    """
+
+    def __init__(self, predictors, flips=False):
+        self.members = [as_predictor(p) for p in predictors]
+        if not self.members:
+            raise ValueError("averaged_predictor needs at least one predictor")
+        self.flips = bool(flips)
+        self._mirror_images = FLIPS if flips else ((),)
+        self.passes = passes_per_batch(len(self.members), flips)
+        self._progress = None
+
+    @property
+    def progress(self):
+        return self._progress
+
+    @progress.setter
+    def progress(self, progress):
+        self._progress = progress
+        report = None if progress is None else PassProgress(progress, self.passes)
+        for member in self.members:
+            if hasattr(member, "progress"):
+                member.progress = report
+
+    def __call__(self, batch):
+        batch = np.asarray(batch, dtype=np.float32)
+        total = None
+        for axes in self._mirror_images:
+            mirrored = flip(batch, axes)
+            for predictor in self.members:
+                probabilities = softmax(flip(predictor(mirrored), axes))
+                if total is None:
+                    total = probabilities
+                else:
+                    total += probabilities
+            del mirrored
+        total /= float(self.passes)
+        return np.log(np.maximum(total, PROBABILITY_FLOOR))
+
+
 def averaged_predictor(predictors, flips=False):
     """One predictor averaging the softmax probabilities of several, over mirror images too.
 
@@ -67,36 +139,15 @@ def averaged_predictor(predictors, flips=False):
             batch, flipping each output back before its softmax.
 
     Returns:
-        A callable from a batch to float32 ``log`` of the mean probabilities, shape as the
-        predictors' outputs. Each batch costs ``len(predictors) x (8 if flips else 1)``
-        predictor calls. Its attribute ``members`` lists the predictors.
+        :class:`AveragedPredictor`: a callable from a batch to float32 ``log`` of the mean
+        probabilities, shape as the predictors' outputs. Each batch costs
+        ``len(predictors) x (8 if flips else 1)`` predictor calls. Its attribute ``members``
+        lists the predictors.
 
     Raises:
         ValueError: no predictor, or one that is neither a Keras model nor callable.
     """
-    predictors = [as_predictor(p) for p in predictors]
-    if not predictors:
-        raise ValueError("averaged_predictor needs at least one predictor")
-    mirror_images = FLIPS if flips else ((),)
-    count = float(len(predictors) * len(mirror_images))
-
-    def predict(batch):
-        batch = np.asarray(batch, dtype=np.float32)
-        total = None
-        for axes in mirror_images:
-            mirrored = flip(batch, axes)
-            for predictor in predictors:
-                probabilities = softmax(flip(predictor(mirrored), axes))
-                if total is None:
-                    total = probabilities
-                else:
-                    total += probabilities
-            del mirrored
-        total /= count
-        return np.log(np.maximum(total, PROBABILITY_FLOOR))
-
-    predict.members = predictors
-    return predict
+    return AveragedPredictor(predictors, flips)
 
 
 def passes_per_batch(num_models, flips):

@@ -9,12 +9,12 @@ With ``postprocess`` (a settings file of :mod:`densenet3d_keras.inference.postpr
 label maps are postprocessed before they are written; probabilities stay the network's.
 Every file is written under a temporary name and renamed into place.
 
-``tta`` and ``ensemble`` average softmax probabilities over the 8 mirror images of the box (or
-of every tile or window) and over the checkpoint and the ``ensemble`` checkpoints
-(:mod:`densenet3d_keras.inference.averaging`); the written probabilities are those averages.
-``part_id`` / ``num_parts`` split a run's cases between processes (:func:`part_of`). The fcn
-method streams each case's box in slabs (``stream``, ``slab``;
-:mod:`densenet3d_keras.inference.streaming`) unless ``--tiles`` or graph mode asks for tiles.
+How a case is segmented is the run's inferer's business
+(:mod:`densenet3d_keras.inference.inferers`: patch windows, tiles, the box streamed in slabs,
+and test-time mirroring and ensembles averaging those); the loop here loads it once, then
+reads each case, asks the inferer for its segmentation and writes the files. With ``tta`` or
+``ensemble`` the written probabilities are the averages. ``part_id`` / ``num_parts`` split a
+run's cases between processes (:func:`part_of`).
 """
 import json
 import os
@@ -25,15 +25,14 @@ from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import make_output_folder
-from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS, from_internal_labels
-from densenet3d_keras.inference import predict
-from densenet3d_keras.inference.averaging import averaged_predictor, passes_per_batch
+from densenet3d_keras.inference.inferers.registry import METHODS, build_inferer
 from densenet3d_keras.inference.output import write_nifti_like
-from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, SlabStreamer, streaming_supported
+from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
 from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
                                                     settings_from_dict)
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
+from densenet3d_keras.models.checkpoints import read_run_config
 from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
 from generators.brats import discover_cases, load_case, resolve_case_list
 from generators.volumes import load_case_volumes, load_nifti
@@ -85,13 +84,7 @@ class PredictConfig(object):
 
 def _training_n4(checkpoint):
     """``n4correction`` recorded in the training ``config.json`` beside a checkpoint, or None."""
-    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    path = os.path.join(folder or ".", "config.json")
-    try:
-        with open(path) as handle:
-            value = json.load(handle).get("n4correction")
-    except (OSError, ValueError, AttributeError):
-        return None
+    value = read_run_config(checkpoint).get("n4correction")
     return value if isinstance(value, bool) else None
 
 
@@ -209,11 +202,11 @@ def resolve(values):
                          % (2 * margin, values["tile_size"]))
     if values["batch_size"] is not None and values["batch_size"] < 1:
         raise ValueError("--batch-size must be >= 1, got %d" % values["batch_size"])
-    if values["method"] not in predict.METHODS:
+    if values["method"] not in METHODS:
         raise ValueError("unknown method %r (choose from %s)"
-                         % (values["method"], ", ".join(predict.METHODS)))
+                         % (values["method"], ", ".join(METHODS)))
     if values["padding"] == "auto":
-        values["padding"] = "valid" if values["method"] == "fcn" else "same"
+        values["padding"] = METHODS[values["method"]].padding
     values["overlays"] = bool(values["overlays"])
     _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
@@ -279,103 +272,6 @@ def remove_if_empty(out_dir, created):
             pass
 
 
-def load_predictor_model(config, checkpoint=None):
-    """The Keras model of a checkpoint (default: the run's ``-m``) and where its weights came
-    from: ``(model, path, info)``."""
-    from densenet3d_keras.models.loading import load_model
-
-    input_size = None if config.method == "fcn" else PATCH_SIZE
-    compat.set_precision(config.precision)  # the layers' compute dtype, fixed when built
-    try:
-        return load_model(checkpoint or config.checkpoint, config.model_name, input_size,
-                          config.padding)
-    finally:
-        compat.set_precision("float32")  # the global policy only matters while building
-
-
-def _load_ensemble_member(config, checkpoint, log):
-    """Load one ``--ensemble`` checkpoint; errors name the flag (same types as loading)."""
-    try:
-        model, path, info = load_predictor_model(config, checkpoint)
-    except FileNotFoundError as error:
-        raise FileNotFoundError("--ensemble: %s" % error)
-    except ValueError as error:
-        raise ValueError("--ensemble: %s" % error)
-    recorded = _training_n4(checkpoint)
-    if recorded is not None and recorded != config.n4correction:
-        log("warning: %s was trained with n4correction %s; this run reads %s (from -m / -nc)"
-            % (path, str(recorded).lower(), str(config.n4correction).lower()))
-    return model, path, info
-
-
-def load_predictor(config, log=print):
-    """Load the run's checkpoint and its ``ensemble`` checkpoints; the predictor to segment with.
-
-    Every checkpoint is loaded and checked (file, recorded architecture, weight shapes)
-    before this returns, and one line per model is logged.
-
-    Returns:
-        The Keras model of ``-m`` itself when there is no ``ensemble`` and no ``tta``, else
-        :func:`~densenet3d_keras.inference.averaging.averaged_predictor` of all the models.
-
-    Raises:
-        FileNotFoundError, ValueError: a checkpoint missing or not fitting ``model_name``
-            (an ``ensemble`` one's message starts with ``--ensemble:``).
-    """
-    models = []
-    for index, checkpoint in enumerate([config.checkpoint] + list(config.ensemble)):
-        if index == 0:
-            model, path, info = load_predictor_model(config)
-        else:
-            model, path, info = _load_ensemble_member(config, checkpoint, log)
-        models.append(model)
-        log("model %s%s (%s padding) from %s (epoch %s)"
-            % (config.model_name, " %d/%d" % (index + 1, 1 + len(config.ensemble))
-               if config.ensemble else "", config.padding, path, info["epoch"]))
-    if config.stream:
-        models = [SlabStreamer(model, config.slab, config.precision, config.shape_reuse) for model in models]
-    if len(models) == 1 and not config.tta:
-        return models[0]
-    log("averaging softmax probabilities over %d model(s) x %d mirror image(s): %d forward "
-        "passes per %s" % (len(models), passes_per_batch(1, config.tta),
-                           passes_per_batch(len(models), config.tta),
-                           "window" if config.method == "patch" else "box" if config.stream else "tile"))
-    return averaged_predictor(models, flips=config.tta)
-
-
-class _PassProgress(object):
-    """Slab progress of every forward pass of a case as one count: ``progress(planes done over
-    all passes, planes of all passes)``."""
-
-    def __init__(self, progress, passes):
-        self.progress = progress
-        self.passes = passes
-        self.finished = 0
-
-    def __call__(self, done, total):
-        self.progress(self.finished * total + done, self.passes * total)
-        if done == total:
-            self.finished += 1
-
-
-def segment(config, model, volumes, progress=None):
-    """Segment one case's volumes with the run's method: a :class:`~predict.Segmentation`."""
-    if config.method == "fcn" and config.stream:
-        streamers = list(getattr(model, "members", None) or [model])
-        report = _PassProgress(progress, passes_per_batch(len(streamers), config.tta))
-        for streamer in streamers:
-            streamer.progress = report if progress is not None else None
-        return predict.predict_fcn(model, volumes.image, volumes.background, margin=config.margin,
-                                   tile_size=None, batch_size=1)
-    if config.method == "fcn":
-        return predict.predict_fcn(model, volumes.image, volumes.background, margin=config.margin,
-                                   tile_size=config.tile_size, batch_size=config.batch_size,
-                                   progress=progress)
-    return predict.predict_patch(model, volumes.image, volumes.background, margin=config.margin,
-                                 batch_size=config.batch_size or predict.PATCH_BATCH_SIZE,
-                                 progress=progress)
-
-
 def final_labels(config, labels):
     """The internal label map to write: ``labels`` postprocessed as the run's settings say.
 
@@ -391,29 +287,30 @@ def final_labels(config, labels):
     return apply_postprocessing(labels, settings_from_dict(config.postprocess_settings))
 
 
-def method_text(config):
-    """How the run predicts, for the files' header: ``"dense24 fcn"``, ``"dense24 fcn tta"``,
-    ``"dense24 fcn ensemble of 3"``."""
-    parts = [config.model_name, config.method]
-    if config.tta:
-        parts.append("tta")
-    if config.ensemble:
-        parts.append("ensemble of %d" % (1 + len(config.ensemble)))
-    return " ".join(parts)
+def write_case(config, case, volumes, segmentation, method):
+    """Write a case's label map (and probabilities); returns the paths written.
 
+    Args:
+        config: :class:`PredictConfig`.
+        case: the case (:class:`generators.brats.Case`): its id and label convention.
+        volumes: its :class:`generators.volumes.CaseVolumes` (the header written).
+        segmentation: its :class:`~densenet3d_keras.inference.predict.Segmentation`.
+        method: what segmented it, for the files' descriptions (the inferer's
+            :meth:`~densenet3d_keras.inference.inferers.base.Inferer.describe`).
 
-def write_case(config, case, volumes, segmentation):
-    """Write a case's label map (and probabilities); returns the paths written."""
+    Returns:
+        list of the paths written.
+    """
     convention = (case.label_convention if config.label_convention == "auto"
                   else config.label_convention)
     labels = from_internal_labels(final_labels(config, segmentation.labels), convention)
-    description = "%s labels (%s)" % (method_text(config), convention)
+    description = "%s labels (%s)" % (method, convention)
     written = [os.path.join(config.out, case.case_id + ".nii.gz")]
     write_nifti_like(written[0], labels, volumes.header, description)
     if config.save_probabilities:
         written.append(os.path.join(config.out, case.case_id + PROBABILITIES_SUFFIX + ".nii.gz"))
         write_nifti_like(written[1], segmentation.probabilities(), volumes.header,
-                         "%s softmax of labels 0-4" % method_text(config))
+                         "%s softmax of labels 0-4" % method)
     return written
 
 
@@ -446,12 +343,12 @@ def check_inputs(config, inputs, cases, log=print):
                                             if config.evaluate else "", time.time() - started))
 
 
-def predict_cases(config, model, inputs, progress_for=None, log=print):
-    """Segment every input case and write its files.
+def predict_cases(config, inferer, inputs, progress_for=None, log=print):
+    """Segment every input case with a loaded inferer and write its files.
 
     Args:
         config: :class:`PredictConfig`.
-        model: the model or predictor of :func:`load_predictor`.
+        inferer: the run's :class:`~densenet3d_keras.inference.inferers.base.Inferer`, loaded.
         inputs: cases to read (see :func:`select_cases`).
         progress_for: ``progress_for(label, unit)`` returns a ``progress(done, total)``
             callback for one case, or ``None`` for no progress output.
@@ -460,21 +357,16 @@ def predict_cases(config, model, inputs, progress_for=None, log=print):
     Returns:
         The paths written.
     """
-    unit = "windows" if config.method == "patch" else "planes" if config.stream else "tiles"
     written = []
     started = time.time()
     for index, case in enumerate(inputs, 1):
         volumes = load_case_volumes(case, with_label=False)
         label = "[%d/%d] %s" % (index, len(inputs), case.case_id)
-        progress = progress_for(label, unit) if progress_for is not None else None
-        segmentation = segment(config, model, volumes, progress)
-        written += write_case(config, case, volumes, segmentation)
-        passes = ("box of %s voxels streamed in slabs of %d planes" % (
-            "x".join(str(s) for s in segmentation.pass_shape), config.slab) if config.stream else
-            "%d %s of %s voxels" % (segmentation.num_passes, unit,
-                                    "x".join(str(s) for s in segmentation.pass_shape)))
-        log("%s: %s, %s in %.1f s -> %s" % (label, "x".join(str(s) for s in volumes.shape), passes,
-                                           segmentation.seconds,
+        progress = progress_for(label, inferer.unit) if progress_for is not None else None
+        segmentation = inferer.segment(volumes, progress)
+        written += write_case(config, case, volumes, segmentation, inferer.describe())
+        log("%s: %s, %s in %.1f s -> %s" % (label, "x".join(str(s) for s in volumes.shape),
+                                           inferer.describe_passes(segmentation), segmentation.seconds,
                                            os.path.join(config.out, case.case_id + ".nii.gz")))
         del volumes, segmentation
     log("%d case(s) segmented in %.1f s" % (len(inputs), time.time() - started))
@@ -486,8 +378,9 @@ def run(config, progress_for=None, log=print):
 
     With ``num_parts`` > 1 only the cases of :func:`part_of` are predicted and returned; a
     part without cases logs so and returns ``([], [])`` without touching the output folder.
-    Before anything is written: the output folder, every checkpoint, then every input
-    (:func:`check_inputs`). An output folder this call created is removed again if nothing
+    Before anything is written: the output folder, every checkpoint (the run's inferer,
+    :func:`~densenet3d_keras.inference.inferers.registry.build_inferer`, loaded), then every
+    input (:func:`check_inputs`). An output folder this call created is removed again if nothing
     was written.
     """
     inputs, cases = select_cases(config)
@@ -504,9 +397,10 @@ def run(config, progress_for=None, log=print):
     created = prepare_output(config.out)
     written = []
     try:
-        model = load_predictor(config, log)
+        inferer = build_inferer(config)
+        inferer.load(log)
         check_inputs(config, inputs, cases, log)
-        written = predict_cases(config, model, inputs, progress_for, log)
+        written = predict_cases(config, inferer, inputs, progress_for, log)
     finally:
         if not written:
             remove_if_empty(config.out, created)

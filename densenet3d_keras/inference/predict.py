@@ -7,7 +7,8 @@ Two methods give the same label at every voxel at least a margin (13 voxels) fro
   centre, overlapping blocks add up, the label is the argmax. Unlike the reference, every
   window is run (the reference skipped windows lying wholly inside the brain). Voxels within
   the margin of the edge get no score (label 0).
-* :func:`predict_fcn`, the same network run fully convolutionally over large tiles. The
+* :func:`predict_fcn`, the same network run fully convolutionally over large tiles (or with
+  :func:`predict_box`, over the whole box in one pass of a streaming predictor). The
   network's kept outputs are its input minus the margin on each side, and a kept voxel sees
   only input within the margin, so a tile of ``T`` voxels per axis gives the logits of ``T - 26``
   voxels exactly as 38^3 windows centred on them would (in inference mode); neighbouring tiles'
@@ -44,7 +45,6 @@ from densenet3d_keras.inference.tiling import (DEFAULT_TILE_SIZE, bounding_box, 
 
 #: Windows per model call of :func:`predict_patch` (memory: docs/performance.md).
 PATCH_BATCH_SIZE = 4
-METHODS = ("fcn", "patch")
 
 class Segmentation(object):
     """The result of :func:`predict_fcn` or :func:`predict_patch` for one volume.
@@ -187,9 +187,6 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
             (:attr:`generators.volumes.CaseVolumes.background`).
         margin: the model's receptive-field radius (13).
         tile_size: largest tile input edge (> 2 margin); bounds the memory of a model call.
-            ``None``: one tile, the whole box grown by the margin, for a predictor that takes
-            any size in bounded memory
-            (:class:`~densenet3d_keras.inference.streaming.SlabStreamer`).
         batch_size: tiles per model call; ``None`` batches as many as fit the voxel budget of
             one ``tile_size``^3 tile (:func:`tiles_per_batch`).
         crop_to_brain: predict only the bounding box of the brain
@@ -203,6 +200,37 @@ def predict_fcn(predictor, image, background, margin=MARGIN, tile_size=DEFAULT_T
     Raises:
         ValueError: a bad image, background, tile size or batch size.
     """
+    if tile_size is None:
+        raise ValueError("tile_size must be a number of voxels (predict_box runs the box in one pass)")
+    return _predict_tiles(predictor, image, background, margin, tile_size, batch_size, crop_to_brain,
+                          progress)
+
+
+def predict_box(predictor, image, background, margin=MARGIN, crop_to_brain=True):
+    # type: (object, np.ndarray, Sequence[float], int, bool) -> Segmentation
+    """Segment a volume in one pass of the predictor over the brain's box grown by the margin:
+    for a predictor that takes any size in bounded memory
+    (:class:`~densenet3d_keras.inference.streaming.SlabStreamer`).
+
+    Args:
+        predictor: a callable from ``(1, D, H, W, 4)`` to label logits ``(1, D - 2 margin, ...,
+            5)`` for any size (progress within the pass, if any, is the predictor's own).
+        image: float32 ``(X, Y, Z, 4)`` normalised image (channels flair, t2, t1, t1ce).
+        background: ``(4,)`` value of a raw 0 per channel.
+        margin: the model's receptive-field radius (13).
+        crop_to_brain: as :func:`predict_fcn`.
+
+    Returns:
+        :class:`Segmentation` of one pass (``pass_shape``: the box grown by the margin).
+
+    Raises:
+        ValueError: a bad image or background.
+    """
+    return _predict_tiles(predictor, image, background, margin, None, 1, crop_to_brain, None)
+
+
+def _predict_tiles(predictor, image, background, margin, tile_size, batch_size, crop_to_brain, progress):
+    """:func:`predict_fcn` with ``tile_size`` ``None`` meaning one tile, the whole box."""
     started = time.time()
     predict = as_predictor(predictor)
     image, background = _check_image(image, background)

@@ -23,6 +23,8 @@ from typing import Optional  # noqa: F401 (type comments)
 from densenet3d_keras.core.fileio import write_bytes_atomic
 
 POINTER = "checkpoint.json"
+#: The resolved training configuration a run saves beside its checkpoints.
+RUN_CONFIG = "config.json"
 ATTR_EPOCH = "densenet3d_epoch"
 ATTR_MODEL = "densenet3d_model"
 ATTR_PADDING = "densenet3d_padding"
@@ -164,6 +166,40 @@ def read_best(folder, model_name):
             return None
         score = float(pointer["best_dice_mean"])
     return {"best": name, "best_epoch": record["epoch"], "best_dice_mean": score}
+
+
+def read_run_config(checkpoint):
+    """The training configuration saved beside a checkpoint: :data:`RUN_CONFIG` in the
+    checkpoint file's folder (or in the folder given), as a dict; ``{}`` when there is none or
+    it cannot be read.
+
+    Args:
+        checkpoint: a checkpoint file or a run folder.
+    """
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    try:
+        with io.open(os.path.join(folder or ".", RUN_CONFIG), encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def read_optimizer_config(path):
+    """The optimizer's Keras configuration saved in a checkpoint (its ``training_config``
+    attribute), ``{}`` when the file records none.
+
+    Raises:
+        OSError: the file cannot be read as HDF5.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        text = handle.attrs.get("training_config")
+    if text is None:
+        return {}
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    return json.loads(text).get("optimizer_config", {}).get("config", {})
 
 
 def read_optimizer_weights(path):

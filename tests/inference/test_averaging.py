@@ -121,6 +121,37 @@ def test_no_predictor_is_an_error():
         averaging.averaged_predictor([])
 
 
+class Streaming(object):
+    """A predictor that reports progress within its pass, as a streamer does: 3 steps."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.progress = None
+
+    def __call__(self, batch):
+        for step in (1, 2, 3):
+            if self.progress is not None:
+                self.progress(step, 3)
+        return self.predictor(batch)
+
+
+def test_members_report_their_passes_as_one_count(batch):
+    members = [Streaming(pointwise), Streaming(skewed), skewed]  # the last one reports nothing
+    averaged = averaging.averaged_predictor(members[:2], flips=True)
+    assert averaged.passes == 16
+    calls = []
+    averaged.progress = lambda done, total: calls.append((done, total))
+    averaged(batch)
+    assert calls == [(3 * index + step, 48) for index in range(16) for step in (1, 2, 3)]
+    averaged.progress = None
+    assert all(member.progress is None for member in members[:2])
+    plain = averaging.averaged_predictor([members[0], members[2]])
+    calls = []
+    plain.progress = lambda done, total: calls.append((done, total))
+    plain(batch)
+    assert calls == [(1, 6), (2, 6), (3, 6)]  # two passes; only the first reports
+
+
 def test_fcn_tiles_with_tta_of_an_equivariant_predictor_equal_plain_tiles():
     image = np.random.RandomState(2).normal(0.0, 1.0, (13, 11, 9, 4)).astype(np.float32)
     background = np.zeros(4, np.float32)

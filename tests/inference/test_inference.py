@@ -341,8 +341,7 @@ def test_streamed_fcn_equals_patch_and_tiles(volume, patch_result):
     image, background = volume
     patch, weights = patch_result
     model = _tiny_fcn(weights)
-    streamed = predict.predict_fcn(SlabStreamer(model, slab=6), image, background, tile_size=None,
-                                   crop_to_brain=False)
+    streamed = predict.predict_box(SlabStreamer(model, slab=6), image, background, crop_to_brain=False)
     tiles = predict.predict_fcn(model, image, background, tile_size=48, crop_to_brain=False)
     clear_session()
     assert streamed.num_passes == 1 and tiles.num_passes > 1

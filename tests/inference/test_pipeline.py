@@ -78,12 +78,12 @@ def test_final_labels_and_written_file_are_postprocessed(case_and_settings, tmp_
 
     case = load_case(folder)
     volumes = load_case_volumes(case, with_label=False)
-    written = pipeline.write_case(config, case, volumes, segmentation_of(labels))
+    written = pipeline.write_case(config, case, volumes, segmentation_of(labels), "tiny fcn")
     on_disk = np.asarray(nib.load(written[0]).dataobj)
     assert np.array_equal(on_disk, expected)  # BraTS 2023 file: no 4 (nor 3) left here
     plain = config_for(["-m", "x.h5", "-i", folder, "-o", out])
     assert pipeline.final_labels(plain, labels) is labels
-    pipeline.write_case(plain, case, volumes, segmentation_of(labels))
+    pipeline.write_case(plain, case, volumes, segmentation_of(labels), "tiny fcn")
     on_disk = np.asarray(nib.load(written[0]).dataobj)
     assert np.array_equal(on_disk, np.where(labels == 4, 3, labels))
 
