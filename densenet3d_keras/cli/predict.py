@@ -71,16 +71,11 @@ import sys
 
 from densenet3d_keras.cli.progress import TextProgress
 from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, add_thread_flags,
-                                         apply_graph_mode, run_command, str2bool)
+                                         apply_graph_mode, given_options, run_command, str2bool)
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
+from densenet3d_keras.inference.config import DEFAULTS
 from densenet3d_keras.inference.inferers.registry import METHODS
-from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB
-from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
-
-#: What ``--demo`` predicts with and where it writes, unless flags say otherwise.
-DEMO = {"checkpoint": os.path.join("runs", "dense24"), "model_name": "dense24",
-        "case_list": "test.txt", "out": os.path.join("runs", "dense24", "demo_prediction")}
 
 
 def add_averaging_and_part_flags(parser):
@@ -90,42 +85,43 @@ def add_averaging_and_part_flags(parser):
     averaging.add_argument("--tta", action="store_true",
                            help="test-time mirroring: average the softmax probabilities over "
                                 "the 8 flips of the three axes (8 times the prediction time)")
-    averaging.add_argument("--ensemble", dest="ensemble", nargs="+", default=None,
+    averaging.add_argument("--ensemble", dest="ensemble", nargs="+", default=DEFAULTS.ensemble,
                            metavar="CKPT",
                            help="more checkpoints (files or folders) of the -mn architecture: "
                                 "average the softmax probabilities of -m and these")
     parts = parser.add_argument_group("parts of a run")
-    parts.add_argument("--part-id", dest="part_id", type=int, default=0, metavar="I",
+    parts.add_argument("--part-id", dest="part_id", type=int, default=DEFAULTS.part_id, metavar="I",
                        help="with --num-parts N: predict only the sorted case ids [I::N] "
-                            "(0 <= I < N; default 0)")
-    parts.add_argument("--num-parts", dest="num_parts", type=int, default=1, metavar="N",
-                       help="split the run's cases into N parts for N processes (default 1)")
+                            "(0 <= I < N; default %d)" % DEFAULTS.part_id)
+    parts.add_argument("--num-parts", dest="num_parts", type=int, default=DEFAULTS.num_parts, metavar="N",
+                       help="split the run's cases into N parts for N processes (default %d)"
+                            % DEFAULTS.num_parts)
 
 
 def add_method_flags(parser):
     """``--method``, ``--slab``, ``--shape-reuse``, ``--tiles``, ``--tile-size``, ``--batch-size``, ``--padding``;
     returns their argument group."""
     method = parser.add_argument_group("method")
-    method.add_argument("--method", choices=list(METHODS), default="fcn",
+    method.add_argument("--method", choices=list(METHODS), default=DEFAULTS.method,
                         help="; ".join("%s: %s" % (name, entry.help) for name, entry in METHODS.items()))
-    method.add_argument("--slab", dest="slab", type=int, default=DEFAULT_SLAB,
+    method.add_argument("--slab", dest="slab", type=int, default=DEFAULTS.slab,
                         help="fcn: planes per slab of the streamed box (bounds memory; "
-                             "default %d)" % DEFAULT_SLAB)
-    method.add_argument("--shape-reuse", dest="shape_reuse", type=int, default=DEFAULT_REUSE, metavar="N",
+                             "default %d)" % DEFAULTS.slab)
+    method.add_argument("--shape-reuse", dest="shape_reuse", type=int, default=DEFAULTS.shape_reuse, metavar="N",
                         help="fcn: stream a box on the compiled slab shape of an earlier case up to N "
                              "voxels larger per axis (zero-padded; same labels) instead of compiling "
                              "its own, which takes about 10 s and 100 MB per shape; 0: compile "
-                             "every box's shape (default %d)" % DEFAULT_REUSE)
+                             "every box's shape (default %d)" % DEFAULTS.shape_reuse)
     method.add_argument("--tiles", dest="tiles", action="store_true",
                         help="fcn: run the model over overlapping tiles instead of streaming "
                              "the box in slabs (what graph mode does; slower, same labels)")
-    method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULT_TILE_SIZE,
+    method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULTS.tile_size,
                         help="fcn with --tiles: largest tile edge in voxels (bounds memory; "
-                             "outputs per tile are 26 fewer; default %d)" % DEFAULT_TILE_SIZE)
-    method.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+                             "outputs per tile are 26 fewer; default %d)" % DEFAULTS.tile_size)
+    method.add_argument("--batch-size", dest="batch_size", type=int, default=DEFAULTS.batch_size,
                         help="tiles (fcn) or windows (patch) per model call (default: fcn as "
                              "many tiles as fit one --tile-size^3 tile, patch 4)")
-    method.add_argument("--padding", choices=("auto", "same", "valid"), default="auto",
+    method.add_argument("--padding", choices=("auto", "same", "valid"), default=DEFAULTS.padding,
                         help="convolution padding of the inference model: same weights and "
                              "logits either way; auto = valid for fcn (less compute), same for "
                              "patch (the reference)")
@@ -143,22 +139,23 @@ def build_parser():
         description="Segment BraTS cases with a trained hierarchical dense 3-D CNN and write "
                     "<out>/<case id>.nii.gz label maps on the flair's grid.")
     model = parser.add_argument_group("model")
-    model.add_argument("-m", "--model-path", dest="checkpoint", default=None,
+    model.add_argument("-m", "--model-path", dest="checkpoint", default=DEFAULTS.checkpoint,
                        help="checkpoint file, or a folder (its newest checkpoint)")
-    model.add_argument("-mn", "--model-name", "--model", dest="model_name", default="dense24",
-                       help="architecture the checkpoint holds (default dense24)")
+    model.add_argument("-mn", "--model-name", "--model", dest="model_name", default=DEFAULTS.model_name,
+                       help="architecture the checkpoint holds (default: the one it records, "
+                            "else dense24)")
     data = parser.add_argument_group("input")
-    data.add_argument("-r", "--root-path", dest="root_path", default=None,
+    data.add_argument("-r", "--root-path", dest="root_path", default=DEFAULTS.root_path,
                       help="dataset root with one folder per case")
-    data.add_argument("--list", dest="case_list", default=None,
+    data.add_argument("--list", dest="case_list", default=DEFAULTS.case_list,
                       help="case list with -r (one case id per line; relative names are also "
                            "looked up in the root). Default: every case under the root")
-    data.add_argument("-i", "--input", dest="case_dir", default=None,
+    data.add_argument("-i", "--input", dest="case_dir", default=DEFAULTS.case_dir,
                       help="one case folder (instead of -r)")
     data.add_argument("--skip-incomplete", dest="skip_incomplete", action="store_true",
                       help="with -r and no --list: leave out (and list) folders under the root "
                            "that are not complete cases, instead of stopping")
-    data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=None,
+    data.add_argument("-nc", "--n4correction", dest="n4correction", type=str2bool, default=DEFAULTS.n4correction,
                       metavar="{true,false}",
                       help="read the N4-corrected files like training (default: what the "
                            "checkpoint folder's config.json records, else false)")
@@ -167,14 +164,14 @@ def build_parser():
     add_speed_flags(method)
     add_averaging_and_part_flags(parser)
     output = parser.add_argument_group("output")
-    output.add_argument("-o", "--out", dest="out", default=None, help="output folder")
-    output.add_argument("--label-convention", dest="label_convention", default="auto",
+    output.add_argument("-o", "--out", dest="out", default=DEFAULTS.out, help="output folder")
+    output.add_argument("--label-convention", dest="label_convention", default=DEFAULTS.label_convention,
                         choices=("auto",) + tuple(LABEL_CONVENTIONS),
                         help="labels written: brats2017 {0,1,2,4}, brats2023 {0,1,2,3}, or auto "
                              "(each case's own layout)")
     output.add_argument("--save-probabilities", dest="save_probabilities", action="store_true",
                         help="also write <case>_probabilities.nii.gz (float32, X x Y x Z x 5)")
-    output.add_argument("--postprocess", dest="postprocess", default=None, metavar="SETTINGS.json",
+    output.add_argument("--postprocess", dest="postprocess", default=DEFAULTS.postprocess, metavar="SETTINGS.json",
                         help="postprocess each label map with these settings (as written by "
                              "evaluate_keras.py --choose-postprocessing) before writing it")
     output.add_argument("--evaluate", action="store_true",
@@ -190,42 +187,31 @@ def build_parser():
 
 def add_speed_flags(group):
     """``--precision`` and the thread counts."""
-    group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default="float32",
+    group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default=DEFAULTS.precision,
                        help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
                             "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")
     add_thread_flags(group)
 
 
-def apply_demo_defaults(values):
-    """Fill the options of ``--demo`` that were not given (a dict of parsed flags)."""
-    from densenet3d_keras.models.checkpoints import best_checkpoint_name
-    from densenet3d_keras.training.demo import demo_root
+def resolve(args, given=None):
+    """The :class:`~densenet3d_keras.inference.config.PredictConfig` of parsed flags.
 
-    if not values["checkpoint"]:
-        values["checkpoint"] = DEMO["checkpoint"]
-        if not os.path.exists(values["checkpoint"]):
-            raise FileNotFoundError("no demo checkpoint in %s: run `python train_keras.py "
-                                    "--demo` first" % values["checkpoint"])
-        # The demo validates every epoch: predict with its best epoch, not its last.
-        best = os.path.join(DEMO["checkpoint"], best_checkpoint_name(DEMO["model_name"]))
-        if os.path.isfile(best):
-            values["checkpoint"] = best
-    if not values["case_dir"]:
-        values["root_path"] = values["root_path"] or demo_root(None)
-        values["case_list"] = values["case_list"] or DEMO["case_list"]
-    values["out"] = values["out"] or DEMO["out"]
-    values["evaluate"] = values["overlays"] = True
-    return values
+    Args:
+        args: the parsed flags.
+        given: the flags given on the command line (:func:`~densenet3d_keras.cli.runner.given_options`),
+            which ``--demo`` leaves as they are; ``None``: those that differ from their default.
 
+    Raises:
+        ValueError, FileNotFoundError: see :func:`densenet3d_keras.inference.config.resolve`;
+            ``--demo`` without a demo run.
+    """
+    from densenet3d_keras.inference.config import resolve as resolve_config
+    from densenet3d_keras.training.demo import PREDICTION_DEMO, apply_demo_defaults
 
-def resolve(args):
-    """The :class:`~densenet3d_keras.inference.pipeline.PredictConfig` of parsed flags."""
-    from densenet3d_keras.inference.pipeline import resolve as resolve_config
-
-    values = dict(vars(args))
-    if values.pop("demo"):
-        apply_demo_defaults(values)
-    return resolve_config(values)
+    if given is None:
+        given = set(key for key, value in vars(args).items() if value != getattr(DEFAULTS, key, None))
+    values = vars(apply_demo_defaults(args, given, PREDICTION_DEMO) if args.demo else args)
+    return resolve_config(dict((key, value) for key, value in values.items() if key != "demo"))
 
 
 def _log(line):
@@ -251,7 +237,7 @@ def evaluate_predictions(config, cases):
             _log("overlay: %s" % os.path.join(config.out, OVERLAY_DIR, row["case"] + ".png"))
 
 
-def predict_command(args):
+def predict_command(args, argv=None):
     """Resolve the flags, predict every case, then evaluate if asked. Returns 0."""
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
     from densenet3d_keras.inference import pipeline
@@ -263,7 +249,7 @@ def predict_command(args):
             raise ValueError("%s must be >= 0, got %d" % (flag, value))
     args.intra_op_threads, args.inter_op_threads = threads.apply_thread_counts(
         args.intra_op_threads, args.inter_op_threads)
-    config = resolve(args)
+    config = resolve(args, None if argv is None else given_options(build_parser, argv))
     cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)
     if config.evaluate:
         evaluate_predictions(config, cases)
@@ -272,4 +258,5 @@ def predict_command(args):
 
 def main(argv=None):
     """Run ``predict_keras.py``; returns the exit code (0, 2 bad input, 130 interrupted)."""
-    return run_command(build_parser(), predict_command, argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(build_parser(), lambda args: predict_command(args, argv), argv)

@@ -67,6 +67,22 @@ def add_thread_flags(group):
                             "CPU-only machine, running the two pathways side by side, else 0)")
 
 
+def given_options(build_parser, argv):
+    """Destinations of the flags that ``argv`` gives explicitly (under any of their spellings).
+
+    Args:
+        build_parser: callable returning a fresh :class:`ArgumentParser` of the command.
+        argv: the command's arguments.
+
+    Returns:
+        set of ``dest`` names.
+    """
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
 def apply_graph_mode(requested):
     """Enter graph mode if ``--graph-mode`` or ``DENSENET3D_GRAPH_MODE`` asks; first thing in a
     command, before anything runs TensorFlow. Returns whether the process is in graph mode.

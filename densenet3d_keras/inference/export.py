@@ -20,12 +20,12 @@ import os
 import shutil
 import tempfile
 
-from densenet3d_keras.models.checkpoints import find_checkpoint, read_checkpoint_info
+from densenet3d_keras.models.checkpoints import find_checkpoint
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.core.fileio import write_bytes_atomic
 from densenet3d_keras.core.geometry import PATCH_SIZE
-from densenet3d_keras.models.loading import load_model
+from densenet3d_keras.models.loading import load_model, model_name_of
 
 INPUT_NODE = "input"
 OUTPUT_NODES = ("wt_logits", "labels_logits")
@@ -55,7 +55,7 @@ def frozen_graph(checkpoint, model_name=None, input_size=PATCH_SIZE, padding="va
     if batch_size is not None and batch_size < 1:
         raise ValueError("--batch-size must be >= 1, got %d" % batch_size)
     path = find_checkpoint(checkpoint)
-    model_name = model_name or read_checkpoint_info(path)["model"] or "dense24"
+    model_name = model_name_of(path, model_name)
     graph = tf.Graph()
     with graph.as_default():
         session = compat.new_session()

@@ -1,4 +1,6 @@
-"""Whole-case prediction of a list of cases: the configuration, the case loop, the output files.
+"""Whole-case prediction of a list of cases: the case loop and the output files.
+
+The run is a resolved :class:`~densenet3d_keras.inference.config.PredictConfig`.
 
 Each case becomes ``<out>/<case id>.nii.gz``: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
 {0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
@@ -20,136 +22,16 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from typing import List, Optional
 
-from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import make_output_folder
-from densenet3d_keras.core.labels import NO_CAVITY_CLASS, from_internal_labels
-from densenet3d_keras.inference.inferers.registry import METHODS, build_inferer
+from densenet3d_keras.core.labels import from_internal_labels
+from densenet3d_keras.inference.inferers.registry import build_inferer
 from densenet3d_keras.inference.output import write_nifti_like
-from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
-from densenet3d_keras.inference.postprocess import (apply_postprocessing, load_settings,
-                                                    settings_from_dict)
-from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
-from densenet3d_keras.models.checkpoints import read_run_config
-from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
+from densenet3d_keras.inference.postprocess import apply_postprocessing, settings_from_dict
 from generators.brats import discover_cases, load_case, resolve_case_list
 from generators.volumes import load_case_volumes, load_nifti
 
 PROBABILITIES_SUFFIX = "_probabilities"
-
-
-@dataclass
-class PredictConfig(object):
-    """A resolved prediction run; field names are those printed at its start."""
-
-    checkpoint: str
-    out: str
-    model_name: str = "dense24"
-    architecture: str = "dense24"
-    margin: int = 13
-    root_path: Optional[str] = None
-    case_list: Optional[str] = None
-    case_dir: Optional[str] = None
-    skip_incomplete: bool = False
-    n4correction: bool = False
-    n4correction_from: str = "default"
-    method: str = "fcn"
-    stream: bool = True
-    slab: int = DEFAULT_SLAB
-    shape_reuse: int = DEFAULT_REUSE
-    tile_size: int = DEFAULT_TILE_SIZE
-    batch_size: Optional[int] = None
-    padding: str = "valid"
-    label_convention: str = "auto"
-    save_probabilities: bool = False
-    evaluate: bool = False
-    overlays: bool = False
-    graph_mode: bool = False
-    precision: str = "float32"
-    intra_op_threads: Optional[int] = None
-    inter_op_threads: Optional[int] = None
-    postprocess: Optional[str] = None
-    postprocess_settings: Optional[dict] = None
-    tta: bool = False
-    ensemble: List[str] = field(default_factory=list)
-    part_id: int = 0
-    num_parts: int = 1
-
-    def to_dict(self):
-        """The configuration as a JSON-serialisable dict."""
-        return asdict(self)
-
-
-def _training_n4(checkpoint):
-    """``n4correction`` recorded in the training ``config.json`` beside a checkpoint, or None."""
-    value = read_run_config(checkpoint).get("n4correction")
-    return value if isinstance(value, bool) else None
-
-
-def _n4_choice(values):
-    """``(n4correction, where it came from)``: the model name, the flag, the training
-    ``config.json`` beside the checkpoint, or false."""
-    chosen = n4_for_model(values["model_name"], values["n4correction"])
-    if chosen is not None:
-        return chosen, "flag" if values["n4correction"] is not None else "model name"
-    recorded = _training_n4(values["checkpoint"])
-    return bool(recorded), "checkpoint config.json" if recorded is not None else "default"
-
-
-def _check_sources(values):
-    if not values["checkpoint"]:
-        raise ValueError("give the checkpoint with -m <file or folder>")
-    if bool(values["root_path"]) == bool(values["case_dir"]):
-        raise ValueError("give either a dataset root (-r) or one case folder (-i)")
-    if values["case_list"] and not values["root_path"]:
-        raise ValueError("--list needs a dataset root (-r)")
-    if values.get("skip_incomplete") and not values["root_path"]:
-        raise ValueError("--skip-incomplete needs a dataset root (-r)")
-    if not values["out"]:
-        raise ValueError("give an output folder with -o <folder>")
-    if values.get("label_convention") == "brats2024":
-        raise ValueError("--label-convention brats2024: %s" % NO_CAVITY_CLASS)
-
-
-def _check_part(values):
-    """Check ``part_id`` / ``num_parts`` (and that a split run does not evaluate)."""
-    part_id, num_parts = values["part_id"], values["num_parts"]
-    if num_parts < 1:
-        raise ValueError("--num-parts must be >= 1, got %d" % num_parts)
-    if not 0 <= part_id < num_parts:
-        raise ValueError("--part-id must be in 0..%d (--num-parts %d), got %d"
-                         % (num_parts - 1, num_parts, part_id))
-    if num_parts > 1 and (values["evaluate"] or values["overlays"]):
-        raise ValueError("--evaluate and --overlays need the whole run: with --num-parts %d "
-                         "every part would overwrite metrics.csv; score the output folder "
-                         "with evaluate_keras.py when all parts are done" % num_parts)
-
-
-def _averaging_options(values):
-    """Fill in ``tta``, ``ensemble``, ``part_id`` and ``num_parts`` (defaults: off, one part)."""
-    values["tta"] = bool(values.get("tta"))
-    values["ensemble"] = [str(path) for path in (values.get("ensemble") or [])]
-    values["part_id"] = int(values.get("part_id") or 0)
-    values["num_parts"] = int(1 if values.get("num_parts") is None else values["num_parts"])
-    _check_part(values)
-
-
-def _count_option(values, name, default, minimum):
-    """``values[name]``, ``default`` if unset, checked to be at least ``minimum`` (its flag in
-    the message)."""
-    values[name] = default if values.get(name) is None else values[name]
-    if values[name] < minimum:
-        raise ValueError("--%s must be >= %d, got %d" % (name.replace("_", "-"), minimum, values[name]))
-
-
-def _streaming_options(values):
-    """``stream``: fcn without ``--tiles`` streams slabs, except where it cannot (graph mode)."""
-    tiles = bool(values.pop("tiles", False))
-    _count_option(values, "slab", DEFAULT_SLAB, 1)
-    _count_option(values, "shape_reuse", DEFAULT_REUSE, 0)
-    values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
 
 
 def part_of(cases, part_id, num_parts):
@@ -175,51 +57,6 @@ def part_of(cases, part_id, num_parts):
                          % (part_id, num_parts))
     chosen = set(sorted(case.case_id for case in cases)[part_id::num_parts])
     return [case for case in cases if case.case_id in chosen]
-
-
-def resolve(values):
-    """Check prediction options and fill in the derived ones.
-
-    Args:
-        values: dict with the fields of :class:`PredictConfig` that the command line sets
-            (``n4correction`` ``None``: as recorded by training; ``padding`` ``"auto"``:
-            valid for fcn, same for patch; ``tta``, ``ensemble``, ``part_id``,
-            ``num_parts`` missing or ``None``: off, none, the whole run).
-
-    Returns:
-        :class:`PredictConfig`.
-
-    Raises:
-        ValueError: missing or inconsistent options, naming the flag.
-    """
-    values = dict(values)
-    _check_sources(values)
-    architecture, _ = resolve_model_name(values["model_name"])
-    values["n4correction"], values["n4correction_from"] = _n4_choice(values)
-    margin = architecture_of(architecture).margin
-    if values["tile_size"] <= 2 * margin:
-        raise ValueError("--tile-size must exceed 2 x margin = %d, got %d"
-                         % (2 * margin, values["tile_size"]))
-    if values["batch_size"] is not None and values["batch_size"] < 1:
-        raise ValueError("--batch-size must be >= 1, got %d" % values["batch_size"])
-    if values["method"] not in METHODS:
-        raise ValueError("unknown method %r (choose from %s)"
-                         % (values["method"], ", ".join(METHODS)))
-    if values["padding"] == "auto":
-        values["padding"] = METHODS[values["method"]].padding
-    values["overlays"] = bool(values["overlays"])
-    _averaging_options(values)
-    values["graph_mode"] = bool(values.get("graph_mode"))
-    values["precision"] = values.get("precision") or "float32"
-    compat.check_precision(values["precision"], values["graph_mode"])
-    _streaming_options(values)
-    values["evaluate"] = bool(values["evaluate"] or values["overlays"])
-    values["postprocess"] = values.get("postprocess") or None
-    if values["postprocess"]:
-        values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()
-    values["architecture"] = architecture
-    values["margin"] = margin
-    return PredictConfig(**values)
 
 
 def select_cases(config):
@@ -276,7 +113,7 @@ def final_labels(config, labels):
     """The internal label map to write: ``labels`` postprocessed as the run's settings say.
 
     Args:
-        config: :class:`PredictConfig` (``postprocess_settings`` ``None``: unchanged).
+        config: :class:`~densenet3d_keras.inference.config.PredictConfig` (``postprocess_settings`` ``None``: unchanged).
         labels: uint8 internal label map of the network.
 
     Returns:
@@ -291,7 +128,7 @@ def write_case(config, case, volumes, segmentation, method):
     """Write a case's label map (and probabilities); returns the paths written.
 
     Args:
-        config: :class:`PredictConfig`.
+        config: :class:`~densenet3d_keras.inference.config.PredictConfig`.
         case: the case (:class:`generators.brats.Case`): its id and label convention.
         volumes: its :class:`generators.volumes.CaseVolumes` (the header written).
         segmentation: its :class:`~densenet3d_keras.inference.predict.Segmentation`.
@@ -347,7 +184,7 @@ def predict_cases(config, inferer, inputs, progress_for=None, log=print):
     """Segment every input case with a loaded inferer and write its files.
 
     Args:
-        config: :class:`PredictConfig`.
+        config: :class:`~densenet3d_keras.inference.config.PredictConfig`.
         inferer: the run's :class:`~densenet3d_keras.inference.inferers.base.Inferer`, loaded.
         inputs: cases to read (see :func:`select_cases`).
         progress_for: ``progress_for(label, unit)`` returns a ``progress(done, total)``

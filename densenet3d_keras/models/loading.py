@@ -1,8 +1,30 @@
 """Loading a trained model: a checkpoint's weights into the network its name asks for."""
 
 from densenet3d_keras.models.builder import build_model
-from densenet3d_keras.models.presets import resolve_model_name
 from densenet3d_keras.models.checkpoints import find_checkpoint, read_checkpoint_info, weight_mismatch
+from densenet3d_keras.models.presets import DEFAULT_MODEL_NAME, resolve_model_name
+
+
+def model_name_of(checkpoint, requested=None):
+    """The model name to load a checkpoint as: ``requested`` (``-mn``) if given, else the one
+    the checkpoint records, else :data:`~densenet3d_keras.models.presets.DEFAULT_MODEL_NAME`.
+
+    A checkpoint that cannot be found or read here gives the default: loading it reports why.
+
+    Args:
+        checkpoint: a checkpoint file, or a folder (its newest checkpoint).
+        requested: the name asked for, or ``None``.
+
+    Returns:
+        str.
+    """
+    if requested:
+        return requested
+    try:
+        recorded = read_checkpoint_info(find_checkpoint(checkpoint))["model"]
+    except (OSError, ValueError):
+        return DEFAULT_MODEL_NAME
+    return recorded or DEFAULT_MODEL_NAME
 
 
 def check_recorded_architecture(path, info, model_name):
@@ -10,7 +32,7 @@ def check_recorded_architecture(path, info, model_name):
 
     Args:
         path: the checkpoint file (for the message).
-        info: its :func:`~callbacks.checkpoint.read_checkpoint_info`.
+        info: its :func:`~densenet3d_keras.models.checkpoints.read_checkpoint_info`.
         model_name: the name asked for (``-mn``).
 
     Raises:
@@ -44,7 +66,7 @@ def load_model(checkpoint, model_name, input_size=None, padding="valid"):
 
     Args:
         checkpoint: checkpoint file, or a folder (its newest checkpoint,
-            :func:`callbacks.checkpoint.find_checkpoint`).
+            :func:`densenet3d_keras.models.checkpoints.find_checkpoint`).
         model_name: a name of :data:`densenet3d_keras.models.presets.MODEL_NAMES`.
         input_size: cubic input size, or ``None`` for a fully convolutional model.
         padding: ``"same"`` or ``"valid"``; checkpoints load into either (same weights).

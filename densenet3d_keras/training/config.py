@@ -12,8 +12,8 @@ from typing import Optional
 from densenet3d_keras.core import geometry
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.fileio import write_json_atomic
-from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
-from densenet3d_keras.runtime.npu import parse_loss_scale
+from densenet3d_keras.models.presets import DEFAULT_MODEL_NAME, architecture_of, n4_for_model, resolve_model_name
+from densenet3d_keras.runtime.npu import DEFAULT_PRECISION_MODE, parse_loss_scale
 from generators.augment import parse_augment
 from generators.sampling import SAMPLING_MODES
 
@@ -22,7 +22,11 @@ LR_SCHEDULES = ("constant", "poly")
 
 @dataclass
 class TrainConfig(object):
-    """Everything a training run needs; field names are the JSON keys of ``config.json``."""
+    """Everything a training run needs; field names are the JSON keys of ``config.json``.
+
+    The defaults are the command line's (``train_keras.py``'s flags take theirs from
+    :data:`DEFAULTS`); ``architecture`` and ``output_size`` are derived by :func:`resolve`.
+    """
 
     root_path: Optional[str] = None
     train_list: Optional[str] = None
@@ -30,8 +34,8 @@ class TrainConfig(object):
     cache_dir: Optional[str] = None
     skip_incomplete: bool = False
     demo: bool = False
-    model_name: str = "dense24"
-    architecture: str = "dense24"
+    model_name: str = DEFAULT_MODEL_NAME
+    architecture: Optional[str] = None
     padding: str = "same"
     summary: bool = False
     batch_size: int = 2
@@ -55,7 +59,7 @@ class TrainConfig(object):
     inter_op_threads: Optional[int] = None
     strategy: str = "auto"
     scale_lr: bool = False
-    precision_mode: str = "allow_fp32_to_fp16"
+    precision_mode: str = DEFAULT_PRECISION_MODE
     loss_scale: object = None
     graph_mode: bool = False
     val_list: Optional[str] = None
@@ -74,6 +78,8 @@ class TrainConfig(object):
         return asdict(self)
 
 
+#: Every option at its default: what the command line's flags default to.
+DEFAULTS = TrainConfig()
 #: Fields of :class:`TrainConfig`.
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 

@@ -370,3 +370,28 @@ def test_bad_speed_flags(workspace, tmp_path, capsys):
                                                     "-o", "out", "--precision", "bf16", "--graph-mode"])
     with pytest.raises(ValueError, match="--precision bf16 needs TensorFlow 2 eager"):
         predict_keras.resolve(args)
+
+
+def test_every_flag_defaults_to_the_configurations_default():
+    from densenet3d_keras.inference.config import DEFAULTS, FIELDS
+
+    checked = set()
+    for action in predict_keras.build_parser()._actions:
+        if action.dest in FIELDS:
+            assert action.default == getattr(DEFAULTS, action.dest), action.dest
+            checked.add(action.dest)
+    derived = {"architecture", "margin", "n4correction_from", "stream", "postprocess_settings"}
+    assert set(FIELDS) - checked == derived
+
+
+def test_without_mn_the_model_is_the_one_the_checkpoint_records(workspace, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    code, stdout, err = _run(["-m", workspace["checkpoints"], "-r", workspace["root"], "--list", "test.txt",
+                              "-o", out], capsys)
+    assert code == 0, err
+    assert '"model_name": "tiny"' in stdout and "model tiny (valid padding)" in stdout
+    (case_id,) = _case_ids(workspace["root"], "test.txt")
+    assert os.path.isfile(os.path.join(out, case_id + ".nii.gz"))
+    # The recorded name decides the network; weights of another one are still refused.
+    code, _, err = _run(["-m", workspace["liar"], "-r", workspace["root"], "-o", str(tmp_path / "liar")], capsys)
+    assert "do not fit a dense24 model" in _error_line(code, err)

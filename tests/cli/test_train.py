@@ -247,3 +247,19 @@ def test_incomplete_case_folder_stops_training_unless_skipped(tmp_path, capsys):
     assert victim not in [case.case_id for case in cases] and len(cases) == 1
     assert capsys.readouterr().err.startswith(
         "skipped incomplete case folder: case folder %s has no flair file" % os.path.join(root, victim))
+
+
+def test_every_flag_defaults_to_the_configurations_default():
+    from densenet3d_keras.training.config import DEFAULTS, FIELDS
+    from generators.augment import parse_augment
+
+    checked = set()
+    for action in build_parser()._actions:
+        field = {"hsize": "patch_size", "wsize": "patch_size", "csize": "patch_size"}.get(action.dest, action.dest)
+        if field in FIELDS:
+            default = parse_augment(action.default) if field == "augment" else action.default
+            assert default == getattr(DEFAULTS, field), field
+            checked.add(field)
+    derived = {"architecture", "output_size", "graph_mode", "summary", "demo", "skip_incomplete", "scale_lr"}
+    assert set(FIELDS) - checked <= derived, sorted(set(FIELDS) - checked)
+    assert DEFAULTS.precision_mode == "allow_fp32_to_fp16" and DEFAULTS.model_name == "dense24"

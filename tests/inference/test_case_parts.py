@@ -1,5 +1,5 @@
-"""densenet3d_keras.inference.pipeline: splitting a run's cases into parts, and the resolved
-configuration of --tta, --ensemble and --part-id / --num-parts."""
+"""densenet3d_keras.inference.pipeline: splitting a run's cases into parts; and the resolved
+configuration (densenet3d_keras.inference.config) of --tta, --ensemble and --part-id / --num-parts."""
 import json
 from collections import namedtuple
 
@@ -7,6 +7,7 @@ import pytest
 
 from densenet3d_keras.cli import predict as predict_keras
 from densenet3d_keras.inference import pipeline
+from densenet3d_keras.inference.config import resolve
 
 Case = namedtuple("Case", "case_id")
 
@@ -55,5 +56,5 @@ def test_resolve_without_the_new_options_keeps_the_defaults(tmp_path):
         ["-m", "a.h5", "-r", str(tmp_path), "-o", str(tmp_path / "out")])))
     for name in ("tta", "ensemble", "part_id", "num_parts", "demo"):
         del values[name]
-    config = pipeline.resolve(values)
+    config = resolve(values)
     assert (config.tta, config.ensemble, config.part_id, config.num_parts) == (False, [], 0, 1)

@@ -8,6 +8,7 @@ import pytest
 
 from densenet3d_keras.cli import predict as predict_keras
 from densenet3d_keras.inference import pipeline
+from densenet3d_keras.inference.config import resolve
 from densenet3d_keras.inference.postprocess import PostprocessSettings, apply_postprocessing
 from densenet3d_keras.inference.predict import Segmentation
 from generators import synthetic
@@ -105,7 +106,7 @@ def test_graph_mode_uses_tiles(monkeypatch):
     monkeypatch.setattr(compat, "graph_mode", lambda: True)
     values = dict(vars(predict_keras.build_parser().parse_args(["-m", "x.h5", "-i", "case", "-o", "out"])))
     values.pop("demo")
-    assert pipeline.resolve(values).stream is False
+    assert resolve(values).stream is False
 
 
 def test_brats2024_output_labels_refused(case_and_settings, tmp_path):
