@@ -5,13 +5,14 @@ import numpy as np
 
 from densenet3d_keras.models.builder import build_model
 from densenet3d_keras.models.objectives import compile_model
-from densenet3d_keras.models.presets import Architecture
+from densenet3d_keras.models.architecture import Architecture, DenseBlock
 from generators.brats import discover_cases, read_case_list
 from generators.cache import load_cached
 from generators.sequence import PatchSequence
 
 #: Two dense blocks of two units: a 5-voxel margin, so 22^3 patches give 12^3 outputs.
-SHALLOW = Architecture("dense", 8, (6, 6), (2, 2), (20, 32), None)
+SHALLOW = Architecture(init_filters=8, blocks=(DenseBlock(units=2, growth_rate=6, tap_filters=20),
+                                               DenseBlock(units=2, growth_rate=6, tap_filters=32)))
 PATCH = 22
 
 
