@@ -101,7 +101,7 @@ def test_history_csv_curves_and_tensorboard_scalars(run):
     from densenet3d_keras.core.compat import tf
 
     rows = read_history(os.path.join(run["save"], "history.csv"))
-    assert [row["epoch"] for row in rows] == [0, 1]
+    assert [row["epoch"] for row in rows] == [1, 2]  # counted from 1, as the log and the checkpoints
     means = [float(v) for v in re.findall(r"^epoch \d done: mean loss ([0-9.]+),", run["log"], re.M)]
     np.testing.assert_allclose([row["loss"] for row in rows], means, atol=1e-4)
     logged = [float(m[4]) for m in VALIDATION.findall(run["log"])]
@@ -141,7 +141,7 @@ def test_resume_appends_history_and_keeps_the_best(run, dataset):
             dict((k, before[k]) for k in ("best", "best_epoch", "best_dice_mean"))
     from callbacks.history import read_history
 
-    assert [row["epoch"] for row in read_history(os.path.join(save, "history.csv"))] == [0, 1, 2]
+    assert [row["epoch"] for row in read_history(os.path.join(save, "history.csv"))] == [1, 2, 3]
 
 
 def test_validation_cases_are_never_trained_on(dataset, tmp_path):
