@@ -161,14 +161,14 @@ def given_options(argv):
 
 def train_command(args, argv=()):
     """Resolve the flags and train (or print the summary). Returns 0."""
-    from densenet3d_keras.runtime import threads
+    from densenet3d_keras.runtime import devices, threads
     from densenet3d_keras.training import demo, trainer
     from densenet3d_keras.training.config import resolve
 
     args.graph_mode = apply_graph_mode(args.graph_mode)  # before anything runs TensorFlow
     given = given_options(argv)
     config = resolve(apply_recipe(args, given))
-    trainer.apply_gpu_choice(config)  # before the thread choice looks for GPUs
+    devices.apply_gpu_choice(config.gpu)  # once, before the thread choice looks for GPUs
     config.intra_op_threads, config.inter_op_threads = threads.apply_thread_counts(
         config.intra_op_threads, config.inter_op_threads)
     if config.summary:

@@ -26,18 +26,20 @@ import socket
 import time
 
 from densenet3d_keras.models.checkpoints import (POINTER,
+                                                 RUN_CONFIG,
                                                  checkpoint_epoch,
                                                  checkpoint_prefix,
                                                  find_checkpoint,
                                                  is_checkpoint_name,
                                                  list_best_checkpoints,
                                                  list_checkpoints,
-                                                 read_checkpoint_info)
+                                                 read_checkpoint_info,
+                                                 read_run_config)
 from callbacks.history import CURVES, HISTORY
 from densenet3d_keras.core.fileio import make_output_folder, pid_alive, remove_stale_temporaries
 
 LOCK = ".lock"
-CONFIG = "config.json"
+CONFIG = RUN_CONFIG
 _SHOWN = 3
 
 
@@ -280,8 +282,4 @@ def _same_folder(first, second):
 
 def _was_demo(folder):
     """Whether the run that wrote ``folder`` was a ``--demo`` run (by its ``config.json``)."""
-    try:
-        with io.open(os.path.join(folder, CONFIG), encoding="utf-8") as handle:
-            return json.load(handle).get("demo") is True
-    except (OSError, ValueError, AttributeError):
-        return False
+    return read_run_config(folder).get("demo") is True

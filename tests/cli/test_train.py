@@ -263,3 +263,19 @@ def test_every_flag_defaults_to_the_configurations_default():
     derived = {"architecture", "output_size", "graph_mode", "summary", "demo", "skip_incomplete", "scale_lr"}
     assert set(FIELDS) - checked <= derived, sorted(set(FIELDS) - checked)
     assert DEFAULTS.precision_mode == "allow_fp32_to_fp16" and DEFAULTS.model_name == "dense24"
+
+
+def test_the_gpu_choice_is_applied_once_before_the_thread_choice(monkeypatch):
+    from densenet3d_keras.runtime import devices, threads
+
+    calls = []
+    monkeypatch.setattr(devices, "apply_gpu_choice", lambda gpu: calls.append(("gpu", gpu)))
+    monkeypatch.setattr(threads, "apply_thread_counts", lambda *counts: calls.append(("threads",)) or (1, 2))
+    monkeypatch.setattr("densenet3d_keras.models.builder.build_model", lambda *a, **k: _Summary())
+    assert train_keras.main(["-mn", "tiny", "--summary", "-gpu", "3"]) == 0
+    assert calls == [("gpu", "3"), ("threads",)]
+
+
+class _Summary(object):
+    def summary(self, line_length=None):
+        pass
