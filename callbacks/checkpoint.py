@@ -33,7 +33,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Pruning only ever removes files of this run: those this callback saved, and the
     ``previous`` ones it is given (the earlier checkpoints of a run resumed in this folder,
-    see :mod:`densenet3d_keras.runfolder`). Other files in the folder are never touched.
+    see :mod:`densenet3d_keras.training.run_folder`). Other files in the folder are never touched.
 
     Args:
         save_dir: folder for checkpoints (created).

@@ -1,20 +1,33 @@
 #!/usr/bin/env python
-"""Structure checks of ``make lint``: no import cycle between modules, no over-long function.
+"""Structure checks of ``make lint``: no import cycle between modules, no over-long function,
+no docstring naming a module or name of the project that does not exist.
 
 Import cycles: every import between the project's modules (at module level or inside a
 function) is an edge; a strongly connected component of more than one module is a cycle.
 Function length: lines of a function's body after its docstring, at most ``--max-lines``
 (benchmarks and tests are exempt).
+Docstring references: every dotted name starting with a package of the project
+(``densenet3d_keras.models.builder.build_model``, ``generators.volumes``,
+``callbacks.checkpoint.EpochCheckpoint``, also after Sphinx's ``~``) in a module, class or
+function docstring or a ``#:`` comment must name a module, then a name that module defines (a function, class,
+assignment or import; a package's lazily exported ``_EXPORTS``), then members of a class it
+defines (methods, class attributes, ``self.`` attributes). Parts after a name that is not a
+class (a namedtuple, a constant) are not checked.
 
 Exit code 1 with one line per problem, 0 when there is none.
 """
 import argparse
 import ast
 import os
+import re
 import sys
 
 PACKAGES = ("densenet3d_keras", "generators", "callbacks")
 SCRIPTS = ("train_keras.py", "predict_keras.py", "evaluate_keras.py", "export_keras.py")
+#: A dotted name of the project in a docstring (not part of a path or a longer word).
+DOTTED = re.compile(r"(?<![\w./-])((?:%s)(?:\.[A-Za-z_]\w*)+)(?![\w/])" % "|".join(PACKAGES))
+#: Last parts that make a match a file name (``callbacks.py``), not a dotted name.
+FILE_SUFFIXES = ("py", "md", "txt", "json", "sh", "toml", "log", "csv", "png", "h5")
 
 
 def python_files(root):
@@ -95,6 +108,81 @@ def long_functions(tree, max_lines):
     return found
 
 
+def defined_names(body):
+    """``{name: node}`` of what a module or class body defines: functions, classes, assignment
+    targets and imports (for a class also ``self.<name>`` assigned in its methods), and the keys
+    of a module-level ``_EXPORTS`` dict (lazily exported names)."""
+    found = {}
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                found.update((n.id, node) for n in ast.walk(target) if isinstance(n, ast.Name))
+            if (isinstance(node.value, ast.Dict) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS"
+                                                         for t in targets)):
+                found.update((key.value, node) for key in node.value.keys if isinstance(key, ast.Constant))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update(((alias.asname or alias.name).split(".")[0], node) for alias in node.names)
+    return found
+
+
+def class_members(node):
+    """:func:`defined_names` of a class body plus the ``self.<name>`` its methods assign."""
+    found = defined_names(node.body)
+    for method in node.body:
+        if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for target in ast.walk(method):
+                if (isinstance(target, ast.Attribute) and isinstance(target.ctx, ast.Store)
+                        and isinstance(target.value, ast.Name) and target.value.id == "self"):
+                    found.setdefault(target.attr, target)
+    return found
+
+
+def resolves(dotted, trees):
+    """Whether ``dotted`` names a module of ``trees`` ({module name: (path, tree)}), a name it
+    defines, and members of classes (see the module docstring)."""
+    parts = dotted.split(".")
+    known = len(parts)
+    while known and ".".join(parts[:known]) not in trees:
+        known -= 1
+    if not known:
+        return False
+    names = defined_names(trees[".".join(parts[:known])][1].body)
+    for part in parts[known:]:
+        if part not in names:
+            return False
+        node = names[part]
+        if not isinstance(node, ast.ClassDef):
+            return True
+        names = class_members(node)
+    return True
+
+
+def documentation(path, tree):
+    """``(first line, text)`` of a module's docstrings (module, classes, functions) and of its
+    ``#:`` documentation comments."""
+    owners = [tree] + [node for node in ast.walk(tree)
+                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    texts = [(owner.body[0].lineno, ast.get_docstring(owner, clean=False)) for owner in owners if owner.body]
+    with open(path) as handle:
+        texts += [(number, line) for number, line in enumerate(handle, 1) if line.lstrip().startswith("#:")]
+    return [(line, text) for line, text in texts if text]
+
+
+def unresolved_references(trees):
+    """``(path, line, dotted name)`` of each reference in the documentation that does not resolve."""
+    found = []
+    for _, (path, tree) in sorted(trees.items()):
+        for line, text in documentation(path, tree):
+            for match in DOTTED.finditer(text):
+                dotted = match.group(1)
+                if dotted.rsplit(".", 1)[1] not in FILE_SUFFIXES and not resolves(dotted, trees):
+                    found.append((path, line + text.count("\n", 0, match.start()), dotted))
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -113,6 +201,9 @@ def main(argv=None):
         for function, line, length in long_functions(tree, args.max_lines):
             problems.append("%s:%d: function %s is %d lines long (at most %d)"
                             % (os.path.relpath(path, args.root), line, function, length, args.max_lines))
+    for path, line, dotted in unresolved_references(trees):
+        problems.append("%s:%d: docstring names %s, which does not exist"
+                        % (os.path.relpath(path, args.root), line, dotted))
     for problem in problems:
         print(problem)
     print("structure: %d modules, %d problem(s)" % (len(trees), len(problems)))

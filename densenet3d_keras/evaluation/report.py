@@ -3,7 +3,7 @@
 Predictions are named like BraTS submissions, ``<pred dir>/<case id>.nii.gz`` (``.nii`` is
 accepted too); the ground truth is the case folders' ``seg`` files found with
 :mod:`generators.brats`. Both label maps are mapped to internal labels (enhancing tumour = 4)
-and scored with :func:`densenet3d_keras.metrics.evaluate_case` using the ground truth's
+and scored with :func:`densenet3d_keras.evaluation.metrics.evaluate_case` using the ground truth's
 voxel size. Which metrics is a *metric set* (:data:`METRIC_SETS`): ``legacy`` (Dice, HD95,
 sensitivity, specificity: :data:`~densenet3d_keras.evaluation.metrics.METRIC_NAMES`),
 ``lesionwise`` (the BraTS 2023 lesion-wise Dice, HD95 and lesion counts of

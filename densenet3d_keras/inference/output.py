@@ -10,7 +10,7 @@ def write_nifti_like(path, data, header, description=None):
     The reference header (qform, sform and their codes, voxel size, units, orientation) is
     copied, only the data type, shape and intensity fields are changed, so the result
     overlays on the reference in any viewer. The data go to a hidden temporary file in the
-    destination folder that is renamed into place (:func:`densenet3d_keras.fileio.write_nifti_gz`),
+    destination folder that is renamed into place (:func:`densenet3d_keras.core.fileio.write_nifti_gz`),
     so a failure never leaves a partial file.
 
     Args:

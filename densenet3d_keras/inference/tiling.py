@@ -158,7 +158,7 @@ def window_plan(shape, patch=PATCH_SIZE, step=PATCH_STEP):
     """Starts of the reference's sliding windows over a volume.
 
     Windows of ``patch`` voxels every ``step`` voxels along each axis, the last clamped to
-    end at the edge (:func:`densenet3d_keras.geometry.window_starts`), all combinations.
+    end at the edge (:func:`densenet3d_keras.core.geometry.window_starts`), all combinations.
 
     Args:
         shape: ``(3,)`` volume shape, every axis >= ``patch``.

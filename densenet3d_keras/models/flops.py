@@ -53,7 +53,7 @@ def conv_costs(name_or_architecture, input_size, padding="same"):
         padding: ``"same"`` or ``"valid"``.
 
     Returns:
-        list of :class:`ConvCost`, pathways in :data:`~densenet3d_keras.models.PATHWAYS` order
+        list of :class:`ConvCost`, pathways in :data:`~densenet3d_keras.models.presets.PATHWAYS` order
         then the head.
 
     Raises:

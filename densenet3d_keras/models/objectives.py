@@ -23,7 +23,7 @@ def compile_model(model, learning_rate=5e-4, optimizer=None, run_eagerly=None, j
     legacy Keras Adam in graph mode). Under the ``mixed_float16`` policy the optimizer is wrapped for dynamic loss scaling.
 
     Args:
-        model: a model from :func:`densenet3d_keras.models.build_model`.
+        model: a model from :func:`densenet3d_keras.models.builder.build_model`.
         learning_rate: Adam learning rate (reference 5e-4).
         optimizer: an optimizer to use instead of a new Adam (e.g. a distributed wrapper).
         run_eagerly: passed to ``compile`` on TensorFlow 2 (debugging only).

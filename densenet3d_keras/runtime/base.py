@@ -9,7 +9,7 @@ class Runtime(object):
     """How this process takes part in training; the base class is one process, one device.
 
     Subclasses add a strategy (:class:`StrategyRuntime`) or an Ascend session
-    (:class:`densenet3d_keras.npu.NpuRuntime`). Use as a context manager around model
+    (:class:`densenet3d_keras.runtime.npu.NpuRuntime`). Use as a context manager around model
     building and training: a subclass may install a session on entry and closes it on exit.
 
     Args:

@@ -14,7 +14,7 @@ Rules (README, "Training"):
   overwritten) and counts its earlier ones towards ``--keep``. Checkpoints of other models in
   that folder are left alone. (``--demo`` replaces an earlier demo run's checkpoints.)
 - Temporary files of checkpoints, ``checkpoint.json``, ``config.json``, ``history.csv`` and
-  the learning curves left by a killed process (see :func:`densenet3d_keras.fileio.atomic_output`) are removed, with a note.
+  the learning curves left by a killed process (see :func:`densenet3d_keras.core.fileio.atomic_output`) are removed, with a note.
 
 In a data-parallel run only the chief writes the save folder, so only the chief takes the lock
 and applies these checks; every worker checks that it can write its log folder.
@@ -174,7 +174,7 @@ def _names(paths):
 
 
 class RunFolder(object):
-    """The checks and the lock of :mod:`this module <densenet3d_keras.runfolder>` around a run.
+    """The checks and the lock of :mod:`this module <densenet3d_keras.training.run_folder>` around a run.
 
     Construct it before anything is written (it checks the output folders), enter it before
     the first write (it takes the lock and checks the save folder's checkpoints), and leave it
