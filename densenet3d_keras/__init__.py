@@ -4,18 +4,20 @@ Chen et al., "MRI tumor segmentation with densely connected 3D CNN", SPIE Medica
 2018, arXiv:1802.02427.
 
 Sub-packages, lowest layer first (each imports only from those below it; ``make lint``
-checks it):
+checks it for whole packages):
 
-- ``core``: the TensorFlow / Keras compat shim, geometry, labels, atomic file output;
+- ``core``: the TensorFlow / Keras compat shim, geometry, labels, the brain mask, atomic file
+  output;
 - ``nn``: the Keras layers and their fused tensor operations;
-- ``models``: architecture presets, the model builder, FLOP counts, objectives, loading;
-- ``runtime``: where training runs: tf.distribute strategies, Ascend NPU sessions, threads;
-- ``training``, ``inference``, ``evaluation``: the three pipelines;
+- ``models`` (beside ``generators``, the data): the architecture description and presets, the
+  model builder, FLOP counts, objectives, checkpoints and loading;
+- ``runtime`` (beside ``callbacks``, the Keras training callbacks): where training runs:
+  tf.distribute strategies, Ascend NPU sessions, threads, GPUs;
+- ``inference``: prediction (its configuration, the case loop, one inferer per method);
+- ``evaluation``: BraTS metrics and reports;
+- ``training``: its configuration, the ``Trainer``, the demo;
 - ``cli``: the command lines (``train_keras.py``, ``predict_keras.py``, ``evaluate_keras.py``,
-  ``python -m generators.n4``).
-
-Beside it, ``generators`` holds the data (BraTS folders, volumes, cache, sampling, the Keras
-``Sequence``, synthetic cases, N4) and ``callbacks`` the Keras training callbacks.
+  ``export_keras.py``, ``python -m generators.n4``).
 
 The names below are imported lazily, so that modules which need no TensorFlow (metrics,
 evaluation, geometry) load without it.
