@@ -23,7 +23,7 @@ RECIPES = {
         "lr": 1e-3,
         "n_pos": 24,
         "n_neg": 12,
-        "num_epochs": 20,
+        "num_epochs": 16,
     },
 }
 
