@@ -17,9 +17,10 @@ Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 201
 {0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
 with its header (qform and sform), so it overlays on the flair in any viewer.
 ``--save-probabilities`` adds ``<out>/<case id>_probabilities.nii.gz``: float32
-``(X, Y, Z, 5)``, channel k the softmax probability of internal label k (0 background,
-1 necrotic / non-enhancing core, 2 edema, 3 unused, 4 enhancing tumour, whatever the label
-convention of the label file); voxels that were not scored have probability 1 for channel 0.
+``(X, Y, Z, 5)``, channel k the probability of internal label k (0 background,
+1 necrotic / non-enhancing core, 2 edema, 3 unused and always 0, 4 enhancing tumour, whatever
+the label convention of the label file): a softmax over the four labels, so its argmax is the
+label map before postprocessing; voxels that were not scored have probability 1 for channel 0.
 
 Methods (see :mod:`densenet3d_keras.inference.predict`): ``fcn`` (default) runs the network fully
 convolutionally over the brain's bounding box (outside it the label is 0), streamed through the

@@ -10,7 +10,7 @@ softmax of each label output, averages those probabilities with equal weights, a
 their log as the "logits". The softmax of ``log p`` is ``p``, so
 :func:`~densenet3d_keras.inference.predict.labels_from_logits` and
 :func:`~densenet3d_keras.inference.predict.probabilities_from_logits` give the averaged
-labels and probabilities.
+labels and probabilities (the latter renormalised over the four labels, class 3 being none).
 
 Flipping back is exact for tiles and windows alike: a kept output voxel sees the input within
 the margin around it, and the output of a flipped input is the flipped output grid (the

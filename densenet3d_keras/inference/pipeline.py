@@ -5,8 +5,10 @@ The run is a resolved :class:`~densenet3d_keras.inference.config.PredictConfig`.
 Each case becomes ``<out>/<case id>.nii.gz``: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
 {0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
 with its header (qform and sform). ``save_probabilities`` adds
-``<out>/<case id>_probabilities.nii.gz``: float32 ``(X, Y, Z, 5)``, channel k the softmax
-probability of internal label k; voxels that were not scored have probability 1 for channel 0.
+``<out>/<case id>_probabilities.nii.gz``: float32 ``(X, Y, Z, 5)``, channel k the probability of
+internal label k (a softmax over labels 0, 1, 2 and 4; channel 3, no label, is 0), so the argmax
+of the file is the network's label map; voxels that were not scored have probability 1 for
+channel 0.
 With ``postprocess`` (a settings file of :mod:`densenet3d_keras.inference.postprocess`), the
 label maps are postprocessed before they are written; probabilities stay the network's.
 Every file is written under a temporary name and renamed into place.

@@ -103,7 +103,10 @@ def labels_from_logits(logits, scored=None):
 
 def probabilities_from_logits(logits, scored=None):
     # type: (np.ndarray, Optional[np.ndarray]) -> np.ndarray
-    """Softmax over the class axis, computed in float32 slab by slab.
+    """Softmax over the BraTS labels 0, 1, 2 and 4, computed in float32 slab by slab.
+
+    Class 3 is not a label (see :func:`labels_from_logits`): its channel is 0 and the other
+    four sum to 1, so the argmax of the probabilities is the label map.
 
     Args:
         logits: ``(X, Y, Z, 5)`` array.
@@ -112,13 +115,14 @@ def probabilities_from_logits(logits, scored=None):
     Returns:
         float32 ``(X, Y, Z, 5)``.
     """
-    out = np.empty(logits.shape, dtype=np.float32)
+    classes = list(LABEL_CLASSES)
+    out = np.zeros(logits.shape, dtype=np.float32)
     for x in range(logits.shape[0]):
-        slab = logits[x].astype(np.float32)
+        slab = logits[x][..., classes].astype(np.float32)
         slab = slab - slab.max(axis=-1, keepdims=True)
         np.exp(slab, out=slab)
         slab /= slab.sum(axis=-1, keepdims=True)
-        out[x] = slab
+        out[x][..., classes] = slab
     if scored is not None:
         out[~scored] = 0.0
         out[..., 0][~scored] = 1.0

@@ -195,17 +195,22 @@ def test_labels_skip_class_3_and_unscored_voxels():
     assert predict.labels_from_logits(logits, scored).ravel().tolist() == [4, 0]
 
 
-def test_probabilities_are_a_softmax_and_background_where_unscored():
+def test_probabilities_are_a_softmax_over_the_labels_and_background_where_unscored():
     rng = np.random.RandomState(0)
-    logits = (rng.randn(3, 4, 2, 5) * 30).astype(np.float32)
-    scored = rng.rand(3, 4, 2) > 0.3
+    logits = (rng.randn(6, 4, 2, 5) * 3).astype(np.float32)
+    logits[..., 3] += 5.0  # class 3, not a label, often has the largest logit
+    scored = rng.rand(6, 4, 2) > 0.3
     probabilities = predict.probabilities_from_logits(logits, scored)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
-    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    assert (probabilities[..., 3] == 0).all()
+    labels = [0, 1, 2, 4]
+    expected = np.exp(logits[..., labels] - logits[..., labels].max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
-    np.testing.assert_allclose(probabilities[scored], expected[scored], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(probabilities[scored][:, labels], expected[scored], rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(probabilities[~scored][:, 0], 1.0)
+    # The file's argmax is the label map.
+    np.testing.assert_array_equal(probabilities.argmax(-1), predict.labels_from_logits(logits, scored))
 
 
 # ----------------------------------------------------------------------------- NIfTI output
