@@ -251,7 +251,10 @@ def predict_command(args, argv=None):
     args.intra_op_threads, args.inter_op_threads = threads.apply_thread_counts(
         args.intra_op_threads, args.inter_op_threads)
     config = resolve(args, None if argv is None else given_options(build_parser, argv))
-    cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log)
+    from densenet3d_keras.evaluation.report import CSV_NAME, OVERLAY_DIR, SUMMARY_NAME
+
+    cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log,
+                            derived=(CSV_NAME, SUMMARY_NAME, os.path.join(OVERLAY_DIR, "{case}.png")))
     if config.evaluate:
         evaluate_predictions(config, cases)
     return 0

@@ -212,14 +212,44 @@ def predict_cases(config, inferer, inputs, progress_for=None, log=print):
     return written
 
 
-def run(config, progress_for=None, log=print):
+def remove_derived(out_dir, derived, case_ids, log=print):
+    """Remove the files in ``out_dir`` that were computed from earlier predictions there
+    (an evaluation's ``metrics.csv``, ``summary.json``, overlays), so that none is left
+    describing label maps this run replaces.
+
+    Args:
+        out_dir: the output folder.
+        derived: file names relative to ``out_dir``; ``{case}`` in one stands for each case id.
+        case_ids: the cases this run predicts.
+        log: callable taking one line, if anything was removed.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for template in derived:
+        names = [template.format(case=case) for case in case_ids] if "{case}" in template else [template]
+        for name in names:
+            path = os.path.join(out_dir, name)
+            if os.path.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    if removed:
+        log("removed %s of an earlier evaluation in %s: %s described the predictions this run "
+            "replaces" % (", ".join(os.path.relpath(p, out_dir) for p in removed), out_dir,
+                          "they" if len(removed) > 1 else "it"))
+    return removed
+
+
+def run(config, progress_for=None, log=print, derived=()):
     """Select the cases, prepare the output folder and predict. Returns ``(cases, written)``.
 
     With ``num_parts`` > 1 only the cases of :func:`part_of` are predicted and returned; a
     part without cases logs so and returns ``([], [])`` without touching the output folder.
     Before anything is written: the output folder, every checkpoint (the run's inferer,
     :func:`~densenet3d_keras.inference.inferers.registry.build_inferer`, loaded), then every
-    input (:func:`check_inputs`). An output folder this call created is removed again if nothing
+    input (:func:`check_inputs`). Then the files ``derived`` names are removed
+    (:func:`remove_derived`). An output folder this call created is removed again if nothing
     was written.
     """
     inputs, cases = select_cases(config)
@@ -239,6 +269,7 @@ def run(config, progress_for=None, log=print):
         inferer = build_inferer(config)
         inferer.load(log)
         check_inputs(config, inputs, cases, log)
+        remove_derived(config.out, derived, [case.case_id for case in cases], log)
         written = predict_cases(config, inferer, inputs, progress_for, log)
     finally:
         if not written:

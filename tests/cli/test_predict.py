@@ -395,3 +395,24 @@ def test_without_mn_the_model_is_the_one_the_checkpoint_records(workspace, tmp_p
     # The recorded name decides the network; weights of another one are still refused.
     code, _, err = _run(["-m", workspace["liar"], "-r", workspace["root"], "-o", str(tmp_path / "liar")], capsys)
     assert "do not fit a dense24 model" in _error_line(code, err)
+
+
+def test_a_new_prediction_removes_the_evaluation_of_the_one_it_replaces(workspace, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["-m", workspace["checkpoints"], "-mn", "tiny", "-r", workspace["root"], "--list", "test.txt",
+            "-o", str(out)]
+    code, _, err = _run(base + ["--overlays"], capsys)
+    assert code == 0, err
+    (case_id,) = _case_ids(workspace["root"], "test.txt")
+    earlier = ["metrics.csv", "summary.json", os.path.join("overlays", case_id + ".png")]
+    assert all((out / name).is_file() for name in earlier)
+    (out / "notes.txt").write_text("mine")
+    (out / "overlays" / "other_case.png").write_bytes(b"not this run's")
+    code, stdout, err = _run(base + ["--tiles", "--tile-size", "40"], capsys)  # another run, no --evaluate
+    assert code == 0, err
+    assert not any((out / name).exists() for name in earlier)
+    assert "removed metrics.csv, summary.json, overlays/%s.png of an earlier evaluation" % case_id in stdout
+    assert (out / "notes.txt").read_text() == "mine" and (out / "overlays" / "other_case.png").is_file()
+    code, _, err = _run(base + ["--evaluate"], capsys)  # evaluated again: new metrics
+    assert code == 0, err
+    assert (out / "metrics.csv").is_file()
