@@ -64,6 +64,10 @@ def check_weights_fit(model, path, model_name):
 def load_model(checkpoint, model_name, input_size=None, padding="valid"):
     """Build a model and load a checkpoint's weights into it.
 
+    A run folder's newest checkpoint can be pruned by its still-running training (``--keep``)
+    while the model is built; then the folder's new newest is loaded instead, with the same
+    checks (once: a folder whose checkpoints keep vanishing is an error that says so).
+
     Args:
         checkpoint: checkpoint file, or a folder (its newest checkpoint,
             :func:`densenet3d_keras.models.checkpoints.find_checkpoint`).
@@ -75,11 +79,32 @@ def load_model(checkpoint, model_name, input_size=None, padding="valid"):
         (model, checkpoint path, checkpoint info ``{"epoch", "model", "padding"}``).
 
     Raises:
-        FileNotFoundError: no checkpoint at ``checkpoint``.
+        FileNotFoundError: no checkpoint at ``checkpoint``, or the folder's newest checkpoint
+            was replaced twice while loading.
         ValueError: unknown model name, a checkpoint recording another architecture (the
             message names it), or weights that do not fit the model.
     """
+    import os
+
     path = find_checkpoint(checkpoint)
+    try:
+        return _load_file(path, model_name, input_size, padding)
+    except (OSError, ValueError):
+        if not os.path.isdir(checkpoint) or os.path.exists(path):
+            raise
+    newer = find_checkpoint(checkpoint)  # pruned by the run that writes the folder
+    try:
+        return _load_file(newer, model_name, input_size, padding)
+    except (OSError, ValueError):
+        if os.path.exists(newer):
+            raise
+    raise FileNotFoundError("the newest checkpoint of %s was replaced twice while it was loaded "
+                            "(%s, then %s): a training run is pruning the folder; give a checkpoint "
+                            "file, or a --keep that keeps it" % (checkpoint, os.path.basename(path),
+                                                                 os.path.basename(newer)))
+
+
+def _load_file(path, model_name, input_size, padding):
     info = read_checkpoint_info(path)
     check_recorded_architecture(path, info, model_name)
     model = build_model(model_name, input_size, padding=padding)
