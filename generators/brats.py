@@ -301,6 +301,27 @@ def discover_cases(root, names=None, require_label=False, skip_incomplete=False,
     return cases
 
 
+def check_outside_root(path, root, what):
+    """Refuse an output folder inside a dataset root: every folder there is read as a case, so
+    it would stop the next command on that root ("case folder ... has no flair file").
+
+    Args:
+        path: the output folder (need not exist).
+        root: the dataset root.
+        what: the output's name in the message, e.g. ``"output folder (-o)"``.
+
+    Raises:
+        ValueError: ``path`` is ``root`` or lies inside it.
+    """
+    if not path or not root:
+        return
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise ValueError("%s %s is inside the dataset root %s, where every folder is read as a "
+                         "case; choose a folder outside it" % (what, path, root))
+
+
 def resolve_case_list(root, case_list=None, default_name="train.txt"):
     # type: (str, Optional[str], str) -> Optional[List[str]]
     """Case names for a run: the given list file, else ``<root>/<default_name>``, else all.

@@ -125,8 +125,9 @@ def evaluate(args):
     """Score the predictions named by the parsed arguments; print the table. Returns 0."""
     from densenet3d_keras.evaluation.report import evaluate_folder, select_cases
     from densenet3d_keras.evaluation.table import ResultsTable
-    from generators.brats import resolve_case_list
+    from generators.brats import check_outside_root, resolve_case_list
 
+    check_outside_root(args.out, args.gt, "output folder (-o)")
     print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s metrics=%s "
           "challenge=%s choose_postprocessing=%s"
           % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays,

@@ -17,6 +17,7 @@ from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, st
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.checkpoints import read_run_config
 from densenet3d_keras.models.loading import model_name_of
+from generators.brats import check_outside_root
 from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
 
 
@@ -106,6 +107,7 @@ def _check_sources(values):
         raise ValueError("--skip-incomplete needs a dataset root (-r)")
     if not values["out"]:
         raise ValueError("give an output folder with -o <folder>")
+    check_outside_root(values["out"], values["root_path"], "output folder (-o)")
     if values.get("label_convention") == "brats2024":
         raise ValueError("--label-convention brats2024: %s" % NO_CAVITY_CLASS)
 

@@ -15,6 +15,7 @@ from densenet3d_keras.core.fileio import write_json_atomic
 from densenet3d_keras.models.presets import DEFAULT_MODEL_NAME, architecture_of, n4_for_model, resolve_model_name
 from densenet3d_keras.runtime.npu import DEFAULT_PRECISION_MODE, parse_loss_scale
 from generators.augment import parse_augment
+from generators.brats import check_outside_root
 from generators.sampling import SAMPLING_MODES
 
 LR_SCHEDULES = ("constant", "poly")
@@ -163,6 +164,9 @@ def _check_values(config):
         raise ValueError("-c true needs -lp <checkpoint file or folder>")
     if not config.summary and not config.demo and not config.root_path:
         raise ValueError("give a dataset root with -r <folder> (or --demo)")
+    for flag, path in (("save folder (-sp)", config.save_path), ("log folder (--log-dir)", config.log_dir),
+                       ("TensorBoard folder (--tensorboard)", config.tensorboard)):
+        check_outside_root(path, config.root_path, flag)
     _check_validation(config)
     _check_schedule(config)
 

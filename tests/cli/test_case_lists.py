@@ -45,3 +45,24 @@ def test_a_case_named_twice_is_refused_everywhere(name, small_dataset, twice, tm
     assert done.stderr == "error: case list %s names a case more than once: %s\n" % (case_list, first)
     assert not os.path.exists(str(tmp_path / "out")) and not os.path.exists(str(tmp_path / "cache"))
     assert sorted(os.listdir(small_dataset)) == before
+
+
+@pytest.mark.parametrize("name, flags, what", [
+    ("train", ["train_keras.py", "-mn", "tiny", "-r", "{root}", "-sp", "{root}/runs"], "save folder (-sp)"),
+    ("train", ["train_keras.py", "-mn", "tiny", "-r", "{root}", "-sp", "{tmp}/run", "--log-dir",
+               "{root}/logs"], "log folder (--log-dir)"),
+    ("predict", ["predict_keras.py", "-m", "{tmp}/no_run", "-r", "{root}", "-o", "{root}/preds"],
+     "output folder (-o)"),
+    ("evaluate", ["evaluate_keras.py", "--pred", "{tmp}", "--gt", "{root}", "-o", "{root}/scores"],
+     "output folder (-o)"),
+])
+def test_an_output_folder_inside_the_dataset_root_is_refused(name, flags, what, small_dataset, tmp_path):
+    before = sorted(os.listdir(small_dataset))
+    argv = [flag.format(root=small_dataset, tmp=tmp_path) for flag in flags]
+    done = subprocess.run([sys.executable] + argv, cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    output = [a for a in argv if a.startswith(small_dataset + "/")][0]
+    assert done.stderr == ("error: %s %s is inside the dataset root %s, where every folder is read "
+                           "as a case; choose a folder outside it\n" % (what, output, small_dataset))
+    assert sorted(os.listdir(small_dataset)) == before
