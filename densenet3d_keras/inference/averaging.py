@@ -6,11 +6,13 @@ same kind, so :func:`~densenet3d_keras.inference.predict.predict_fcn` and
 :func:`~densenet3d_keras.inference.predict.predict_patch` use it unchanged. For a batch
 ``(N, D, H, W, 4)`` it runs every predictor on the batch (with ``flips``, on each of the 8
 mirror images of the batch over its three spatial axes, the output flipped back), takes the
-softmax of each label output, averages those probabilities with equal weights, and returns
-their log as the "logits". The softmax of ``log p`` is ``p``, so
+softmax of each label output over the four BraTS labels (class 3 is none and gets
+probability 0), averages those probabilities with equal weights, and returns their log as the
+"logits". The softmax of ``log p`` over the four labels is ``p``, so
 :func:`~densenet3d_keras.inference.predict.labels_from_logits` and
 :func:`~densenet3d_keras.inference.predict.probabilities_from_logits` give the averaged
-labels and probabilities (the latter renormalised over the four labels, class 3 being none).
+labels and probabilities: the probabilities written for an ensemble are the mean of those its
+members write.
 
 Flipping back is exact for tiles and windows alike: a kept output voxel sees the input within
 the margin around it, and the output of a flipped input is the flipped output grid (the
@@ -22,6 +24,7 @@ import itertools
 
 import numpy as np
 
+from densenet3d_keras.core.labels import LABEL_CLASSES
 from densenet3d_keras.inference.predict import as_predictor
 
 #: The spatial axes of a batch ``(N, D, H, W, C)``.
@@ -48,6 +51,21 @@ def softmax(logits):
     np.exp(values, out=values)
     values /= values.sum(axis=-1, keepdims=True)
     return values
+
+
+def label_softmax(logits):
+    """Softmax over the BraTS label classes 0, 1, 2 and 4 of the last axis; class 3 is 0.
+
+    Args:
+        logits: array ``(..., 5)``.
+
+    Returns:
+        float32 array of the same shape; each ``[..., :]`` sums to 1.
+    """
+    values = np.asarray(logits, dtype=np.float32)
+    out = np.zeros(values.shape, dtype=np.float32)
+    out[..., list(LABEL_CLASSES)] = softmax(values[..., list(LABEL_CLASSES)])
+    return out
 
 
 def flip(batch, axes):
@@ -119,7 +137,7 @@ class AveragedPredictor(object):
         for axes in self._mirror_images:
             mirrored = flip(batch, axes)
             for predictor in self.members:
-                probabilities = softmax(flip(predictor(mirrored), axes))
+                probabilities = label_softmax(flip(predictor(mirrored), axes))
                 if total is None:
                     total = probabilities
                 else:

@@ -334,7 +334,7 @@ def test_bad_postprocessing_settings_stop_before_anything_is_predicted(tmp_path,
         handle.write(text)
     out = str(tmp_path / "out")
     code, stdout, err = _run(["-m", str(tmp_path / "checkpoints"), "-mn", "tiny", "-r",
-                              str(tmp_path), "-o", out, "--postprocess", settings], capsys)
+                              str(tmp_path / "root"), "-o", out, "--postprocess", settings], capsys)
     line = _error_line(code, err)
     assert message in line and settings in line
     assert not os.path.exists(out) and "predict:" not in stdout

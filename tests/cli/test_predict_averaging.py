@@ -140,7 +140,8 @@ def test_parts_predict_every_case_once_and_an_empty_part_exits_0(workspace, tmp_
 ])
 def test_bad_part_flags_are_one_line_errors(argv, message, tmp_path, capsys):
     out = str(tmp_path / "out")
-    code, stdout, err = _run(["-m", "a.h5", "-mn", "tiny", "-r", str(tmp_path), "-o", out] + argv,
+    root = str(tmp_path / "root")
+    code, stdout, err = _run(["-m", "a.h5", "-mn", "tiny", "-r", root, "-o", out] + argv,
                              capsys)
     assert _error_line(code, err).startswith(message)
     assert not os.path.exists(out) and "predict:" not in stdout

@@ -40,7 +40,7 @@ def config_for(argv):
 
 
 def test_the_configuration_records_tta_ensemble_and_part(tmp_path):
-    base = ["-m", "a.h5", "-mn", "tiny", "-r", str(tmp_path), "-o", str(tmp_path / "out")]
+    base = ["-m", "a.h5", "-mn", "tiny", "-r", str(tmp_path / "root"), "-o", str(tmp_path / "out")]
     plain = config_for(base)
     assert (plain.tta, plain.ensemble, plain.part_id, plain.num_parts) == (False, [], 0, 1)
     config = config_for(base + ["--tta", "--ensemble", "b.h5", "runs/c", "--part-id", "2",
@@ -53,7 +53,7 @@ def test_the_configuration_records_tta_ensemble_and_part(tmp_path):
 
 def test_resolve_without_the_new_options_keeps_the_defaults(tmp_path):
     values = dict(vars(predict_keras.build_parser().parse_args(
-        ["-m", "a.h5", "-r", str(tmp_path), "-o", str(tmp_path / "out")])))
+        ["-m", "a.h5", "-r", str(tmp_path / "root"), "-o", str(tmp_path / "out")])))
     for name in ("tta", "ensemble", "part_id", "num_parts", "demo"):
         del values[name]
     config = resolve(values)
