@@ -11,7 +11,9 @@ a user would:
    <prediction flags>`` (per-region and lesion-wise metrics of the held-out cases);
 
 and records the wall time and the CPU time (user + system, of the command and its children)
-of each step. A fold whose ``pred/summary.json`` exists is not run again, so an interrupted
+of each step. A fold whose ``fold.json`` exists is not run again, and a fold whose training
+was interrupted resumes from its newest checkpoint (``-c true -lp <fold>``; its record then
+says ``"resumed": true`` and its times cover the resumed part only), so an interrupted
 cross-validation continues where it stopped. ``<out>/cv.json`` holds every case's metrics
 and the times; the table printed at the end has one row per held-out case and the means.
 
@@ -71,14 +73,14 @@ def _write_list(path, ids):
         handle.write("\n".join(ids) + "\n")
 
 
-def run_step(argv, log_path):
+def run_step(argv, log_path, mode="w"):
     """Run a command with its output in ``log_path``; returns ``(wall s, CPU s)``.
 
     Raises:
         SystemExit: the command failed (its last lines are shown).
     """
     started = time.time()
-    with open(log_path, "w") as log:
+    with open(log_path, mode) as log:
         process = subprocess.Popen([sys.executable] + argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
@@ -112,14 +114,18 @@ def run_fold(index, train_ids, val_ids, args, log=print):
     log("fold %d: training on %d cases, validating on %s" % (index, len(train_ids), ", ".join(val_ids)))
     train_argv = (["train_keras.py", "-r", args.root, "--train-list", os.path.join(folder, "train.txt"),
                    "-sp", folder] + args.train_flags)
-    train_wall, train_cpu = run_step(train_argv, os.path.join(folder, "train.out"))
+    resumed = os.path.isfile(os.path.join(folder, "checkpoint.json"))
+    if resumed:
+        log("fold %d: resuming its interrupted training from the newest checkpoint" % index)
+        train_argv += ["-c", "true", "-lp", folder]
+    train_wall, train_cpu = run_step(train_argv, os.path.join(folder, "train.out"), "a" if resumed else "w")
     log("fold %d: trained in %.0f s (%.2f CPU hours)" % (index, train_wall, train_cpu / 3600.0))
     predict_argv = (["predict_keras.py", "-m", folder, "-r", args.root, "--list",
                      os.path.join(folder, "val.txt"), "-o", os.path.join(folder, "pred"), "--evaluate"]
                     + shlex.split(args.predict_flags))
     predict_wall, predict_cpu = run_step(predict_argv, os.path.join(folder, "predict.out"))
     record = {"fold": index, "train": train_ids, "val": val_ids,
-              "train_wall_s": train_wall, "train_cpu_s": train_cpu,
+              "train_wall_s": train_wall, "train_cpu_s": train_cpu, "resumed": resumed,
               "predict_wall_s": predict_wall, "predict_cpu_s": predict_cpu,
               "cases": _read_metrics(os.path.join(folder, "pred", "metrics.csv")),
               "train_flags": args.train_flags, "predict_flags": args.predict_flags}
