@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from densenet3d_keras.core import memory
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from generators.volumes import load_case_volumes, pad_to_minimum
 
@@ -90,7 +91,14 @@ def _is_valid(entry, stats, minimum):
     return meta
 
 
-def _build(case, entry, stats, minimum):
+def _build(case, entry, stats, minimum, log=None):
+    try:
+        shape = memory.grid_shape(case.images["flair"])
+    except Exception:  # an unreadable file is reported by the loader below
+        shape = None
+    if shape is not None:
+        memory.warn_if_short(log or _report, "preprocessing case %s (%s) for training"
+                             % (case.case_id, memory.describe_shape(shape)), memory.cache_bytes(shape))
     volumes = load_case_volumes(case, with_label=True)
     image, label, offset = pad_to_minimum(volumes.image, volumes.label, volumes.background, minimum)
     brain = volumes.brain
@@ -158,9 +166,9 @@ def _open_entry(case, entry, meta):
                       tuple(meta["offset"]))
 
 
-def _build_or_raise(case, entry, stats, minimum, cache_dir):
+def _build_or_raise(case, entry, stats, minimum, cache_dir, log=None):
     try:
-        return _build(case, entry, stats, minimum)
+        return _build(case, entry, stats, minimum, log)
     except OSError as error:
         if isinstance(error, FileNotFoundError):
             raise
@@ -177,7 +185,8 @@ def load_cached(case, cache_dir=None, minimum=PATCH_SIZE, log=_report):
         case: a labelled :class:`~generators.brats.Case`.
         cache_dir: cache root (default :func:`default_cache_dir`).
         minimum: pad every axis to at least this size (the patch size).
-        log: called with one line when a damaged entry is rebuilt (default: stderr).
+        log: called with one line when a damaged entry is rebuilt, or when building an entry
+            may need more memory than is available (default: stderr).
 
     Raises:
         FileNotFoundError, ValueError: from loading the case (missing, corrupt or invalid files).
@@ -189,13 +198,13 @@ def load_cached(case, cache_dir=None, minimum=PATCH_SIZE, log=_report):
     entry = _entry_dir(cache_dir, case)
     meta = _is_valid(entry, stats, minimum)
     if meta is None:
-        meta = _build_or_raise(case, entry, stats, minimum, cache_dir)
+        meta = _build_or_raise(case, entry, stats, minimum, cache_dir, log)
     try:
         return _open_entry(case, entry, meta)
     except ValueError as error:
         log("preprocessing cache entry of case %s is damaged (%s); rebuilding it"
             % (case.case_id, error))
-    meta = _build_or_raise(case, entry, stats, minimum, cache_dir)
+    meta = _build_or_raise(case, entry, stats, minimum, cache_dir, log)
     try:
         return _open_entry(case, entry, meta)
     except ValueError as error:

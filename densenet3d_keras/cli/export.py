@@ -20,7 +20,8 @@ def build_parser():
         description="Export a trained checkpoint as a frozen TensorFlow graph (.pb) for "
                     "Ascend ATC / offline inference, or as a SavedModel.")
     parser.add_argument("-m", "--model-path", dest="checkpoint", required=True,
-                        help="checkpoint file, or a folder (its newest checkpoint)")
+                        help="checkpoint file, or a folder (its newest checkpoint), or "
+                             "'pretrained' (the shipped model)")
     parser.add_argument("-o", "--out", dest="out", required=True,
                         help="output .pb file (or SavedModel folder with --format savedmodel)")
     parser.add_argument("-mn", "--model-name", "--model", dest="model_name", default=None,
@@ -72,7 +73,9 @@ def export_command(args):
     if args.input_size <= 26:
         raise ValueError("--input-size must be > 26 (the network's 2 x 13 margin), got %d"
                          % args.input_size)
-    info = export(args.checkpoint, args.out, args.fmt, model_name=args.model_name,
+    from densenet3d_keras.models.pretrained import resolve_checkpoint
+
+    info = export(resolve_checkpoint(args.checkpoint), args.out, args.fmt, model_name=args.model_name,
                   input_size=args.input_size, padding=args.padding, batch_size=args.batch_size)
     for line in describe(info):
         sys.stdout.write(line + "\n")

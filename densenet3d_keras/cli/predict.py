@@ -11,7 +11,13 @@ Usage::
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
         [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
         [--precision float32|bf16|mixed_float16] [--intra-op-threads N] [--inter-op-threads N]
+    python predict_keras.py -m pretrained (-r <dataset root> | -i <case dir>) -o <out dir> [--evaluate]
     python predict_keras.py --demo
+
+``-m pretrained`` is the shipped dense24 trained on ten real BraTS 2018 cases
+(:mod:`densenet3d_keras.models.pretrained`, its ``MODEL_CARD.md``): the architecture, padding
+and N4 setting come from it, and its postprocessing settings apply unless ``--postprocess``
+names others (``--postprocess none``: none).
 
 Writes ``<out>/<case id>.nii.gz`` per case: uint8 labels {0, 1, 2, 4} (BraTS 2017-2021) or
 {0, 1, 2, 3} (BraTS 2023; ``auto`` follows each case's own layout), on the flair's voxel grid
@@ -77,6 +83,7 @@ from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.config import DEFAULTS
 from densenet3d_keras.inference.inferers.registry import METHODS
+from densenet3d_keras.models.pretrained import MODEL_CARD, is_pretrained
 
 
 def add_averaging_and_part_flags(parser):
@@ -174,7 +181,9 @@ def build_parser():
                         help="also write <case>_probabilities.nii.gz (float32, X x Y x Z x 5)")
     output.add_argument("--postprocess", dest="postprocess", default=DEFAULTS.postprocess, metavar="SETTINGS.json",
                         help="postprocess each label map with these settings (as written by "
-                             "evaluate_keras.py --choose-postprocessing) before writing it")
+                             "evaluate_keras.py --choose-postprocessing) before writing it; "
+                             "'none': no postprocessing (default: none, except -m pretrained: "
+                             "its own settings)")
     output.add_argument("--evaluate", action="store_true",
                         help="score the predictions against the cases' seg files "
                              "(metrics.csv, summary.json in the output folder)")
@@ -250,7 +259,11 @@ def predict_command(args, argv=None):
             raise ValueError("%s must be >= 0, got %d" % (flag, value))
     args.intra_op_threads, args.inter_op_threads = threads.apply_thread_counts(
         args.intra_op_threads, args.inter_op_threads)
+    pretrained = is_pretrained(args.checkpoint)
     config = resolve(args, None if argv is None else given_options(build_parser, argv))
+    if pretrained:
+        _log("model: the pretrained dense24, trained on ten real BraTS 2018 cases; not for "
+             "clinical use (%s)" % MODEL_CARD)
     from densenet3d_keras.evaluation.report import CSV_NAME, OVERLAY_DIR, SUMMARY_NAME
 
     cases, _ = pipeline.run(config, lambda label, unit: TextProgress(sys.stderr, label, unit), _log,

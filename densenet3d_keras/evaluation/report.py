@@ -41,6 +41,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from densenet3d_keras.core import memory
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.labels import (LABEL_CONVENTIONS, REGIONS, REGIONS_2024,
                                           detect_convention, to_internal_labels)
@@ -463,7 +464,8 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
         challenge: whose lesion-wise settings apply
             (:data:`~densenet3d_keras.evaluation.challenges.CHALLENGES`).
         on_note: called with a line for each file read in another convention than its names
-            suggest (default: stderr).
+            suggest, and for each case whose scoring may need more memory than is available
+            (:mod:`densenet3d_keras.core.memory`) (default: stderr).
 
     Returns:
         (rows, summary): one OrderedDict per case (``case`` then the metrics) and the dict
@@ -539,6 +541,17 @@ HD95_DEFINITION = ("BraTS 2023 (surface-distance compute_robust_hausdorff: max o
                    "directed area-weighted 95th percentiles; 374 mm when one mask is empty)")
 
 
+def _warn_memory(case, on_note):
+    """A warning line (through ``on_note``, default stderr) when scoring ``case`` may need
+    more memory than is available."""
+    try:
+        shape = memory.grid_shape(case.label)
+    except Exception:  # an unreadable label map is reported when it is scored
+        return
+    memory.warn_if_short(on_note or _report_note, "scoring case %s (%s)"
+                         % (case.case_id, memory.describe_shape(shape)), memory.evaluate_bytes(shape))
+
+
 def _score_cases(cases, pred_paths, convention, overlay_dir, progress, options):
     """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary).
 
@@ -548,6 +561,7 @@ def _score_cases(cases, pred_paths, convention, overlay_dir, progress, options):
     metric_set, challenge, on_note = options
     rows = []
     for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
+        _warn_memory(case, on_note)
         row, pred_label, gt_label, gt_image = evaluate_prediction(
             case, pred_path, convention, metric_set, challenge, on_note)
         if overlay_dir:

@@ -17,6 +17,8 @@ from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, st
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 from densenet3d_keras.models.checkpoints import read_run_config
 from densenet3d_keras.models.loading import model_name_of
+from densenet3d_keras.models.pretrained import POSTPROCESSING as PRETRAINED_POSTPROCESSING
+from densenet3d_keras.models.pretrained import is_pretrained, resolve_checkpoint
 from generators.brats import check_outside_root
 from densenet3d_keras.models.presets import architecture_of, n4_for_model, resolve_model_name
 
@@ -70,6 +72,8 @@ class PredictConfig(object):
 
 #: Every option at its default: what the command line's flags default to.
 DEFAULTS = PredictConfig()
+#: ``--postprocess`` value that turns postprocessing off (also the pretrained model's).
+NO_POSTPROCESSING = "none"
 #: Fields of :class:`PredictConfig`.
 FIELDS = tuple(f.name for f in fields(PredictConfig))
 
@@ -110,6 +114,20 @@ def _check_sources(values):
     check_outside_root(values["out"], values["root_path"], "output folder (-o)")
     if values.get("label_convention") == "brats2024":
         raise ValueError("--label-convention brats2024: %s" % NO_CAVITY_CLASS)
+
+
+def _pretrained_options(values):
+    """``-m pretrained``: the shipped checkpoint, and its postprocessing settings unless
+    ``--postprocess`` names others; ``--postprocess none`` turns postprocessing off."""
+    postprocess = values.get("postprocess") or None
+    if is_pretrained(values["checkpoint"]):
+        try:
+            values["checkpoint"] = resolve_checkpoint(values["checkpoint"])
+        except FileNotFoundError as error:
+            raise ValueError(str(error))
+        if postprocess is None:
+            postprocess = PRETRAINED_POSTPROCESSING
+    values["postprocess"] = None if postprocess == NO_POSTPROCESSING else postprocess
 
 
 def _check_part(values):
@@ -179,6 +197,7 @@ def resolve(values):
         raise ValueError("unknown configuration keys: %s" % ", ".join(unknown))
     values = dict(DEFAULTS.to_dict(), **values)
     _check_sources(values)
+    _pretrained_options(values)
     values["model_name"] = model_name_of(values["checkpoint"], values["model_name"])
     values["n4correction"], values["n4correction_from"] = _n4_choice(values)
     values["architecture"], _ = resolve_model_name(values["model_name"])
@@ -190,7 +209,6 @@ def resolve(values):
     values["precision"] = values.get("precision") or DEFAULTS.precision
     compat.check_precision(values["precision"], values["graph_mode"])
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
-    values["postprocess"] = values.get("postprocess") or None
     if values["postprocess"]:
         values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()
     return PredictConfig(**values)

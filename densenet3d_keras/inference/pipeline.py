@@ -25,6 +25,7 @@ import os
 import tempfile
 import time
 
+from densenet3d_keras.core import memory
 from densenet3d_keras.core.fileio import make_output_folder
 from densenet3d_keras.core.labels import from_internal_labels
 from densenet3d_keras.inference.inferers.registry import build_inferer
@@ -160,7 +161,9 @@ def check_inputs(config, inputs, cases, log=print):
     out of float32 range, an empty brain) or, with ``evaluate``, a bad label map (grid,
     non-integer values, labels outside the convention) then stops the run before the first
     prediction is written. One case is in memory at a time; it is decoded again when it is
-    predicted, which costs a few seconds per case next to the prediction itself.
+    predicted, which costs a few seconds per case next to the prediction itself. A case whose
+    estimated peak memory (:func:`densenet3d_keras.core.memory.predict_bytes`) exceeds what the
+    machine has available gets a warning line; the run goes ahead.
 
     Raises:
         FileNotFoundError, ValueError: from :func:`generators.volumes.load_case_volumes`,
@@ -169,6 +172,9 @@ def check_inputs(config, inputs, cases, log=print):
     started = time.time()
     for case, original in zip(inputs, cases):
         volumes = load_case_volumes(case, with_label=config.evaluate, cavity_ok=True)
+        memory.warn_if_short(log, "predicting case %s (%s)"
+                             % (case.case_id, memory.describe_shape(volumes.shape)),
+                             memory.predict_bytes(volumes.shape, config.save_probabilities))
         if config.overlays and original.images["flair"] != case.images["flair"]:
             # Overlays are drawn on the original flair, not on the N4-corrected one read here.
             flair, _ = load_nifti(original.images["flair"])
