@@ -4,6 +4,7 @@ reading and normalising every case, a few training steps, N4, and segmenting a h
 The generated cases of the other tests have noise everywhere; real skull-stripped scans have
 an exact zero background, which these tests make sure the pipeline handles.
 """
+import csv
 import os
 import shutil
 import subprocess
@@ -85,3 +86,40 @@ def test_n4_on_a_real_case_sharpens_its_histogram_and_keeps_the_background(real_
         return float(-(p * np.log(p)).sum())
 
     assert entropy(after) < entropy(before) - 0.02
+
+
+#: Fold 0 of the cross-validation (tests/data/real/README.md) and a case it never saw.
+FOLD_CHECKPOINT = os.path.join(ROOT, "tests", "data", "real", "dense24_cv_fold0.h5")
+HELD_OUT = "Brats18_2013_20_1"
+#: Its held-out Dice WT / TC / ET as cross-validation measured them (0.862 / 0.788 / 0.844),
+#: less a margin for another machine's arithmetic.
+HELD_OUT_FLOOR = {"dice_wt": 0.82, "dice_tc": 0.74, "dice_et": 0.80}
+
+
+def test_a_cross_validation_checkpoint_segments_its_held_out_case(real_brats, tmp_path, capsys):
+    import nibabel as nib
+
+    from densenet3d_keras.core.brain import brain_mask
+    from densenet3d_keras.core.compat import clear_session
+    from densenet3d_keras.cli import predict as predict_keras
+    from generators.brats import load_case
+    from generators.volumes import load_case_volumes
+
+    folder = os.path.join(real_brats, HELD_OUT)
+    if not os.path.isdir(folder):
+        pytest.skip("%s is not under %s" % (HELD_OUT, real_brats))
+    out = str(tmp_path / "out")
+    clear_session()
+    code = predict_keras.main(["-m", FOLD_CHECKPOINT, "-i", folder, "-o", out, "--evaluate"])
+    clear_session()
+    stdout, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    with open(os.path.join(out, "metrics.csv")) as handle:
+        row = next(csv.DictReader(handle))
+    for name, floor in HELD_OUT_FLOOR.items():
+        assert float(row[name]) >= floor, (name, row[name], stdout)
+    labels = np.asarray(nib.load(os.path.join(out, HELD_OUT + ".nii.gz")).dataobj)
+    volumes = load_case_volumes(load_case(folder))
+    brain = brain_mask(volumes.image, volumes.background)
+    assert (labels > 0).sum() > 10000
+    assert not (labels[~brain] > 0).any(), "tumour outside the brain"
