@@ -23,6 +23,13 @@ and the times; the table printed at the end has one row per held-out case and th
 
 Everything after ``--`` goes to ``train_keras.py``; ``--predict-flags "..."`` to
 ``predict_keras.py``.
+
+With two or more folds, the postprocessing is cross-validated too (``postprocessing`` in
+``cv.json``, a second table): for each fold, ``evaluate_keras.py --choose-postprocessing``'s
+greedy choice is made on the held-out predictions of the *other* folds and scored on this
+fold's, so the postprocessed Dice is measured on cases its settings were not chosen on. The
+settings chosen on every fold's held-out cases together (what a shipped model would use) are
+recorded as ``postprocessing.json`` in ``--out``.
 """
 import argparse
 import json
@@ -150,6 +157,68 @@ def table(records):
     return lines
 
 
+def _components(root, records):
+    """fold index -> [(case id, CaseComponents)] of its held-out predictions."""
+    from densenet3d_keras.evaluation.postprocess_choice import case_components
+    from densenet3d_keras.evaluation.report import load_pair
+    from generators.brats import discover_cases
+
+    by_fold = {}
+    for record in records:
+        folder = os.path.join(root["out"], "fold_%d" % record["fold"], "pred")
+        cases = discover_cases(root["root"], record["val"], require_label=True)
+        by_fold[record["fold"]] = []
+        for case in cases:
+            pred, truth, _, spacing = load_pair(case, os.path.join(folder, case.case_id + ".nii.gz"))
+            by_fold[record["fold"]].append((case.case_id, case_components(pred, truth, spacing)))
+            del pred, truth
+    return by_fold
+
+
+def cross_validated_postprocessing(out, root, records):
+    """Choose postprocessing on the other folds' held-out cases, score it on each fold's.
+
+    Returns:
+        dict: ``folds`` (per fold: ``settings`` and per case the Dice and lesion-wise Dice
+        after), ``chosen_on_all`` (the settings chosen on every held-out case; also written
+        to ``<out>/postprocessing.json``).
+    """
+    from densenet3d_keras.evaluation.postprocess_choice import case_scores, choose
+    from densenet3d_keras.inference.postprocess import save_settings
+
+    by_fold = _components({"out": out, "root": root}, records)
+    folds_out = []
+    for record in records:
+        others = [item for k, items in by_fold.items() if k != record["fold"] for item in items]
+        settings, _ = choose([components for _, components in others])
+        cases = [dict([("case", case_id)] + list(case_scores(components, settings).items()))
+                 for case_id, components in by_fold[record["fold"]]]
+        folds_out.append({"fold": record["fold"], "settings": settings.to_dict(), "cases": cases})
+    every = [components for items in by_fold.values() for _, components in items]
+    chosen, _ = choose(every)
+    save_settings(os.path.join(out, "postprocessing.json"), chosen)
+    return {"folds": folds_out, "chosen_on_all": chosen.to_dict()}
+
+
+def postprocessing_table(result):
+    """Markdown lines: per held-out case, Dice and lesion-wise Dice after postprocessing chosen
+    on the other folds, then the means."""
+    names = ("dice_wt", "dice_tc", "dice_et", "lesion_dice_wt", "lesion_dice_tc", "lesion_dice_et")
+    lines = ["| fold | case | settings (wt / tc / et min size) | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 3) + "|"]
+    rows = []
+    for fold in result["folds"]:
+        sizes = fold["settings"]["min_size"]
+        label = "%s / %s / %s" % (sizes.get("wt", 0), sizes.get("tc", 0), sizes.get("et", 0))
+        for case in fold["cases"]:
+            rows.append(case)
+            lines.append("| %d | %s | %s | %s |" % (fold["fold"], case["case"], label,
+                                                    " | ".join("%.3f" % case[n] for n in names)))
+    lines.append("| | **mean of %d** | | %s |" % (len(rows), " | ".join(
+        "**%.3f**" % (sum(row[n] for row in rows) / len(rows)) for n in names)))
+    return lines
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     train_flags = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -174,9 +243,17 @@ def main(argv=None):
                "folds": records,
                "train_cpu_hours": sum(r["train_cpu_s"] for r in records) / 3600.0,
                "train_wall_hours": sum(r["train_wall_s"] for r in records) / 3600.0}
+    if len(records) >= 2:
+        summary["postprocessing"] = cross_validated_postprocessing(args.out, args.root, records)
     with open(os.path.join(args.out, "cv.json"), "w") as handle:
         json.dump(summary, handle, indent=1)
     print("\n".join(table(records)))
+    if "postprocessing" in summary:
+        print("\npostprocessing chosen on the other folds' held-out cases:")
+        print("\n".join(postprocessing_table(summary["postprocessing"])))
+        print("chosen on all %d held-out cases: %s (%s)" % (
+            sum(len(r["cases"]) for r in records), json.dumps(summary["postprocessing"]["chosen_on_all"]),
+            os.path.join(args.out, "postprocessing.json")))
     print("training: %.2f CPU hours, %.2f wall hours over %d fold(s)"
           % (summary["train_cpu_hours"], summary["train_wall_hours"], len(records)))
     return 0
