@@ -4,13 +4,14 @@
 their defaults from :data:`DEFAULTS`); :func:`resolve` checks the options given and fills in
 the derived ones: the model name the checkpoint records when ``-mn`` is not given, N4
 correction as the checkpoint's training recorded it, the padding of the method, whether the
-fcn method streams.
+fcn method streams (not with an ``engine`` other than TensorFlow: tiles).
 """
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS
+from densenet3d_keras.inference.engines import check_engine
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.postprocess import load_settings
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
@@ -55,6 +56,8 @@ class PredictConfig(object):
     evaluate: bool = False
     overlays: bool = False
     graph_mode: bool = False
+    #: What runs the network: ``tensorflow``, ``openvino`` or ``onnxruntime``.
+    engine: str = "tensorflow"
     precision: str = "float32"
     intra_op_threads: Optional[int] = None
     inter_op_threads: Optional[int] = None
@@ -179,6 +182,21 @@ def _method_options(values):
     values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
 
 
+def _engine_options(values):
+    """Check ``engine`` with the precision and method; an engine other than TensorFlow runs
+    the fcn method over tiles (no streaming)."""
+    values["engine"] = _default(values, "engine")
+    check_engine(values["engine"], values["precision"])
+    if values["engine"] != "tensorflow":
+        if values["method"] != "fcn":
+            raise ValueError("--engine %s runs --method fcn (over tiles), not --method %s"
+                             % (values["engine"], values["method"]))
+        if values["padding"] != "valid":
+            raise ValueError("--engine %s runs the valid-padding network (the same logits); "
+                             "drop --padding %s" % (values["engine"], values["padding"]))
+        values["stream"] = False
+
+
 def resolve(values):
     """Check prediction options and fill in the derived ones.
 
@@ -208,6 +226,7 @@ def resolve(values):
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["precision"] = values.get("precision") or DEFAULTS.precision
     compat.check_precision(values["precision"], values["graph_mode"])
+    _engine_options(values)
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     if values["postprocess"]:
         values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()
