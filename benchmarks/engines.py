@@ -2,7 +2,8 @@
 
 Each engine and precision segments the same case in a process of its own (so that each peak
 RSS is its own), as ``predict_keras.py`` runs it: TensorFlow streams the box in slabs (the
-default), OpenVINO and ONNX Runtime run the network's ONNX graph over tiles of ``--tile-size``.
+default), OpenVINO and ONNX Runtime run the network's ONNX graph over tiles of ``--tile-size`` (default: each engine's,
+:data:`densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`).
 The first run of a process includes TensorFlow's tracing and compiling of the slab shape
 (about 10 s) and OpenVINO's compiling of the tile shape (about 1 s), what predicting one case
 costs; ``--warm ENGINE ...`` runs the case a second time in those engines' processes, and the
@@ -19,7 +20,7 @@ with trained weights; OpenVINO float32 labels identical; peak memory < 4 GB.
 Run standalone::
 
     .venv/bin/python benchmarks/engines.py [--case <BraTS case folder>] [--checkpoint CKPT]
-        [--model dense24] [--tile-size 88] [--runs tensorflow:float32 openvino:bf16 ...]
+        [--model dense24] [--tile-size N] [--runs tensorflow:float32 openvino:bf16 ...]
         [--crop N] [--warm tensorflow openvino]
 
 Without ``--case``, a synthetic 240 x 240 x 155 case; without ``--checkpoint``, random weights
@@ -122,8 +123,10 @@ def _run(args, run, workdir):
     """One run in a child process: its JSON figures plus its labels."""
     labels = os.path.join(workdir, run.replace(":", "_") + ".npy")
     command = [sys.executable, os.path.abspath(__file__), "--child", run, "--case", args.case,
-               "--checkpoint", args.checkpoint, "--model", args.model, "--tile-size", str(args.tile_size),
+               "--checkpoint", args.checkpoint, "--model", args.model,
                "--labels", labels, "--crop", str(args.crop), "--warm"] + list(args.warm)
+    if args.tile_size:
+        command += ["--tile-size", str(args.tile_size)]
     output = subprocess.run(command, stdout=subprocess.PIPE, universal_newlines=True)
     if output.returncode != 0:
         return None
@@ -166,7 +169,8 @@ def main(argv=None):
     parser.add_argument("--case", default=None, help="a BraTS case folder (default: a synthetic 240x240x155 case)")
     parser.add_argument("--checkpoint", default=None, help="weights (default: random)")
     parser.add_argument("--model", default="dense24")
-    parser.add_argument("--tile-size", dest="tile_size", type=int, default=88)
+    parser.add_argument("--tile-size", dest="tile_size", type=int, default=None,
+                        help="tiles of the other engines (default: each engine's, as predict_keras.py)")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), metavar="ENGINE:PRECISION")
     parser.add_argument("--crop", type=int, default=0, help="keep the central N^3 voxels of the brain's box")
     parser.add_argument("--warm", nargs="*", default=[], metavar="ENGINE",
@@ -186,9 +190,9 @@ def main(argv=None):
             args.case = write_case(workdir, "Brats17_BENCH_1", shape=(240, 240, 155), seed=0)
         if args.checkpoint is None:
             args.checkpoint = _random_checkpoint(args.model, workdir)
-        print("engines benchmark: %s from %s, case %s%s, tile size %d (other engines), %d CPU(s)"
+        print("engines benchmark: %s from %s, case %s%s, tile size %s (other engines), %d CPU(s)"
               % (args.model, args.checkpoint, args.case, ", central %d^3 of the brain's box" % args.crop
-                 if args.crop else "", args.tile_size, os.cpu_count() or 0))
+                 if args.crop else "", args.tile_size or "each engine's", os.cpu_count() or 0))
         sys.stdout.flush()
         before = _peaks()
         results = {}

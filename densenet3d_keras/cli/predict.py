@@ -90,7 +90,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.config import DEFAULTS
-from densenet3d_keras.inference.engines import ENGINES
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, ENGINES
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.models.pretrained import MODEL_CARD, is_pretrained
 
@@ -133,8 +133,9 @@ def add_method_flags(parser):
                         help="fcn: run the model over overlapping tiles instead of streaming "
                              "the box in slabs (what graph mode does; slower, same labels)")
     method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULTS.tile_size,
-                        help="fcn with --tiles: largest tile edge in voxels (bounds memory; "
-                             "outputs per tile are 26 fewer; default %d)" % DEFAULTS.tile_size)
+                        help="fcn with --tiles or another --engine: largest tile edge in voxels "
+                             "(bounds memory; outputs per tile are 26 fewer; default %s)"
+                             % ", ".join("%s %d" % item for item in sorted(ENGINE_TILE_SIZES.items())))
     method.add_argument("--batch-size", dest="batch_size", type=int, default=DEFAULTS.batch_size,
                         help="tiles (fcn) or windows (patch) per model call (default: fcn as "
                              "many tiles as fit one --tile-size^3 tile, patch 4)")

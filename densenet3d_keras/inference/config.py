@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS
-from densenet3d_keras.inference.engines import check_engine
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, check_engine
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.postprocess import load_settings
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
@@ -47,7 +47,8 @@ class PredictConfig(object):
     stream: bool = True
     slab: int = DEFAULT_SLAB
     shape_reuse: int = DEFAULT_REUSE
-    tile_size: int = DEFAULT_TILE_SIZE
+    #: ``None``: the engine's, :data:`~densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`.
+    tile_size: Optional[int] = None
     batch_size: Optional[int] = None
     #: ``"auto"``: the method's (valid for fcn, same for patch).
     padding: str = "auto"
@@ -169,6 +170,8 @@ def _method_options(values):
     not with ``--tiles`` nor where it cannot run, in graph mode)."""
     if values["method"] not in METHODS:
         raise ValueError("unknown method %r (choose from %s)" % (values["method"], ", ".join(METHODS)))
+    if values["tile_size"] is None:
+        values["tile_size"] = ENGINE_TILE_SIZES.get(_default(values, "engine"), DEFAULT_TILE_SIZE)
     if values["tile_size"] <= 2 * values["margin"]:
         raise ValueError("--tile-size must exceed 2 x margin = %d, got %d"
                          % (2 * values["margin"], values["tile_size"]))

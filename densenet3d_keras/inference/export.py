@@ -292,7 +292,7 @@ def export_onnx(checkpoint, out, model_name=None, input_size=None, padding="vali
     model, path, recorded = load_model(path, model_name, input_size, "valid")
     proto = onnx_model(model, model_name, input_size, batch_size,
                        doc="%s (epoch %s) from %s" % (model_name, recorded["epoch"], path))
-    check = check_onnx(proto, model, input_size)
+    check = check_onnx(proto, model, input_size, batch_size or 1)
     data = proto.SerializeToString()
     write_bytes_atomic(out, data)
     keras.backend.clear_session()
@@ -306,13 +306,14 @@ def export_onnx(checkpoint, out, model_name=None, input_size=None, padding="vali
             "bytes": len(data), "check": check}
 
 
-def check_onnx(proto, model, input_size=None, seed=0):
+def check_onnx(proto, model, input_size=None, batch_size=1, seed=0):
     """Run an ONNX graph with ONNX Runtime beside the Keras model on one random input.
 
     Args:
         proto: the ``onnx.ModelProto``.
         model: the Keras model it was built from.
         input_size: the graph's cubic input edge, or ``None`` (dynamic: a 40 x 41 x 42 input).
+        batch_size: the batch of the input (the graph's, if it fixes one).
         seed: of the standard-normal input (normalised channels look like that).
 
     Returns:
@@ -330,7 +331,7 @@ def check_onnx(proto, model, input_size=None, seed=0):
         import onnxruntime
     except ImportError:
         return None
-    shape = (1,) + ((input_size,) * 3 if input_size else (40, 41, 42)) + (4,)
+    shape = (batch_size,) + ((input_size,) * 3 if input_size else (40, 41, 42)) + (4,)
     batch = np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(list(OUTPUT_NODES), {INPUT_NODE: batch})

@@ -179,6 +179,20 @@ def test_onnx_export_computes_the_keras_logits(checkpoint, tmp_path, capsys, ker
         assert _max_relative(got, want) < 1e-5
 
 
+def test_onnx_export_with_a_fixed_input_and_batch(checkpoint, tmp_path, capsys, keras_session):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
+    out = str(tmp_path / "model.onnx")
+    assert export_keras.main(["-m", checkpoint, "-o", out, "--format", "onnx", "--input-size", "40",
+                              "--batch-size", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "input node: input float32 [2,40,40,40,4]" in printed
+    assert "output node: labels_logits float32 [2,14,14,14,5]" in printed
+    assert "checked with ONNX Runtime on a random [2,40,40,40,4] input" in printed
+    dims = [d.dim_value for d in onnx.load(out).graph.output[1].type.tensor_type.shape.dim]
+    assert dims == [2, 14, 14, 14, 5]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--padding", "same"], "error: --format onnx writes the valid-padding network"),
     (["--input-size", "26"], "error: --input-size must be > 26"),

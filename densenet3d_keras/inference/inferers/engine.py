@@ -7,9 +7,8 @@ The tiles are those of ``--tiles`` (:class:`~densenet3d_keras.inference.inferers
 slab streaming carries planes between TensorFlow functions and stays TensorFlow's.
 """
 from densenet3d_keras.core.compat import clear_session
-from densenet3d_keras.inference.engines import engine_predictor
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, engine_predictor
 from densenet3d_keras.inference.inferers.tiles import TileInferer
-from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 
 
 class EngineInferer(TileInferer):
@@ -21,13 +20,15 @@ class EngineInferer(TileInferer):
             :class:`~densenet3d_keras.inference.inferers.tiles.TileInferer`.
         engine: ``"openvino"`` or ``"onnxruntime"``.
         precision: what the engine computes in (``"float32"``; OpenVINO also ``"bf16"``).
+        tile_size: ``None``: the engine's
+            (:data:`~densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`).
     """
 
     def __init__(self, checkpoint, model_name, engine, precision="float32", batch_size=None, member=None,
-                 tile_size=DEFAULT_TILE_SIZE):
+                 tile_size=None):
         # The Keras model is float32 and valid-padding: the graph is written from its weights.
         super(EngineInferer, self).__init__(checkpoint, model_name, "valid", "float32", batch_size, member,
-                                            tile_size)
+                                            tile_size or ENGINE_TILE_SIZES[engine])
         self.engine = engine
         self.engine_precision = precision
 
