@@ -125,7 +125,7 @@ def test_a_cross_validation_checkpoint_segments_its_held_out_case(real_brats, tm
     assert not (labels[~brain] > 0).any(), "tumour outside the brain"
 
 
-@pytest.mark.parametrize("engine, precision", [("onnxruntime", "float32"), ("openvino", "float32"), ("openvino", "bf16")])
+@pytest.mark.parametrize("engine, precision", [("onnxruntime", "float32"), ("openvino", "bf16")])
 def test_the_onnx_graph_of_fold_0_computes_its_keras_logits_on_a_real_tile(real_brats, engine, precision):
     """A 48^3 tile centred on the held-out case's tumour: float32 logits within 1e-5 of Keras's
     and the same labels; bf16 labels equal on at least 99% of the tile's outputs."""
