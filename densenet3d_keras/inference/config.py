@@ -228,8 +228,9 @@ def resolve(values):
     _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["precision"] = values.get("precision") or DEFAULTS.precision
-    compat.check_precision(values["precision"], values["graph_mode"])
     _engine_options(values)
+    if values["engine"] == "tensorflow":  # the other engines' precision is their own
+        compat.check_precision(values["precision"], values["graph_mode"])
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     if values["postprocess"]:
         values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()

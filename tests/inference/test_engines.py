@@ -102,6 +102,8 @@ def test_an_engine_segments_a_case_as_tensorflow_does(checkpoint, reference, eng
     (["--engine", "openvino"], "tiny fcn openvino float32"),
     (["--engine", "openvino", "--precision", "bf16", "--tta"], "tiny fcn openvino bf16 tta"),
     (["--engine", "onnxruntime", "--ensemble", "b.h5"], "tiny fcn onnxruntime float32 ensemble of 2"),
+    # bf16 is OpenVINO's own, so graph mode (where Keras has no bf16) does not refuse it.
+    (["--engine", "openvino", "--precision", "bf16", "--graph-mode"], "tiny fcn openvino bf16"),
 ])
 def test_an_engine_run_gets_engine_inferers_over_tiles(flags, text):
     _require("openvino" if "openvino" in flags else "onnxruntime")
