@@ -17,6 +17,8 @@ $(STAMP): requirements/base.txt requirements/cpu.txt requirements/dev.txt pyproj
 	$(PIP) install -q -r requirements/cpu.txt -r requirements/dev.txt
 	$(PIP) install -q --no-deps $(TF_KERAS)
 	$(PIP) install -q --no-deps -e .
+	# The optional inference engines, so that their tests run rather than skip.
+	$(PIP) install -q -e ".[onnx,openvino]"
 	touch $(STAMP)
 
 install: $(STAMP)

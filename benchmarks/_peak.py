@@ -4,11 +4,10 @@ import time
 import numpy as np
 
 
-def matmul_peak(tf, size=4096, repeats=7):
-    """Median GFLOP/s of two independent ``size``^2 float32 matmuls in one TensorFlow call."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    c = tf.random.normal((size, size))
+def matmul_peak(tf, size=4096, repeats=7, dtype=None):
+    """Median GFLOP/s of two independent ``size``^2 matmuls in one TensorFlow call, float32
+    unless ``dtype`` says otherwise (e.g. ``tf.bfloat16``)."""
+    a, b, c = [tf.random.normal((size, size), dtype=dtype or tf.float32) for _ in range(3)]
 
     @tf.function
     def two_products(a, b, c):

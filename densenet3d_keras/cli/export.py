@@ -1,10 +1,13 @@
-"""``export_keras.py``: a checkpoint as a frozen TensorFlow graph for Ascend offline inference.
+"""``export_keras.py``: a checkpoint as a frozen TensorFlow graph for Ascend offline inference,
+or as an ONNX graph.
 
-``python export_keras.py -m <checkpoint or folder> -o model.pb [--format pb|savedmodel]
+``python export_keras.py -m <checkpoint or folder> -o model.pb [--format pb|savedmodel|onnx]
 [--input-size 38|N] [--batch-size N] [--padding valid|same] [-mn NAME]`` writes a frozen
-``GraphDef`` (or a TensorFlow 1.x SavedModel folder) atomically and prints its input and output
-node names and shapes, and an ATC command line to convert it (see
-:mod:`densenet3d_keras.inference.export`).
+``GraphDef`` (or a TensorFlow 1.x SavedModel folder, or an ``.onnx`` file) atomically and prints
+its input and output node names and shapes, and for ``pb`` an ATC command line to convert it
+(see :mod:`densenet3d_keras.inference.export`). ``onnx`` has dynamic spatial axes unless
+``--input-size`` is given, needs the ``onnx`` extra, and is checked against the Keras model
+when ONNX Runtime is installed.
 """
 import sys
 
@@ -18,19 +21,21 @@ def build_parser():
     parser = ArgumentParser(
         prog="export_keras.py",
         description="Export a trained checkpoint as a frozen TensorFlow graph (.pb) for "
-                    "Ascend ATC / offline inference, or as a SavedModel.")
+                    "Ascend ATC / offline inference, as a SavedModel, or as an ONNX graph.")
     parser.add_argument("-m", "--model-path", dest="checkpoint", required=True,
                         help="checkpoint file, or a folder (its newest checkpoint), or "
                              "'pretrained' (the shipped model)")
     parser.add_argument("-o", "--out", dest="out", required=True,
-                        help="output .pb file (or SavedModel folder with --format savedmodel)")
+                        help="output .pb file (a SavedModel folder with --format savedmodel, an "
+                             ".onnx file with --format onnx)")
     parser.add_argument("-mn", "--model-name", "--model", dest="model_name", default=None,
                         help="architecture (default: the one the checkpoint records)")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="pb",
-                        help="pb: frozen GraphDef (ATC --framework=3); savedmodel: TF1 SavedModel")
-    parser.add_argument("--input-size", dest="input_size", type=int, default=38,
-                        help="cubic input edge in voxels (default 38, the training patch; "
-                             "outputs are 26 fewer)")
+                        help="pb: frozen GraphDef (ATC --framework=3); savedmodel: TF1 SavedModel; "
+                             "onnx: ONNX graph (needs pip install '.[onnx]')")
+    parser.add_argument("--input-size", dest="input_size", type=int, default=None,
+                        help="cubic input edge in voxels (outputs are 26 fewer; default 38, the "
+                             "training patch; onnx: dynamic depth, height and width)")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=None,
                         help="fixed batch size (default: dynamic, set by ATC --input_shape)")
     parser.add_argument("--padding", choices=("valid", "same"), default="valid",
@@ -56,6 +61,8 @@ def describe(info):
     for name, shape in zip(OUTPUT_NODES, info["output_shapes"]):
         lines.append("output node: %s float32 [%s] (logits)" % (name, _shape(shape)))
     lines.append("operators: %s" % ", ".join(info["ops"]))
+    if info["format"] == "onnx":
+        lines.append(_onnx_check_line(info))
     if info["format"] == "pb":
         lines.append("atc --framework=3 --model=%s --output=<name> --soc_version=<Ascend310...> "
                      "--input_format=NDHWC --input_shape=\"%s:%s\" --out_nodes=\"%s\""
@@ -64,13 +71,27 @@ def describe(info):
     return lines
 
 
+def _onnx_check_line(info):
+    """How the ONNX graph compared with the Keras model (or why it was not compared)."""
+    check = info.get("check")
+    if check is None:
+        return ("not checked against the Keras model: onnxruntime is not installed "
+                "(pip install 'densenet3d-keras[onnx]')")
+    return ("checked with ONNX Runtime on a random [%s] input: largest logit difference %.2g "
+            "(largest logit %.3g), labels equal on %.2f%% of voxels"
+            % (_shape(check["shape"]), check["max_difference"], check["max_logit"],
+               100 * check["labels_equal"]))
+
+
 def export_command(args):
     """Export and print the node names. Returns 0."""
     from densenet3d_keras.cli.runner import apply_graph_mode
     from densenet3d_keras.inference.export import export
 
     apply_graph_mode(False)  # honours DENSENET3D_GRAPH_MODE; the export has its own graph anyway
-    if args.input_size <= 26:
+    if args.input_size is None and args.fmt != "onnx":
+        args.input_size = 38
+    if args.input_size is not None and args.input_size <= 26:
         raise ValueError("--input-size must be > 26 (the network's 2 x 13 margin), got %d"
                          % args.input_size)
     from densenet3d_keras.models.pretrained import resolve_checkpoint

@@ -10,6 +10,7 @@ Usage::
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
         [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
         [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
+        [--engine tensorflow|openvino|onnxruntime]
         [--precision float32|bf16|mixed_float16] [--intra-op-threads N] [--inter-op-threads N]
     python predict_keras.py -m pretrained (-r <dataset root> | -i <case dir>) -o <out dir> [--evaluate]
     python predict_keras.py --demo
@@ -36,6 +37,13 @@ most ``--tile-size`` voxels per axis instead (slower, same labels; graph mode al
 tiles). ``patch`` is the reference's 38^3 sliding window (every window run), 20-50 times
 slower, for checking. All give the same labels at every voxel at least 13 voxels from the
 edge; ``patch`` leaves that rim unscored (label 0).
+
+``--engine openvino`` or ``onnxruntime`` runs the network's ONNX graph
+(:mod:`densenet3d_keras.inference.engines`) over tiles instead of TensorFlow: OpenVINO in
+float32 or bf16 (the fastest on CPUs with AVX-512 BF16 / AMX), ONNX Runtime in float32. Each
+is an optional extra (``pip install 'densenet3d-keras[openvino]'``, ``[onnx]``); without it the
+run stops with one line naming the extra. Tiles, ``--tta``, ``--ensemble``, ``--postprocess``
+and ``--evaluate`` work the same on every engine.
 
 ``--postprocess settings.json`` postprocesses every label map before it is written (small
 connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.postprocess`;
@@ -82,6 +90,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.config import DEFAULTS
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, ENGINES
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.models.pretrained import MODEL_CARD, is_pretrained
 
@@ -124,8 +133,9 @@ def add_method_flags(parser):
                         help="fcn: run the model over overlapping tiles instead of streaming "
                              "the box in slabs (what graph mode does; slower, same labels)")
     method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULTS.tile_size,
-                        help="fcn with --tiles: largest tile edge in voxels (bounds memory; "
-                             "outputs per tile are 26 fewer; default %d)" % DEFAULTS.tile_size)
+                        help="fcn with --tiles or another --engine: largest tile edge in voxels "
+                             "(bounds memory; outputs per tile are 26 fewer; default %s)"
+                             % ", ".join("%s %d" % item for item in sorted(ENGINE_TILE_SIZES.items())))
     method.add_argument("--batch-size", dest="batch_size", type=int, default=DEFAULTS.batch_size,
                         help="tiles (fcn) or windows (patch) per model call (default: fcn as "
                              "many tiles as fit one --tile-size^3 tile, patch 4)")
@@ -196,7 +206,12 @@ def build_parser():
 
 
 def add_speed_flags(group):
-    """``--precision`` and the thread counts."""
+    """``--engine``, ``--precision`` and the thread counts."""
+    group.add_argument("--engine", choices=list(ENGINES), default=DEFAULTS.engine,
+                       help="what runs the network: tensorflow (default; slabs or tiles, GPUs, "
+                            "NPUs), openvino (CPUs: fastest with --precision bf16; pip install "
+                            "'.[openvino]') or onnxruntime (float32, portable; pip install "
+                            "'.[onnx]'); other engines run over tiles")
     group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default=DEFAULTS.precision,
                        help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
                             "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")

@@ -4,13 +4,14 @@
 their defaults from :data:`DEFAULTS`); :func:`resolve` checks the options given and fills in
 the derived ones: the model name the checkpoint records when ``-mn`` is not given, N4
 correction as the checkpoint's training recorded it, the padding of the method, whether the
-fcn method streams.
+fcn method streams (not with an ``engine`` other than TensorFlow: tiles).
 """
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, check_engine
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.postprocess import load_settings
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
@@ -46,7 +47,8 @@ class PredictConfig(object):
     stream: bool = True
     slab: int = DEFAULT_SLAB
     shape_reuse: int = DEFAULT_REUSE
-    tile_size: int = DEFAULT_TILE_SIZE
+    #: ``None``: the engine's, :data:`~densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`.
+    tile_size: Optional[int] = None
     batch_size: Optional[int] = None
     #: ``"auto"``: the method's (valid for fcn, same for patch).
     padding: str = "auto"
@@ -55,6 +57,8 @@ class PredictConfig(object):
     evaluate: bool = False
     overlays: bool = False
     graph_mode: bool = False
+    #: What runs the network: ``tensorflow``, ``openvino`` or ``onnxruntime``.
+    engine: str = "tensorflow"
     precision: str = "float32"
     intra_op_threads: Optional[int] = None
     inter_op_threads: Optional[int] = None
@@ -166,6 +170,8 @@ def _method_options(values):
     not with ``--tiles`` nor where it cannot run, in graph mode)."""
     if values["method"] not in METHODS:
         raise ValueError("unknown method %r (choose from %s)" % (values["method"], ", ".join(METHODS)))
+    if values["tile_size"] is None:
+        values["tile_size"] = ENGINE_TILE_SIZES.get(_default(values, "engine"), DEFAULT_TILE_SIZE)
     if values["tile_size"] <= 2 * values["margin"]:
         raise ValueError("--tile-size must exceed 2 x margin = %d, got %d"
                          % (2 * values["margin"], values["tile_size"]))
@@ -177,6 +183,21 @@ def _method_options(values):
     _count_option(values, "slab", 1)
     _count_option(values, "shape_reuse", 0)
     values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
+
+
+def _engine_options(values):
+    """Check ``engine`` with the precision and method; an engine other than TensorFlow runs
+    the fcn method over tiles (no streaming)."""
+    values["engine"] = _default(values, "engine")
+    check_engine(values["engine"], values["precision"])
+    if values["engine"] != "tensorflow":
+        if values["method"] != "fcn":
+            raise ValueError("--engine %s runs --method fcn (over tiles), not --method %s"
+                             % (values["engine"], values["method"]))
+        if values["padding"] != "valid":
+            raise ValueError("--engine %s runs the valid-padding network (the same logits); "
+                             "drop --padding %s" % (values["engine"], values["padding"]))
+        values["stream"] = False
 
 
 def resolve(values):
@@ -207,7 +228,9 @@ def resolve(values):
     _averaging_options(values)
     values["graph_mode"] = bool(values.get("graph_mode"))
     values["precision"] = values.get("precision") or DEFAULTS.precision
-    compat.check_precision(values["precision"], values["graph_mode"])
+    _engine_options(values)
+    if values["engine"] == "tensorflow":  # the other engines' precision is their own
+        compat.check_precision(values["precision"], values["graph_mode"])
     values["evaluate"] = bool(values["evaluate"] or values["overlays"])
     if values["postprocess"]:
         values["postprocess_settings"] = load_settings(values["postprocess"]).to_dict()

@@ -1,4 +1,5 @@
-"""Frozen-graph export for Ascend offline inference (ATC converts a TensorFlow GraphDef to .om).
+"""Export for offline inference: a frozen TensorFlow graph (Ascend ATC converts it to .om), a
+SavedModel, or an ONNX graph (OpenVINO, ONNX Runtime and other runtimes).
 
 The network is rebuilt from a checkpoint in a TensorFlow 1.x graph of its own (a fresh
 ``tf.Graph`` with its own session, so the same code runs in a graph-mode process, in an eager
@@ -15,21 +16,33 @@ Node names (also printed by ``export_keras.py``):
 - :data:`OUTPUT_NODES` ``wt_logits`` ``(batch, N-26, N-26, N-26, 2)`` and ``labels_logits``
   ``(batch, N-26, N-26, N-26, 5)``: logits of the whole-tumour and the label head (softmax
   and argmax on the host, as ``predict_keras.py`` does; label k is internal label k).
+
+``onnx`` writes the valid-padding network as built by
+:func:`densenet3d_keras.inference.onnx_graph.onnx_model` (same input and output names and
+layouts, dynamic spatial axes unless an input size is given) and checks it against the Keras
+model with ONNX Runtime when that is installed (:func:`check_onnx`).
 """
 import os
 import shutil
 import tempfile
 
+from densenet3d_keras.inference.engines import require_package
 from densenet3d_keras.models.checkpoints import find_checkpoint
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.compat import keras, tf
 from densenet3d_keras.core.fileio import write_bytes_atomic
 from densenet3d_keras.core.geometry import PATCH_SIZE
 from densenet3d_keras.models.loading import load_model, model_name_of
+from densenet3d_keras.models.presets import architecture_of
 
 INPUT_NODE = "input"
 OUTPUT_NODES = ("wt_logits", "labels_logits")
-FORMATS = ("pb", "savedmodel")
+FORMATS = ("pb", "savedmodel", "onnx")
+#: Largest logit difference from the Keras model :func:`check_onnx` accepts, relative to the
+#: largest logit (float32 rounding in another order of summation: about 1e-6 measured).
+ONNX_TOLERANCE = 1e-5
+#: What ``--format onnx`` needs: the package, and the extra that installs it.
+ONNX_PACKAGE = ("onnx", "onnx")
 #: The SavedModel signature of ``--format savedmodel``.
 SIGNATURE = "serving_default"
 
@@ -122,8 +135,8 @@ def _write_savedmodel(graph_def, out):
 def export(checkpoint, out, fmt="pb", **kwargs):
     """Export a checkpoint as a frozen graph (``pb``) or a SavedModel folder, atomically.
 
-    Keyword arguments are those of :func:`frozen_graph`. Returns its ``info`` plus ``out``
-    and ``format``.
+    Keyword arguments are those of :func:`frozen_graph` (of :func:`export_onnx` for ``onnx``).
+    Returns its ``info`` plus ``out`` and ``format``.
 
     Raises:
         FileNotFoundError, ValueError: see :func:`frozen_graph`; an unknown format, or an
@@ -132,7 +145,11 @@ def export(checkpoint, out, fmt="pb", **kwargs):
     """
     if fmt not in FORMATS:
         raise ValueError("--format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
+    if fmt == "onnx":
+        require_package(*ONNX_PACKAGE)
     check_output(checkpoint, out, fmt)
+    if fmt == "onnx":
+        return export_onnx(checkpoint, out, **kwargs)
     graph_def, info = frozen_graph(checkpoint, **kwargs)
     if fmt == "pb":
         write_bytes_atomic(out, graph_def.SerializeToString())
@@ -152,7 +169,7 @@ def check_output(checkpoint, out, fmt):
     Args:
         checkpoint: the checkpoint argument (file or folder).
         out: the output path.
-        fmt: ``"pb"`` or ``"savedmodel"``.
+        fmt: ``"pb"``, ``"savedmodel"`` or ``"onnx"``.
 
     Raises:
         FileNotFoundError: the output's parent folder does not exist.
@@ -177,13 +194,14 @@ def check_output(checkpoint, out, fmt):
         raise FileNotFoundError("output folder does not exist: %s" % parent)
     if not os.path.lexists(out):
         return
-    if fmt == "pb":
+    if fmt in ("pb", "onnx"):
         if os.path.isdir(out):
-            raise ValueError("output %s is a folder; give a .pb file name" % out)
-        if not _is_frozen_export(out):
-            raise ValueError("output %s exists and is not an earlier export (a frozen graph with "
+            raise ValueError("output %s is a folder; give a .%s file name" % (out, fmt))
+        if not (_is_frozen_export if fmt == "pb" else _is_onnx_export)(out):
+            raise ValueError("output %s exists and is not an earlier export (%s with "
                              "nodes %s); choose another -o or remove it"
-                             % (out, ", ".join((INPUT_NODE,) + OUTPUT_NODES)))
+                             % (out, "a frozen graph" if fmt == "pb" else "an ONNX graph",
+                                ", ".join((INPUT_NODE,) + OUTPUT_NODES)))
     elif os.path.isfile(out):
         raise ValueError("output %s is a file; --format savedmodel writes a folder" % out)
     elif os.listdir(out) and not _is_savedmodel_export(out):
@@ -229,3 +247,101 @@ def load_frozen_graph(path):
     with open(path, "rb") as handle:
         graph_def.ParseFromString(handle.read())
     return graph_def
+
+
+def _is_onnx_export(path):
+    """Whether ``path`` is an ONNX model with this exporter's input and outputs."""
+    import onnx
+
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception:  # protobuf raises DecodeError and others on foreign bytes
+        return False
+    return ([value.name for value in graph.input] == [INPUT_NODE]
+            and [value.name for value in graph.output] == list(OUTPUT_NODES))
+
+
+def export_onnx(checkpoint, out, model_name=None, input_size=None, padding="valid", batch_size=None):
+    """Write the ONNX graph of a checkpoint to ``out`` atomically, checked against Keras.
+
+    Args:
+        checkpoint: checkpoint file or folder (its newest checkpoint).
+        out: the ``.onnx`` file.
+        model_name: architecture (default: the one the checkpoint records, else dense24).
+        input_size: cubic input edge (> 26), or ``None`` for dynamic spatial axes.
+        padding: ``"valid"`` only (the graph is the valid-padding network; ``same`` gives the
+            same logits with more arithmetic).
+        batch_size: a fixed batch, or ``None`` for a dynamic one.
+
+    Returns:
+        dict as :func:`frozen_graph`'s ``info`` plus ``out``, ``format``, ``bytes`` and ``check``
+        (:func:`check_onnx`'s result, or ``None`` without ONNX Runtime).
+
+    Raises:
+        FileNotFoundError, ValueError: no checkpoint, unfit weights, bad sizes, a check that fails.
+    """
+    from densenet3d_keras.inference.onnx_graph import onnx_model
+
+    if padding != "valid":
+        raise ValueError("--format onnx writes the valid-padding network (the same logits as "
+                         "same padding, less arithmetic); drop --padding %s" % padding)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError("--batch-size must be >= 1, got %d" % batch_size)
+    path = find_checkpoint(checkpoint)
+    model_name = model_name_of(path, model_name)
+    model, path, recorded = load_model(path, model_name, input_size, "valid")
+    proto = onnx_model(model, model_name, input_size, batch_size,
+                       doc="%s (epoch %s) from %s" % (model_name, recorded["epoch"], path))
+    check = check_onnx(proto, model, input_size, batch_size or 1)
+    data = proto.SerializeToString()
+    write_bytes_atomic(out, data)
+    keras.backend.clear_session()
+    margin = 2 * architecture_of(model_name).margin
+    spatial = [input_size] * 3 if input_size else [None] * 3
+    return {"checkpoint": path, "epoch": recorded["epoch"], "model_name": model_name, "padding": "valid",
+            "input_shape": [batch_size] + spatial + [4],
+            "output_shapes": [[batch_size] + [None if s is None else s - margin for s in spatial] + [k]
+                              for k in (2, 5)],
+            "ops": sorted(set(node.op_type for node in proto.graph.node)), "out": out, "format": "onnx",
+            "bytes": len(data), "check": check}
+
+
+def check_onnx(proto, model, input_size=None, batch_size=1, seed=0):
+    """Run an ONNX graph with ONNX Runtime beside the Keras model on one random input.
+
+    Args:
+        proto: the ``onnx.ModelProto``.
+        model: the Keras model it was built from.
+        input_size: the graph's cubic input edge, or ``None`` (dynamic: a 40 x 41 x 42 input).
+        batch_size: the batch of the input (the graph's, if it fixes one).
+        seed: of the standard-normal input (normalised channels look like that).
+
+    Returns:
+        ``None`` without ONNX Runtime, else ``{"shape", "max_difference", "max_logit",
+        "labels_equal"}`` (the largest absolute logit difference over both outputs, the
+        largest absolute logit, the share of voxels whose label is the same).
+
+    Raises:
+        ValueError: the labels differ or the logits differ by more than
+            :data:`ONNX_TOLERANCE` times the largest logit.
+    """
+    import numpy as np
+
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    shape = (batch_size,) + ((input_size,) * 3 if input_size else (40, 41, 42)) + (4,)
+    batch = np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(list(OUTPUT_NODES), {INPUT_NODE: batch})
+    want = [np.asarray(x, dtype=np.float32) for x in model.predict_on_batch(batch)]
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(got, want))
+    largest = max(float(np.max(np.abs(b))) for b in want)
+    labels = float(np.mean(got[1].argmax(-1) == want[1].argmax(-1)))
+    result = {"shape": list(shape), "max_difference": difference, "max_logit": largest, "labels_equal": labels}
+    if labels < 1.0 or difference > ONNX_TOLERANCE * max(1.0, largest):
+        raise ValueError("the ONNX graph does not compute what the Keras model does: largest logit "
+                         "difference %.3g (largest logit %.3g), labels equal on %.4f%%"
+                         % (difference, largest, 100 * labels))
+    return result

@@ -4,6 +4,7 @@ The export builds its own TensorFlow 1.x graph, so it runs in this eager test pr
 does in a graph-mode one (tests/training/test_graph_mode.py exports there too).
 """
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -156,3 +157,62 @@ def test_the_checkpoint_file_itself_is_never_the_output(run_folder, capsys):
     path = str(run_folder / "tiny_epoch_003.h5")
     assert export_keras.main(["-m", path, "-o", path]) == 2
     assert "is the input" in capsys.readouterr().err
+
+
+def test_onnx_export_computes_the_keras_logits(checkpoint, tmp_path, capsys, keras_session):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
+    out = str(tmp_path / "model.onnx")
+    for _ in range(2):  # the second run replaces the first export
+        assert export_keras.main(["-m", checkpoint, "-o", out, "--format", "onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert "input node: input float32 [-1,-1,-1,-1,4]" in printed
+    assert "operators: Add, Concat, Conv, Mul, Relu, Slice, Transpose" in printed
+    assert "checked with ONNX Runtime on a random [1,40,41,42,4] input" in printed
+    assert "labels equal on 100.00% of voxels" in printed
+    assert os.listdir(str(tmp_path)) == ["model.onnx"]  # no temporary left
+    onnx.checker.check_model(onnx.load(out))
+    session = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"])
+    batch = np.random.RandomState(1).normal(size=(2, 40, 40, 40, 4)).astype("float32")
+    for got, want in zip(session.run(list(export.OUTPUT_NODES), {"input": batch}), _keras_logits(checkpoint, batch)):
+        assert got.shape == want.shape == (2, 14, 14, 14, got.shape[-1])
+        assert _max_relative(got, want) < 1e-5
+
+
+def test_onnx_export_with_a_fixed_input_and_batch(checkpoint, tmp_path, capsys, keras_session):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
+    out = str(tmp_path / "model.onnx")
+    assert export_keras.main(["-m", checkpoint, "-o", out, "--format", "onnx", "--input-size", "40",
+                              "--batch-size", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "input node: input float32 [2,40,40,40,4]" in printed
+    assert "output node: labels_logits float32 [2,14,14,14,5]" in printed
+    assert "checked with ONNX Runtime on a random [2,40,40,40,4] input" in printed
+    dims = [d.dim_value for d in onnx.load(out).graph.output[1].type.tensor_type.shape.dim]
+    assert dims == [2, 14, 14, 14, 5]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--padding", "same"], "error: --format onnx writes the valid-padding network"),
+    (["--input-size", "26"], "error: --input-size must be > 26"),
+    (["-o", "{run}/history.csv"], "exists and is not an earlier export (an ONNX graph with nodes input, "),
+    (["-o", "{run}/tiny_epoch_003.h5"], "is the input"),
+])
+def test_onnx_export_refusals(run_folder, tmp_path, capsys, args, message):
+    pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    values = {"run": str(run_folder)}
+    before = _contents(run_folder)
+    argv = ["-m", str(run_folder), "-o", str(tmp_path / "m.onnx"), "--format", "onnx"]
+    assert export_keras.main(argv + [a.format(**values) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert _contents(run_folder) == before and not os.path.exists(str(tmp_path / "m.onnx"))
+
+
+def test_onnx_export_without_the_onnx_package_names_the_extra(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    assert export_keras.main(["-m", checkpoint, "-o", str(tmp_path / "m.onnx"), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: onnx is not installed: pip install 'densenet3d-keras[onnx]' "
+                   "(in a checkout: pip install -e '.[onnx]')\n")

@@ -123,3 +123,35 @@ def test_a_cross_validation_checkpoint_segments_its_held_out_case(real_brats, tm
     brain = brain_mask(volumes.image, volumes.background)
     assert (labels > 0).sum() > 10000
     assert not (labels[~brain] > 0).any(), "tumour outside the brain"
+
+
+@pytest.mark.parametrize("engine, precision", [("onnxruntime", "float32"), ("openvino", "bf16")])
+def test_the_onnx_graph_of_fold_0_computes_its_keras_logits_on_a_real_tile(real_brats, engine, precision):
+    """A 48^3 tile centred on the held-out case's tumour: float32 logits within 1e-5 of Keras's
+    and the same labels; bf16 labels equal on at least 99% of the tile's outputs."""
+    pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    pytest.importorskip(engine, reason="%s not installed (pip install '.[%s]')"
+                        % (engine, "openvino" if engine == "openvino" else "onnx"))
+    from densenet3d_keras.core.compat import clear_session
+    from densenet3d_keras.inference.engines import engine_predictor
+    from densenet3d_keras.models.loading import load_model
+    from generators.brats import load_case
+    from generators.volumes import load_case_volumes
+
+    folder = os.path.join(real_brats, HELD_OUT)
+    if not os.path.isdir(folder):
+        pytest.skip("%s is not under %s" % (HELD_OUT, real_brats))
+    volumes = load_case_volumes(load_case(folder))
+    centre = [int(c.mean()) for c in np.nonzero(volumes.label)]
+    tile = volumes.image[tuple(slice(c - 24, c + 24) for c in centre)][None]
+    clear_session()
+    model = load_model(FOLD_CHECKPOINT, "dense24", None, "valid")[0]
+    want = np.asarray(model(tile, training=False)[1])
+    got = engine_predictor(model, "dense24", engine, precision)(tile)
+    clear_session()
+    agree = np.mean(got.argmax(-1) == want.argmax(-1))
+    if precision == "float32":
+        assert np.max(np.abs(got - want)) <= 1e-5 and agree == 1.0, (np.max(np.abs(got - want)), agree)
+    else:
+        assert agree >= 0.99, agree
+    assert len(np.unique(want.argmax(-1))) > 1  # the tile holds tumour and background

@@ -9,6 +9,8 @@ names what it does (for the files' headers). The prediction pipeline only calls 
 - :mod:`~densenet3d_keras.inference.inferers.patch`: the reference's 38^3 sliding windows;
 - :mod:`~densenet3d_keras.inference.inferers.tiles`: the fully convolutional network over tiles;
 - :mod:`~densenet3d_keras.inference.inferers.slabs`: the box streamed in slabs;
+- :mod:`~densenet3d_keras.inference.inferers.engine`: tiles run by OpenVINO or ONNX Runtime
+  (``--engine``);
 - :mod:`~densenet3d_keras.inference.inferers.averaged`: test-time mirroring and ensembles, an
   inferer wrapping the others of one method;
 - :mod:`~densenet3d_keras.inference.inferers.registry`: ``--method`` name -> inferer.
