@@ -38,7 +38,9 @@ def test_pretrained_is_a_name_and_other_values_stay_paths():
 
 
 def _config(argv):
-    return resolve(dict(vars(predict_keras.build_parser().parse_args(argv))))
+    values = dict(vars(predict_keras.build_parser().parse_args(argv)))
+    del values["demo"]
+    return resolve(values)
 
 
 def test_predict_takes_architecture_n4_and_postprocessing_from_the_shipped_model(tmp_path):
