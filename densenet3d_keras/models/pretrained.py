@@ -1,8 +1,8 @@
 """The shipped model: dense24 trained on ten real BraTS 2018 cases (``-m pretrained``).
 
-The folder :data:`FOLDER` beside this module holds the weights-only checkpoint
-(:data:`CHECKPOINT`, which records its architecture and padding), the training run's
-``config.json`` (read like any run's: N4 off), the postprocessing settings chosen on the
+The folder :data:`FOLDER` (``pretrained_files/`` beside this module) holds the weights-only
+checkpoint (:data:`CHECKPOINT`, which records its architecture and padding), the training
+run's ``config.json`` (read like any run's: N4 off), the postprocessing settings chosen on the
 cross-validation folds (:data:`POSTPROCESSING`) and ``MODEL_CARD.md`` (data, recipe, command,
 cross-validated Dice, training time, limitations).
 
@@ -14,7 +14,7 @@ import os
 #: The value of ``-m`` that names the shipped model.
 NAME = "pretrained"
 #: The folder of the shipped model's files.
-FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained_files")
 #: The shipped checkpoint (weights only: for prediction and export, not for resuming).
 CHECKPOINT = os.path.join(FOLDER, "dense24_brats2018_real.h5")
 #: The postprocessing settings chosen for it on the cross-validation folds.
