@@ -102,8 +102,14 @@ def run_step(argv, log_path, mode="w"):
 def _read_metrics(path):
     import csv
 
+    def value_of(text):
+        try:
+            return float(text)
+        except ValueError:
+            return text  # the case id, the challenge
+
     with open(path) as handle:
-        return [dict((key, float(value) if key != "case" else value) for key, value in row.items())
+        return [dict((key, value_of(value)) for key, value in row.items())
                 for row in csv.DictReader(handle)]
 
 
