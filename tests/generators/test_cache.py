@@ -129,7 +129,7 @@ def test_damaged_entry_that_cannot_be_rebuilt_names_the_cache(tmp_path, monkeypa
     err = capsys.readouterr().err  # the default log line, on stderr
     assert "is damaged (%s" % label_path in err and "rebuilding it" in err
 
-    def no_op(case, entry, stats, minimum):  # a "rebuild" that does not repair the entry
+    def no_op(case, entry, stats, minimum, log=None):  # a "rebuild" that does not repair the entry
         with open(os.path.join(entry, "meta.json")) as handle:
             import json
 
