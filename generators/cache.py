@@ -92,10 +92,7 @@ def _is_valid(entry, stats, minimum):
 
 
 def _build(case, entry, stats, minimum, log=None):
-    try:
-        shape = memory.grid_shape(case.images["flair"])
-    except Exception:  # an unreadable file is reported by the loader below
-        shape = None
+    shape = memory.grid_shape(case.images["flair"])
     if shape is not None:
         memory.warn_if_short(log or _report, "preprocessing case %s (%s) for training"
                              % (case.case_id, memory.describe_shape(shape)), memory.cache_bytes(shape))

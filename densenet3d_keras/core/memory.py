@@ -110,10 +110,14 @@ def warn_if_short(log, what, needed, available=None):
 
 
 def grid_shape(path):
-    """The grid shape a NIfTI file's header declares (the data is not read)."""
+    """The grid shape a NIfTI file's header declares (the data is not read), or ``None`` when
+    the file cannot be read: its reader reports why."""
     import nibabel as nib
 
-    return tuple(int(size) for size in nib.load(path).shape[:3])
+    try:
+        return tuple(int(size) for size in nib.load(path).shape[:3])
+    except Exception:  # missing or corrupt: reported by the loader that reads it next
+        return None
 
 
 def describe_shape(shape):

@@ -544,9 +544,8 @@ HD95_DEFINITION = ("BraTS 2023 (surface-distance compute_robust_hausdorff: max o
 def _warn_memory(case, on_note):
     """A warning line (through ``on_note``, default stderr) when scoring ``case`` may need
     more memory than is available."""
-    try:
-        shape = memory.grid_shape(case.label)
-    except Exception:  # an unreadable label map is reported when it is scored
+    shape = memory.grid_shape(case.label)
+    if shape is None:
         return
     memory.warn_if_short(on_note or _report_note, "scoring case %s (%s)"
                          % (case.case_id, memory.describe_shape(shape)), memory.evaluate_bytes(shape))
