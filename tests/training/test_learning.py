@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 
+from densenet3d_keras.core.compat import tf
 from densenet3d_keras.models.builder import build_model
 from densenet3d_keras.models.objectives import compile_model
 from densenet3d_keras.models.architecture import Architecture, DenseBlock
@@ -22,6 +23,10 @@ def _cases(root, list_name, cache):
 
 
 def test_training_beats_chance_on_held_out_patches(keras_session, small_dataset, cache_dir):
+    # A fixed initialisation (else it depends on what ran before in this process) and six
+    # epochs: with four, one seed in five ended just above chance; with six, the held-out Dice
+    # of seeds 0-4 was 0.86-0.95.
+    tf.random.set_seed(0)
     train = _cases(small_dataset, "train.txt", cache_dir)
     held_out = _cases(small_dataset, "test.txt", cache_dir)
     sequence = PatchSequence(train, batch_size=4, n_pos=16, n_neg=16, seed=0,
@@ -30,7 +35,7 @@ def test_training_beats_chance_on_held_out_patches(keras_session, small_dataset,
                                     patch_size=PATCH, output_size=12)[0]
     model = compile_model(build_model("tiny", input_size=PATCH, padding="valid", architecture=SHALLOW),
                           learning_rate=2e-3)
-    model.fit(sequence, epochs=4, shuffle=False, verbose=0)
+    model.fit(sequence, epochs=6, shuffle=False, verbose=0)
     wt_pred, label_pred = model.predict(x, batch_size=16, verbose=0)
     truth = wt.argmax(-1) == 1
     guess = wt_pred.argmax(-1) == 1
