@@ -18,7 +18,9 @@ Every metric is the official BraTS 2023 script's (HD95 definition, empty regions
 ``--metrics`` picks the columns (default ``all``), ``--challenge`` the lesion-wise dilation and
 volume threshold (:mod:`densenet3d_keras.evaluation.challenges`). BraTS 2024 post-treatment
 label maps (4 = resection cavity) are recognised from their values or named with
-``--label-convention brats2024``, and scored on WT, TC, NETC, SNFH, ET and RC. ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
+``--label-convention brats2024``, and scored on WT, TC, NETC, SNFH, ET and RC as the official
+BraTS 2024 script scores them (small predicted lesions deleted, touching sub-region lesions
+merged). ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
 (:mod:`densenet3d_keras.evaluation.postprocess_choice`), prints them with the mean Dice before
 and after, and writes ``<out>/postprocessing.json`` for ``predict_keras.py --postprocess``.
 Exit codes: see :mod:`densenet3d_keras.cli.runner`.

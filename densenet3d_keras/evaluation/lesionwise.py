@@ -1,4 +1,5 @@
-"""BraTS 2023 lesion-wise Dice and HD95, with lesion counts (true / false positives, misses).
+"""BraTS 2023 and 2024 lesion-wise Dice and HD95, with lesion counts (true / false positives,
+misses).
 
 Pure numpy/scipy. The definition is that of the official BraTS 2023 evaluation code,
 https://github.com/rachitsaluja/BraTS-2023-Metrics (``get_LesionWiseScores`` /
@@ -42,10 +43,36 @@ area, the larger of the two directed 95th percentiles). Every value equals the o
 script's on the cases of ``tests/evaluation/official``.
 
 BraTS 2024 post-treatment labels are scored per region of
-:data:`~densenet3d_keras.core.labels.REGIONS_2024` in the same way, with the 2024 GLI dilation and
-thresholds. Not reproduced: the 2024 script also merges NETC, SNFH, ET and RC lesions that touch
-lesions of the other three sub-regions (``combine_lesions_tissues``); here each sub-region's
-lesions are grouped by its own dilation only, as for WT and TC.
+:data:`~densenet3d_keras.core.labels.REGIONS_2024` (WT, TC, NETC, SNFH, ET, RC) as the official
+BraTS 2024 script does (https://github.com/rachitsaluja/BraTS-2024-Metrics, ``metrics_GLI.py``,
+latest version stored, commit 9e8879a; settings in
+:mod:`densenet3d_keras.evaluation.challenges`). Where it differs from the steps above:
+
+a. Dilation per region: 5 iterations for NETC and RC, 3 for WT, TC, SNFH, ET. The same number
+   groups the ground truth (step 2) and matches predictions (step 3).
+b. The prediction is grouped by the same dilation, and predicted groups of at most 20 voxels
+   (10 for ET; a voxel count, not a volume) are deleted before any metric, the full-volume
+   Dice, HD95, sensitivity and specificity included. The remaining groups, not the 26-connected
+   components, are the predicted lesions.
+c. Merging (ground truth and prediction alike, each from its own groups): a NETC group that
+   touches ET groups is merged with the other NETC groups touching the same one, then the
+   result likewise through RC groups; ET merges through NETC then RC, RC through ET then NETC,
+   SNFH through ET, RC then NETC. "Touching" means 18-neighbouring voxels (faces and edges, not
+   corners). A group touching several groups of the other sub-region follows only the
+   first-numbered of them, numbered as ``cc3d`` numbers the other sub-region's dilated mask
+   (first voxel in C order); the merging is therefore not transitive and depends on that
+   order, which :func:`dilation_groups` reproduces. The other sub-region's groups are always
+   its own unmerged ones. A merged lesion's footprint is the union of its groups' footprints.
+d. Ground-truth lesions of at most 10 mm^3 (ET) or 20 mm^3 (every other region) are left out.
+e. A missed lesion, a false positive (and, for the full-volume HD95, one empty mask) costs
+   337 mm instead of 374.
+
+Every lesion-wise value and the full-volume Dice equal the official script's on the cases of
+``tests/evaluation/official`` (``cases_2024.py``). The official script computes its
+full-volume HD95, sensitivity and specificity on the lesion label maps (ids 1, 2, ...), not on
+0/1 masks, which makes them meaningless where a map holds two lesions or more; this project
+scores the 0/1 masks, and those three equal the official values wherever both maps hold at most
+one lesion.
 """
 from collections import OrderedDict
 
@@ -280,9 +307,32 @@ def _lesion_hd95(pred_components, lesions, lesion_id, matched_ids, boxes, spacin
     return hd95(pred, lesions.lesions[box] == lesion_id, spacing)
 
 
+def _score_region(pred_units, pred_count, lesions, spacing, missed_hd95):
+    """Lesion-wise Dice, HD95 and counts of one region from its predicted units (components,
+    or the 2024 merged lesions) and ground-truth lesions (module docstring, steps 3-7)."""
+    table = component_table(pred_units, pred_count, lesions)
+    dice, matched, false_positives = lesion_dice(table)
+    boxes = (ndimage.find_objects(lesions.footprint), ndimage.find_objects(pred_units))
+    distances = []
+    for index in np.flatnonzero(lesions.kept):
+        matched_ids = (np.flatnonzero(table.touch[:, index]) + 1).tolist()
+        distances.append(_lesion_hd95(pred_units, lesions, index + 1, matched_ids, boxes,
+                                      spacing) if matched_ids else missed_hd95)
+    kept = int(np.count_nonzero(lesions.kept))
+    denominator = kept + false_positives
+    result = OrderedDict()
+    result["dice"] = float(dice[lesions.kept].sum() / denominator) if denominator else 1.0
+    result["hd95"] = (float((sum(distances) + missed_hd95 * false_positives) / denominator)
+                      if denominator else 0.0)
+    result["tp"] = int(np.count_nonzero(matched & lesions.kept))
+    result["fp"] = false_positives
+    result["fn"] = kept - result["tp"]
+    return result
+
+
 def lesionwise_region(pred_mask, gt_mask, spacing, iterations=DILATION_ITERATIONS,
                       min_volume=MIN_LESION_VOLUME):
-    """Lesion-wise Dice, HD95 and counts of one region.
+    """Lesion-wise Dice, HD95 and counts of one region (BraTS 2023 rules).
 
     Args:
         pred_mask: 3-D array, nonzero = inside.
@@ -297,27 +347,196 @@ def lesionwise_region(pred_mask, gt_mask, spacing, iterations=DILATION_ITERATION
     spacing = check_spacing(spacing)
     lesions = ground_truth_lesions(gt_mask, spacing, iterations, min_volume)
     pred_components, pred_count = connected_components(pred_mask)
-    table = component_table(pred_components, pred_count, lesions)
-    dice, matched, false_positives = lesion_dice(table)
-    boxes = (ndimage.find_objects(lesions.footprint), ndimage.find_objects(pred_components))
-    distances = []
-    for index in np.flatnonzero(lesions.kept):
-        matched_ids = (np.flatnonzero(table.touch[:, index]) + 1).tolist()
-        distances.append(_lesion_hd95(pred_components, lesions, index + 1, matched_ids, boxes,
-                                      spacing) if matched_ids else MISSED_HD95)
-    kept = int(np.count_nonzero(lesions.kept))
-    denominator = kept + false_positives
-    result = OrderedDict()
-    result["dice"] = float(dice[lesions.kept].sum() / denominator) if denominator else 1.0
-    result["hd95"] = (float((sum(distances) + MISSED_HD95 * false_positives) / denominator)
-                      if denominator else 0.0)
-    result["tp"] = int(np.count_nonzero(matched & lesions.kept))
-    result["fp"] = false_positives
-    result["fn"] = kept - result["tp"]
-    return result
+    return _score_region(pred_components, pred_count, lesions, spacing, MISSED_HD95)
 
 
-def evaluate_lesionwise(pred_label, gt_label, spacing, settings=None):
+# --- BraTS 2024 post-treatment glioma ------------------------------------------------------
+
+#: Sub-region -> the sub-regions whose lesions its touching lesions are merged through, in
+#: the order the official script applies them (module docstring, BraTS 2024).
+MERGED_THROUGH = OrderedDict([("netc", ("et", "rc")), ("et", ("netc", "rc")),
+                              ("rc", ("et", "netc")), ("snfh", ("et", "rc", "netc"))])
+#: Offsets of the 18-neighbourhood (and the voxel itself) in which lesions touch.
+_TOUCH_OFFSETS = tuple(tuple(int(v) - 1 for v in offset)
+                       for offset in np.argwhere(ndimage.generate_binary_structure(3, 2)))
+
+
+def dilation_groups(mask, iterations):
+    """Group a mask by dilation, numbered as the official 2024 script's ``cc3d`` numbers them.
+
+    Args:
+        mask: 3-D boolean array.
+        iterations: dilations with the 18-connected structure.
+
+    Returns:
+        (groups, footprint, count): int32 maps of the same shape: the group id (1..count) at
+        the mask's voxels and at the voxels of each group's dilated component. Groups are
+        numbered in the order of the first voxel of their dilated component in C order (last
+        axis fastest): ``cc3d.connected_components`` follows the memory order of its input,
+        and the script passes it scipy's dilation, a C-ordered array. The 2024 merging depends
+        on that order.
+    """
+    groups = np.zeros(mask.shape, np.int32)
+    footprint = np.zeros(mask.shape, np.int32)
+    if not mask.any():
+        return groups, footprint, 0
+    box = bounding_box(mask, margin=iterations)
+    dilated = ndimage.binary_dilation(mask[box], structure=DILATION_STRUCTURE,
+                                      iterations=iterations)
+    footprint[box], count = connected_components(dilated)
+    groups[box] = np.where(mask[box], footprint[box], 0)
+    return groups, footprint, int(count)
+
+
+def drop_small_groups(groups, max_voxels):
+    """``groups`` without the groups of at most ``max_voxels`` voxels (ids unchanged)."""
+    sizes = np.bincount(groups.ravel())
+    small = sizes <= max_voxels
+    small[0] = False
+    return np.where(small[groups], 0, groups).astype(np.int32)
+
+
+def touching_pairs(first, second):
+    """The pairs (id in ``first``, id in ``second``) of groups with 18-neighbouring voxels.
+
+    Args:
+        first, second: int label maps of one shape (0 = background).
+
+    Returns:
+        set of (int, int).
+    """
+    if not first.any() or not second.any():
+        return set()
+    box = bounding_box(first > 0, margin=1)
+    near = np.pad(first[box], 1, mode="constant")
+    other = np.pad(second[box], 1, mode="constant")
+    core = tuple(slice(1, n - 1) for n in near.shape)
+    own = near[core]
+    width = int(second.max()) + 1
+    keys = []
+    for offset in _TOUCH_OFFSETS:
+        shifted = other[tuple(slice(1 + d, n - 1 + d) for d, n in zip(offset, other.shape))]
+        both = (own > 0) & (shifted > 0)
+        keys.append(own[both].astype(np.int64) * width + shifted[both])
+    keys = np.unique(np.concatenate(keys))
+    return set(zip((keys // width).tolist(), (keys % width).tolist()))
+
+
+def merge_through(groups, other):
+    """Merge the groups of one sub-region that touch the same lesion of another.
+
+    Each group touching lesions of ``other`` takes the lowest-numbered of them as its key, and
+    groups with the same key become one (the official ``relabel_nifti_image``: a group touching
+    two lesions joins only the first one's, so the merging is not transitive); groups touching
+    nothing keep their id.
+
+    Args:
+        groups: int label map of the sub-region's current groups.
+        other: int label map of the other sub-region's groups (its own dilation groups).
+
+    Returns:
+        int32 label map; merged groups get new ids above the current largest.
+    """
+    key = {}
+    for own, theirs in touching_pairs(groups, other):
+        key[own] = min(key.get(own, theirs), theirs)
+    if not key:
+        return groups
+    largest = int(groups.max())
+    new_ids = dict((theirs, largest + 1 + rank)
+                   for rank, theirs in enumerate(sorted(set(key.values()))))
+    lookup = np.arange(largest + 1, dtype=np.int32)
+    for own, theirs in key.items():
+        lookup[own] = new_ids[theirs]
+    return lookup[groups]
+
+
+def _renumbered(groups, footprint=None):
+    """Group ids made 1..n (in order of the old ids), the footprint following; and n."""
+    ids = np.unique(groups)
+    ids = ids[ids > 0]
+    lookup = np.zeros(int(max(groups.max(), footprint.max() if footprint is not None else 0)) + 1,
+                      np.int32)
+    lookup[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return lookup[groups], (lookup[footprint] if footprint is not None else None), int(ids.size)
+
+
+class Brats2024Region(object):
+    """One region of a case prepared by :func:`prepare_brats2024`.
+
+    Attributes:
+        pred_units: int32 label map of the predicted lesions (1..pred_count) after the small
+            ones are deleted and touching ones merged.
+        pred_count: their number.
+        lesions: :class:`GroundTruthLesions` of the merged ground-truth lesions.
+    """
+
+    def __init__(self, pred_units, pred_count, lesions):
+        self.pred_units = pred_units
+        self.pred_count = pred_count
+        self.lesions = lesions
+
+    @property
+    def pred_mask(self):
+        """The scored prediction: the region's mask without the deleted small lesions."""
+        return self.pred_units > 0
+
+
+def _merge_all(groups, through=MERGED_THROUGH):
+    """Every sub-region's groups merged through the others' own (unmerged) groups."""
+    merged = OrderedDict()
+    for region, group_map in groups.items():
+        for other in through.get(region, ()):
+            group_map = merge_through(group_map, groups[other])
+        merged[region] = group_map
+    return merged
+
+
+def prepare_brats2024(pred_label, gt_label, spacing, settings, merge=True):
+    """Group, filter and merge both label maps as the official BraTS 2024 script does.
+
+    Args:
+        pred_label, gt_label: internal label maps (3 = resection cavity).
+        spacing: voxel size in mm per axis.
+        settings: BraTS 2024 :class:`~densenet3d_keras.evaluation.challenges.LesionSettings`.
+        merge: merge touching NETC, SNFH, ET and RC lesions (off only to show what the merging
+            changes).
+
+    Returns:
+        OrderedDict region -> :class:`Brats2024Region`, regions of ``settings``.
+
+    Raises:
+        ValueError: as :func:`evaluate_lesionwise`.
+    """
+    regions = settings_regions(settings)
+    pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
+    spacing = check_spacing(spacing)
+    gt_groups, footprints, pred_groups = OrderedDict(), OrderedDict(), OrderedDict()
+    for region in regions:
+        iterations = settings.iterations(region)
+        gt_groups[region], footprints[region], _ = dilation_groups(
+            region_mask(gt_label, region), iterations)
+        groups, _, _ = dilation_groups(region_mask(pred_label, region), iterations)
+        pred_groups[region] = drop_small_groups(groups, settings.min_pred_voxels[region])
+    through = MERGED_THROUGH if merge else {}
+    gt_merged, pred_merged = _merge_all(gt_groups, through), _merge_all(pred_groups, through)
+    prepared = OrderedDict()
+    for region in regions:
+        # Merging maps whole groups, so each footprint follows its group's new id.
+        lookup = np.zeros(int(max(gt_groups[region].max(), 0)) + 1, np.int32)
+        present = gt_groups[region] > 0
+        lookup[gt_groups[region][present]] = gt_merged[region][present]
+        lesions, footprint, count = _renumbered(gt_merged[region], lookup[footprints[region]])
+        sizes = np.bincount(lesions.ravel(), minlength=count + 1)[1:].astype(np.int64)
+        kept = lesion_volumes(sizes, spacing) > settings.min_volume[region]
+        box = bounding_box(gt_groups[region] > 0, margin=settings.iterations(region))
+        units, _, unit_count = _renumbered(pred_merged[region])
+        prepared[region] = Brats2024Region(
+            units, unit_count, GroundTruthLesions(lesions, footprint, count, sizes, kept, box))
+    return prepared
+
+
+def evaluate_lesionwise(pred_label, gt_label, spacing, settings=None, prepared=None):
     """Lesion-wise results of every region of one case.
 
     Args:
@@ -327,6 +546,8 @@ def evaluate_lesionwise(pred_label, gt_label, spacing, settings=None):
         spacing: voxel size in mm per axis (the ground truth's header zooms).
         settings: :class:`~densenet3d_keras.evaluation.challenges.LesionSettings`; default
             BraTS 2023 GLI. Its regions are the ones scored.
+        prepared: with BraTS 2024 settings, the :func:`prepare_brats2024` result of these
+            label maps if already computed (the legacy metrics use it too).
 
     Returns:
         OrderedDict with the keys of :func:`lesion_names` (:data:`LESION_NAMES` for WT, TC,
@@ -339,10 +560,19 @@ def evaluate_lesionwise(pred_label, gt_label, spacing, settings=None):
     regions = settings_regions(settings)
     pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
     spacing = check_spacing(spacing)
-    per_region = OrderedDict(
-        (region, lesionwise_region(region_mask(pred_label, region), region_mask(gt_label, region),
-                                   spacing, settings.dilation, settings.min_volume[region]))
-        for region in regions)
+    if settings.brats2024:
+        if prepared is None:
+            prepared = prepare_brats2024(pred_label, gt_label, spacing, settings)
+        per_region = OrderedDict(
+            (region, _score_region(part.pred_units, part.pred_count, part.lesions, spacing,
+                                   settings.missed_hd95))
+            for region, part in prepared.items())
+    else:
+        per_region = OrderedDict(
+            (region, lesionwise_region(region_mask(pred_label, region),
+                                       region_mask(gt_label, region), spacing,
+                                       settings.iterations(region), settings.min_volume[region]))
+            for region in regions)
     row = OrderedDict()
     for family in LESION_FAMILIES:
         key = family[len("lesion_"):]

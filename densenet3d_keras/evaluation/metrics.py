@@ -25,6 +25,11 @@ meaning the region has no voxel:
 * Specificity ``TN / (TN + FP)``; 0 when the ground truth covers the whole volume (no
   background to keep: the official ``TN / (TN + FP + tiny)``).
 
+BraTS 2024 post-treatment label maps are scored as the official 2024 script does
+(:mod:`densenet3d_keras.evaluation.lesionwise`): :func:`evaluate_case` then gets the
+prediction's masks without its deleted small lesions (``pred_masks``) and the 2024 HD95 of one
+empty mask, 337 mm (``hd95_penalty``).
+
 Not official BraTS metrics, kept as named extras:
 
 * NSD, the normalised surface distance (surface Dice) at a tolerance of :data:`NSD_TOLERANCE`
@@ -184,18 +189,18 @@ def surface_distances(from_mask, to_mask, spacing):
     return distance[source_surface]
 
 
-def _empty_pair(pred, gt):
+def _empty_pair(pred, gt, penalty=HD95_PENALTY):
     """The HD95 of masks of which at least one is empty, else ``None``."""
     has_pred = bool(pred.any())
     has_gt = bool(gt.any())
     if not has_pred and not has_gt:
         return 0.0
     if has_pred != has_gt:
-        return HD95_PENALTY
+        return penalty
     return None
 
 
-def hd95(pred_mask, gt_mask, spacing):
+def hd95(pred_mask, gt_mask, spacing, penalty=HD95_PENALTY):
     """HD95 in mm as the official BraTS evaluation computes it.
 
     The larger of the two directed, surface-area-weighted 95th percentiles of the surface
@@ -205,9 +210,11 @@ def hd95(pred_mask, gt_mask, spacing):
         pred_mask: 3-D array, nonzero = inside.
         gt_mask: 3-D array of the same shape.
         spacing: voxel size in mm per axis, e.g. the NIfTI header zooms.
+        penalty: the value when exactly one mask is empty (BraTS 2024: 337).
 
     Returns:
-        float mm; 0.0 when both masks are empty, :data:`HD95_PENALTY` (374) when exactly one is.
+        float mm; 0.0 when both masks are empty, ``penalty`` (:data:`HD95_PENALTY`, 374) when
+        exactly one is.
 
     Raises:
         ValueError: the shapes differ (the message names both), a mask is not 3-D or the
@@ -215,7 +222,7 @@ def hd95(pred_mask, gt_mask, spacing):
     """
     pred, gt = _check_pair(pred_mask, gt_mask)
     spacing = check_spacing(spacing)
-    empty = _empty_pair(pred, gt)
+    empty = _empty_pair(pred, gt, penalty)
     if empty is not None:
         return empty
     return robust_hausdorff(surfel_distances(gt, pred, spacing), HD_PERCENTILE)
@@ -398,7 +405,7 @@ def metric_names(regions=REGIONS):
 
 
 def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE,
-                  regions=REGIONS):
+                  regions=REGIONS, pred_masks=None, hd95_penalty=HD95_PENALTY):
     """All metrics of one case, for every region.
 
     Args:
@@ -410,6 +417,9 @@ def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=N
         regions: the regions scored (``REGIONS`` or ``REGIONS_2024`` of
             :mod:`densenet3d_keras.core.labels`; internal label 3, the resection cavity, is
             allowed only with the latter).
+        pred_masks: optional mapping region -> the prediction's mask to score instead of the
+            region of ``pred_label`` (BraTS 2024: without the deleted small lesions).
+        hd95_penalty: HD95 when exactly one mask is empty (BraTS 2024: 337).
 
     Returns:
         OrderedDict ``metric -> float`` with the keys of :func:`metric_names` (:data:`METRIC_NAMES`
@@ -422,11 +432,12 @@ def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=N
     """
     pred_label, gt_label = check_label_pair(pred_label, gt_label, labels_of_regions(regions))
     spacing = check_spacing(spacing)
-    masks = OrderedDict((region, (region_mask(pred_label, region), region_mask(gt_label, region)))
+    masks = OrderedDict((region, (region_mask(pred_label, region) if pred_masks is None
+                                  else pred_masks[region], region_mask(gt_label, region)))
                         for region in regions)
     functions = OrderedDict([
         ("dice", dice),
-        ("hd95", lambda p, g: hd95(p, g, spacing)),
+        ("hd95", lambda p, g: hd95(p, g, spacing, hd95_penalty)),
         ("sensitivity", sensitivity),
         ("specificity", specificity),
     ])

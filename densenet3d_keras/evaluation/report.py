@@ -7,8 +7,9 @@ and scored with :func:`densenet3d_keras.evaluation.metrics.evaluate_case` using 
 voxel size. Which metrics is a *metric set* (:data:`METRIC_SETS`): ``legacy`` (Dice, HD95,
 sensitivity, specificity: :data:`~densenet3d_keras.evaluation.metrics.METRIC_NAMES`),
 ``lesionwise`` (the BraTS 2023 lesion-wise Dice, HD95 and lesion counts of
-:mod:`densenet3d_keras.evaluation.lesionwise`, then NSD at 1 mm:
-:data:`~densenet3d_keras.evaluation.metrics.NSD_NAMES`) or ``all`` (legacy, then lesionwise).
+:mod:`densenet3d_keras.evaluation.lesionwise`, the BraTS 2024 ones for 2024 labels, then NSD
+at 1 mm: :data:`~densenet3d_keras.evaluation.metrics.NSD_NAMES`) or ``all`` (legacy, then
+lesionwise).
 
 Label conventions: the ground truth's is its file names' (the case layout's) unless its label
 values do not fit it, then the later release's they fit (a BraTS 2023 map renamed to 2017
@@ -47,7 +48,8 @@ from densenet3d_keras.core.labels import (LABEL_CONVENTIONS, REGIONS, REGIONS_20
                                           detect_convention, to_internal_labels)
 from densenet3d_keras.evaluation.challenges import (CHALLENGES, DEFAULT_CHALLENGE,
                                                     lesion_settings, settings_regions)
-from densenet3d_keras.evaluation.lesionwise import COUNT_FAMILIES, evaluate_lesionwise, lesion_names
+from densenet3d_keras.evaluation.lesionwise import (COUNT_FAMILIES, evaluate_lesionwise,
+                                                    lesion_names, prepare_brats2024)
 from densenet3d_keras.evaluation.metrics import evaluate_case, metric_names as legacy_names, summarise
 from generators.brats import (Case,
                               NIFTI_EXTENSIONS,
@@ -346,9 +348,15 @@ def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET, s
     regions = settings_regions(settings)
     names = metric_names(metric_set, regions)
     with_lesions = metric_set != "legacy"
-    row = evaluate_case(pred_label, gt_label, spacing, with_nsd=with_lesions, regions=regions)
+    prepared = pred_masks = None
+    if settings.brats2024:
+        # The 2024 script deletes small predicted lesions before every metric.
+        prepared = prepare_brats2024(pred_label, gt_label, spacing, settings)
+        pred_masks = OrderedDict((region, part.pred_mask) for region, part in prepared.items())
+    row = evaluate_case(pred_label, gt_label, spacing, with_nsd=with_lesions, regions=regions,
+                        pred_masks=pred_masks, hd95_penalty=settings.missed_hd95)
     if with_lesions:
-        row.update(evaluate_lesionwise(pred_label, gt_label, spacing, settings))
+        row.update(evaluate_lesionwise(pred_label, gt_label, spacing, settings, prepared))
     return OrderedDict((name, row[name]) for name in names)
 
 

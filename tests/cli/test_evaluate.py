@@ -528,13 +528,16 @@ def test_brats2024_labels_scored_on_six_regions(dataset, capsys):
     new = by_case[NEW]
     assert new["challenge"] == "GLI-2024" and by_case[PERFECT]["challenge"] == "GLI-2023"
     assert float(new["dice_wt"]) == 1.0 and float(new["dice_et"]) == 1.0  # WT without cavity
-    assert float(new["dice_rc"]) == 0.0 and float(new["hd95_rc"]) == 374.0
-    assert (new["lesion_tp_rc"], new["lesion_fn_rc"]) == ("0", "1")      # 48 mm^3 > 10
+    assert float(new["dice_rc"]) == 0.0 and float(new["hd95_rc"]) == 337.0  # 2024 penalty
+    assert (new["lesion_tp_rc"], new["lesion_fn_rc"]) == ("0", "1")      # 48 mm^3 > 20
     assert by_case[PERFECT]["dice_rc"] == "nan"                          # not a 2024 case
     with open(os.path.join(dataset["out"], "summary.json")) as stream:
         summary = json.load(stream)
     assert summary["regions"] == ["wt", "tc", "netc", "snfh", "et", "rc"]
-    assert summary["lesion_settings"]["GLI-2024"]["min_lesion_volume_mm3"]["et"] == 10.0
+    settings = summary["lesion_settings"]["GLI-2024"]
+    assert settings["min_lesion_volume_mm3"]["et"] == 10.0
+    assert settings["min_lesion_volume_mm3"]["rc"] == 20.0
+    assert settings["dilation_iterations"]["netc"] == 5 and settings["missed_hd95_mm"] == 337.0
     assert summary["metrics"]["dice_rc"]["count"] == 1
 
 

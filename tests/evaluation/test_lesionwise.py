@@ -222,3 +222,61 @@ def test_agrees_with_the_plain_algorithm_on_random_blobs(seed):
     assert result["dice"] == pytest.approx(expected[0], abs=1e-12)
     assert result["hd95"] == pytest.approx(expected[1], abs=1e-9)
     assert (result["tp"], result["fp"], result["fn"]) == expected[2:]
+
+
+# --- BraTS 2024 post-treatment rules ---------------------------------------------------------
+
+def test_2024_groups_are_numbered_in_c_order():
+    # The official script's cc3d numbers scipy's (C-ordered) dilation in C order: the group
+    # lowest on the first axis first, even when it is higher on the last one.
+    mask = union(box((2, 2, 30), (5, 5, 33)), box((20, 2, 2), (23, 5, 5)))
+    groups, footprint, count = lesionwise.dilation_groups(mask, 3)
+    assert count == 2 and groups[3, 3, 31] == 1 and groups[21, 3, 3] == 2
+    assert footprint[3, 3, 27] == 1 and not groups[3, 3, 27]         # dilated only
+
+
+def test_2024_small_predicted_groups_are_deleted_by_voxel_count():
+    groups, _, _ = lesionwise.dilation_groups(union(box((2, 2, 2), (12, 4, 3)),      # 20
+                                                    box((20, 2, 2), (27, 5, 3))), 3)  # 21
+    kept = lesionwise.drop_small_groups(groups, 20)
+    assert not kept[2:12, 2:4, 2].any() and (kept[20:27, 2:5, 2] == 2).all()
+
+
+def test_2024_lesions_touch_through_faces_and_edges_not_corners():
+    first = box((5, 5, 5), (8, 8, 8)).astype(np.int32)
+    for corner, touches in (((8, 5, 5), True), ((8, 8, 5), True), ((8, 8, 8), False)):
+        second = box(corner, tuple(c + 2 for c in corner)).astype(np.int32) * 3
+        assert lesionwise.touching_pairs(first, second) == ({(1, 3)} if touches else set())
+
+
+def test_2024_merging_joins_the_first_numbered_lesion_touched():
+    # Own groups 1 and 2 both touch other lesion 2; group 1 also touches other lesion 1, so it
+    # joins lesion 1's group and stays apart from group 2 (the official, non-transitive rule).
+    own = np.zeros(SHAPE, np.int32)
+    own[box((10, 2, 2), (14, 6, 6))] = 1
+    own[box((30, 2, 2), (34, 6, 6))] = 2
+    other = np.zeros(SHAPE, np.int32)
+    other[box((6, 2, 2), (10, 6, 6))] = 1
+    other[box((14, 2, 2), (30, 6, 6))] = 2
+    merged = lesionwise.merge_through(own, other)
+    assert merged[11, 3, 3] != merged[31, 3, 3]
+    swapped = np.where(other > 0, 3 - other, 0)       # now the bar is lesion 1
+    merged = lesionwise.merge_through(own, swapped)
+    assert merged[11, 3, 3] == merged[31, 3, 3] and merged[11, 3, 3] > 2
+
+
+def test_2024_merged_lesion_is_scored_as_one():
+    # Two NETC blocks joined by an ET bar are one NETC lesion: finding one block is a match.
+    from densenet3d_keras.evaluation.challenges import lesion_settings
+
+    gt = np.zeros(SHAPE, np.uint8)
+    gt[box((4, 4, 4), (9, 9, 9))] = 1
+    gt[box((25, 4, 4), (30, 9, 9))] = 1
+    gt[box((9, 5, 5), (25, 8, 8))] = 4
+    pred = np.where(box((25, 4, 4), (30, 9, 9)), 0, gt).astype(np.uint8)
+    settings = lesion_settings("GLI", "brats2024")
+    row = lesionwise.evaluate_lesionwise(pred, gt, ONE_MM, settings)
+    assert (row["lesion_tp_netc"], row["lesion_fn_netc"]) == (1, 0)
+    assert row["lesion_dice_netc"] == pytest.approx(2 * 125 / (250 + 125))
+    unmerged = lesionwise.prepare_brats2024(pred, gt, ONE_MM, settings, merge=False)
+    assert unmerged["netc"].lesions.count == 2
