@@ -6,7 +6,7 @@ Usage::
     python evaluate_keras.py --pred <pred dir> --gt <dataset root> -o <out dir>
         [--list test.txt] [--label-convention auto|brats2017|brats2023|brats2024] [--overlays]
         [--skip-incomplete] [--metrics legacy|lesionwise|all] [--challenge GLI|MEN|MET|PED|SSA]
-        [--choose-postprocessing]
+        [--brats2024-legacy-metrics masks|official] [--choose-postprocessing]
 
 Predictions are ``<pred dir>/<case id>.nii.gz`` (the BraTS submission name); the ground truth
 is each case folder's ``seg`` file under the dataset root. With ``--list`` exactly the listed
@@ -20,7 +20,11 @@ volume threshold (:mod:`densenet3d_keras.evaluation.challenges`). BraTS 2024 pos
 label maps (4 = resection cavity) are recognised from their values or named with
 ``--label-convention brats2024``, and scored on WT, TC, NETC, SNFH, ET and RC as the official
 BraTS 2024 script scores them (small predicted lesions deleted, touching sub-region lesions
-merged). ``--choose-postprocessing`` then also chooses postprocessing settings on these cases
+merged); the official script computes their full-volume HD95, sensitivity and specificity on
+its lesion label maps (ids 1, 2, ...), which this project reproduces with
+``--brats2024-legacy-metrics official`` (the default ``masks`` scores the 0/1 masks, which
+gives the same values wherever both maps hold at most one lesion). ``--choose-postprocessing``
+then also chooses postprocessing settings on these cases
 (:mod:`densenet3d_keras.evaluation.postprocess_choice`), prints them with the mean Dice before
 and after, and writes ``<out>/postprocessing.json`` for ``predict_keras.py --postprocess``.
 Exit codes: see :mod:`densenet3d_keras.cli.runner`.
@@ -34,6 +38,9 @@ from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 METRIC_SETS = ("legacy", "lesionwise", "all")
 #: ``--challenge`` values (as :data:`densenet3d_keras.evaluation.challenges.CHALLENGES`).
 CHALLENGES = ("GLI", "MEN", "MET", "PED", "SSA")
+#: ``--brats2024-legacy-metrics`` values (as
+#: :data:`densenet3d_keras.evaluation.metrics.LEGACY_2024_CHOICES`), the first the default.
+LEGACY_2024_CHOICES = ("masks", "official")
 POSTPROCESSING_NAME = "postprocessing.json"
 
 
@@ -70,6 +77,15 @@ def build_parser():
                              "scripts): GLI, SSA, PED dilate 3 times and drop lesions <= 50 "
                              "mm^3, MEN 1 and 50, MET 1 and 2 (default GLI; BraTS 2024 "
                              "post-treatment labels always take the 2024 GLI settings)")
+    parser.add_argument("--brats2024-legacy-metrics", dest="brats2024_legacy_metrics",
+                        choices=LEGACY_2024_CHOICES, default=LEGACY_2024_CHOICES[0],
+                        help="HD95, sensitivity and specificity of BraTS 2024 post-treatment "
+                             "cases: masks scores the 0/1 region masks (default); official "
+                             "gives exactly the official 2024 script's values, computed on its "
+                             "lesion label maps (ids 1, 2, ...), which lose their meaning where "
+                             "a region holds two lesions or more (sensitivity then counts only "
+                             "lesion 1; elsewhere the two agree). Dice and lesion-wise metrics "
+                             "are the same either way; no effect on BraTS 2017/2023 cases")
     parser.add_argument("--choose-postprocessing", dest="choose_postprocessing",
                         action="store_true",
                         help="also choose postprocessing (small-component removal, ET to "
@@ -131,9 +147,10 @@ def evaluate(args):
 
     check_outside_root(args.out, args.gt, "output folder (-o)")
     print("evaluate: pred=%s gt=%s out=%s list=%s label_convention=%s overlays=%s metrics=%s "
-          "challenge=%s choose_postprocessing=%s"
+          "challenge=%s brats2024_legacy_metrics=%s choose_postprocessing=%s"
           % (args.pred, args.gt, args.out, args.list, args.label_convention, args.overlays,
-             args.metrics, args.challenge, args.choose_postprocessing))
+             args.metrics, args.challenge, args.brats2024_legacy_metrics,
+             args.choose_postprocessing))
     names = resolve_case_list(args.gt, args.list, default_name="") if args.list else None
     cases, extra, unpredicted = select_cases(args.pred, args.gt, names,
                                              skip_incomplete=args.skip_incomplete)
@@ -146,7 +163,8 @@ def evaluate(args):
     table = ResultsTable([case.case_id for case in cases], metric_set=args.metrics)
     _, summary = evaluate_folder(args.pred, cases, args.out, convention=args.label_convention,
                                  overlays=args.overlays, progress=table, metric_set=args.metrics,
-                                 challenge=args.challenge)
+                                 challenge=args.challenge,
+                                 legacy_2024=args.brats2024_legacy_metrics)
     table.finish(summary)
     print("%d case(s); all metrics in %s/metrics.csv and %s/summary.json"
           % (summary["num_cases"], args.out, args.out))

@@ -71,8 +71,13 @@ Every lesion-wise value and the full-volume Dice equal the official script's on 
 ``tests/evaluation/official`` (``cases_2024.py``). The official script computes its
 full-volume HD95, sensitivity and specificity on the lesion label maps (ids 1, 2, ...), not on
 0/1 masks, which makes them meaningless where a map holds two lesions or more; this project
-scores the 0/1 masks, and those three equal the official values wherever both maps hold at most
-one lesion.
+scores the 0/1 masks by default, and those three equal the official values wherever both maps
+hold at most one lesion. :func:`prepare_brats2024` also keeps the lesion maps with the official
+ids (:attr:`Brats2024Region.label_maps`: the merging renumbers as the official
+``relabel_nifti_image`` does, NETC, SNFH, ET and RC are then numbered 1..n, WT and TC keep
+their groups' ids), on which :func:`~densenet3d_keras.evaluation.metrics.evaluate_case`
+computes the official values when asked (``evaluate_keras.py --brats2024-legacy-metrics
+official``); those equal the official script's on every case there.
 """
 from collections import OrderedDict
 
@@ -430,6 +435,12 @@ def merge_through(groups, other):
     two lesions joins only the first one's, so the merging is not transitive); groups touching
     nothing keep their id.
 
+    The ids are the official script's too, which the ``official`` legacy metrics need (they
+    depend on which lesion is numbered 1): with fewer than two touching pairs nothing is
+    renumbered; otherwise, going through the pairs (own id, other id) in ascending order, each
+    other id met for the first time takes the next id above the current largest (whether or not
+    a group ends up keyed to it), and each group touching anything takes its key's.
+
     Args:
         groups: int label map of the sub-region's current groups.
         other: int label map of the other sub-region's groups (its own dilation groups).
@@ -437,17 +448,20 @@ def merge_through(groups, other):
     Returns:
         int32 label map; merged groups get new ids above the current largest.
     """
-    key = {}
-    for own, theirs in touching_pairs(groups, other):
-        key[own] = min(key.get(own, theirs), theirs)
-    if not key:
+    pairs = sorted(touching_pairs(groups, other))
+    if len(pairs) < 2:
         return groups
     largest = int(groups.max())
-    new_ids = dict((theirs, largest + 1 + rank)
-                   for rank, theirs in enumerate(sorted(set(key.values()))))
-    lookup = np.arange(largest + 1, dtype=np.int32)
-    for own, theirs in key.items():
-        lookup[own] = new_ids[theirs]
+    new_ids = OrderedDict()
+    for _, theirs in pairs:
+        if theirs not in new_ids:
+            new_ids[theirs] = largest + 1 + len(new_ids)
+    lookup = np.arange(largest + 1 + len(new_ids), dtype=np.int32)
+    keyed = set()
+    for own, theirs in pairs:  # ascending: a group's first pair holds its lowest other id
+        if own not in keyed:
+            keyed.add(own)
+            lookup[own] = new_ids[theirs]
     return lookup[groups]
 
 
@@ -461,6 +475,12 @@ def _renumbered(groups, footprint=None):
     return lookup[groups], (lookup[footprint] if footprint is not None else None), int(ids.size)
 
 
+#: Regions whose final lesion maps the official 2024 script renumbers 1..n after merging
+#: (``reorder_labels_nifti``); WT and TC keep the dilation groups' ids, gaps left by deleted
+#: predicted lesions included.
+RENUMBERED_2024 = ("netc", "snfh", "et", "rc")
+
+
 class Brats2024Region(object):
     """One region of a case prepared by :func:`prepare_brats2024`.
 
@@ -469,17 +489,34 @@ class Brats2024Region(object):
             ones are deleted and touching ones merged.
         pred_count: their number.
         lesions: :class:`GroundTruthLesions` of the merged ground-truth lesions.
+        pred_ids: int32 label map of the same predicted lesions with the official script's ids
+            (those of ``pred_units`` for the merged sub-regions; for WT and TC the dilation
+            groups' own ids, which the deleted lesions leave with gaps); default
+            ``pred_units``.
     """
 
-    def __init__(self, pred_units, pred_count, lesions):
+    def __init__(self, pred_units, pred_count, lesions, pred_ids=None):
         self.pred_units = pred_units
         self.pred_count = pred_count
         self.lesions = lesions
+        self.pred_ids = pred_units if pred_ids is None else pred_ids
 
     @property
     def pred_mask(self):
         """The scored prediction: the region's mask without the deleted small lesions."""
         return self.pred_units > 0
+
+    @property
+    def gt_ids(self):
+        """The ground-truth lesion map with the official script's ids (``lesions.lesions``:
+        numbered as the official one, 1..count)."""
+        return self.lesions.lesions
+
+    @property
+    def label_maps(self):
+        """(prediction, ground truth) lesion label maps as the official 2024 script holds them
+        when it computes its full-volume HD95, sensitivity and specificity."""
+        return self.pred_ids, self.gt_ids
 
 
 def _merge_all(groups, through=MERGED_THROUGH):
@@ -532,7 +569,8 @@ def prepare_brats2024(pred_label, gt_label, spacing, settings, merge=True):
         box = bounding_box(gt_groups[region] > 0, margin=settings.iterations(region))
         units, _, unit_count = _renumbered(pred_merged[region])
         prepared[region] = Brats2024Region(
-            units, unit_count, GroundTruthLesions(lesions, footprint, count, sizes, kept, box))
+            units, unit_count, GroundTruthLesions(lesions, footprint, count, sizes, kept, box),
+            units if region in RENUMBERED_2024 else pred_merged[region])
     return prepared
 
 

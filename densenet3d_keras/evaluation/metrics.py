@@ -28,7 +28,23 @@ meaning the region has no voxel:
 BraTS 2024 post-treatment label maps are scored as the official 2024 script does
 (:mod:`densenet3d_keras.evaluation.lesionwise`): :func:`evaluate_case` then gets the
 prediction's masks without its deleted small lesions (``pred_masks``) and the 2024 HD95 of one
-empty mask, 337 mm (``hd95_penalty``).
+empty mask, 337 mm (``hd95_penalty``). The official 2024 script computes HD95, sensitivity and
+specificity not on 0/1 masks but on its lesion label maps (ids 1, 2, ...);
+:func:`label_map_hd95`, :func:`label_map_sensitivity` and :func:`label_map_specificity`
+reproduce that, and :func:`evaluate_case` uses them when given the maps (``label_maps``, the
+``--brats2024-legacy-metrics official`` of ``evaluate_keras.py``). On maps holding at most one
+lesion each they equal the mask metrics; with two or more they lose their meaning:
+
+* HD95: DeepMind's surface code is handed the maps as they are. It stores them in 8 bits and
+  computes each corner's neighbour code as the sum of the 2 x 2 x 2 values times their bit
+  weights, kept in 8 bits (:func:`~densenet3d_keras.evaluation.surfaces.wrapped_neighbour_codes`):
+  the inside of lesion 2, 3, ... gets codes 254, 253, ..., which count as surface, with those
+  codes' areas. Both maps empty -> 0; an infinite distance (one map empty) -> the penalty, 337.
+* Sensitivity and specificity, GaNDLF's formulas on the ids: predicted and reference "counts"
+  are the sums of the ids, true positives the voxels labelled 1 in both maps, FP = predicted
+  sum - TP, FN = reference sum - TP, TN the voxels labelled 1 in neither; sensitivity
+  ``TP / (TP + FN)`` (0 when the reference sum is 0, 1 when both sums are 0), specificity
+  ``TN / (TN + FP)`` (0 when that is 0/0).
 
 Not official BraTS metrics, kept as named extras:
 
@@ -53,7 +69,8 @@ import numpy as np
 from scipy import ndimage
 
 from densenet3d_keras.core.labels import LABELS_2024_INTERNAL, REGIONS, region_mask
-from densenet3d_keras.evaluation.surfaces import robust_hausdorff, surface_distances as surfel_distances
+from densenet3d_keras.evaluation.surfaces import (label_map_surface_distances, robust_hausdorff,
+                                                  surface_distances as surfel_distances)
 
 #: Metric families and regions, in the column order of ``metrics.csv``.
 METRIC_FAMILIES = ("dice", "hd95", "sensitivity", "specificity")
@@ -69,6 +86,14 @@ INTERNAL_LABELS_2024 = LABELS_2024_INTERNAL
 HD_PERCENTILE = 95.0
 #: HD95 (mm) when exactly one of the two masks is empty: the official BraTS value.
 HD95_PENALTY = 374.0
+
+#: How ``evaluate_keras.py --brats2024-legacy-metrics`` computes HD95, sensitivity and
+#: specificity of BraTS 2024 cases: on the 0/1 masks (default) or as the official 2024 script
+#: does, on its lesion label maps.
+LEGACY_2024_CHOICES = ("masks", "official")
+DEFAULT_LEGACY_2024 = "masks"
+#: The families ``official`` computes on the lesion label maps (Dice is the same either way).
+LABEL_MAP_FAMILIES = ("hd95", "sensitivity", "specificity")
 
 #: Tolerance (mm) of the normalised surface distance.
 NSD_TOLERANCE = 1.0
@@ -369,6 +394,74 @@ def specificity(pred_mask, gt_mask):
     return tn / float(tn + fp)
 
 
+def _lesion_maps(pred_map, gt_map):
+    """Both lesion label maps as int64 arrays of one 3-D shape."""
+    pred, gt = _same_shape(pred_map, gt_map)
+    if pred.ndim != 3:
+        raise ValueError("lesion label maps must be 3-D, got shape %s" % (pred.shape,))
+    return pred.astype(np.int64), gt.astype(np.int64)
+
+
+def label_map_hd95(pred_map, gt_map, spacing, penalty=HD95_PENALTY):
+    """HD95 in mm of two lesion label maps (ids 1, 2, ...) as the official BraTS 2024 script
+    computes its full-volume HD95 (module docstring); :func:`hd95` for 0/1 masks.
+
+    Args:
+        pred_map: 3-D array of non-negative integers, 0 = background.
+        gt_map: 3-D array of the same shape.
+        spacing: voxel size in mm per axis.
+        penalty: the value of an infinite distance (one map empty; BraTS 2024: 337).
+
+    Returns:
+        float mm; 0.0 when both maps are empty.
+
+    Raises:
+        ValueError: the shapes differ, a map is not 3-D or holds negative values, or the
+            spacing is invalid.
+    """
+    pred, gt = _lesion_maps(pred_map, gt_map)
+    spacing = check_spacing(spacing)
+    if not pred.any() and not gt.any():
+        return 0.0
+    distance = robust_hausdorff(label_map_surface_distances(gt, pred, spacing), HD_PERCENTILE)
+    return float(penalty) if math.isinf(distance) else float(distance)
+
+
+def _label_map_confusion(pred_map, gt_map):
+    """(TP, FP, FN, TN, predicted sum, reference sum) of GaNDLF's formulas on label maps."""
+    pred, gt = _lesion_maps(pred_map, gt_map)
+    predicted, reference = int(pred.sum()), int(gt.sum())
+    pred_one, gt_one = pred == 1, gt == 1
+    true_positive = int(np.count_nonzero(pred_one & gt_one))
+    true_negative = int(np.count_nonzero(~pred_one & ~gt_one))
+    return (true_positive, predicted - true_positive, reference - true_positive, true_negative,
+            predicted, reference)
+
+
+def label_map_sensitivity(pred_map, gt_map):
+    """Sensitivity of two lesion label maps as the official BraTS 2024 script computes it
+    (module docstring); :func:`sensitivity` for 0/1 masks.
+
+    Raises:
+        ValueError: the shapes differ or a map is not 3-D.
+    """
+    tp, _, fn, _, predicted, reference = _label_map_confusion(pred_map, gt_map)
+    if predicted == 0 and reference == 0:
+        return 1.0
+    return tp / float(tp + fn) if tp + fn else 0.0
+
+
+def label_map_specificity(pred_map, gt_map):
+    """Specificity of two lesion label maps as the official BraTS 2024 script computes it
+    (module docstring); :func:`specificity` for 0/1 masks.
+
+    Raises:
+        ValueError: the shapes differ or a map is not 3-D.
+    """
+    _, fp, _, tn, _, _ = _label_map_confusion(pred_map, gt_map)
+    return tn / float(tn + fp) if tn + fp else 0.0
+
+
 def _check_internal(label, name, labels=INTERNAL_LABELS):
     label = np.asarray(label)
     if label.ndim != 3:
@@ -405,7 +498,7 @@ def metric_names(regions=REGIONS):
 
 
 def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=NSD_TOLERANCE,
-                  regions=REGIONS, pred_masks=None, hd95_penalty=HD95_PENALTY):
+                  regions=REGIONS, pred_masks=None, hd95_penalty=HD95_PENALTY, label_maps=None):
     """All metrics of one case, for every region.
 
     Args:
@@ -420,6 +513,11 @@ def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=N
         pred_masks: optional mapping region -> the prediction's mask to score instead of the
             region of ``pred_label`` (BraTS 2024: without the deleted small lesions).
         hd95_penalty: HD95 when exactly one mask is empty (BraTS 2024: 337).
+        label_maps: optional mapping region -> (prediction, ground truth) lesion label maps:
+            HD95, sensitivity and specificity (:data:`LABEL_MAP_FAMILIES`) are then computed on
+            them as the official BraTS 2024 script does (:func:`label_map_hd95`,
+            :func:`label_map_sensitivity`, :func:`label_map_specificity`); Dice and NSD stay on
+            the masks.
 
     Returns:
         OrderedDict ``metric -> float`` with the keys of :func:`metric_names` (:data:`METRIC_NAMES`
@@ -441,10 +539,19 @@ def evaluate_case(pred_label, gt_label, spacing, with_nsd=False, nsd_tolerance=N
         ("sensitivity", sensitivity),
         ("specificity", specificity),
     ])
+    on_maps = OrderedDict([
+        ("hd95", lambda p, g: label_map_hd95(p, g, spacing, hd95_penalty)),
+        ("sensitivity", label_map_sensitivity),
+        ("specificity", label_map_specificity),
+    ])
     row = OrderedDict()
     for family in METRIC_FAMILIES:
         for region, (pred, gt) in masks.items():
-            row["%s_%s" % (family, region)] = float(functions[family](pred, gt))
+            if label_maps is not None and family in on_maps:
+                value = on_maps[family](*label_maps[region])
+            else:
+                value = functions[family](pred, gt)
+            row["%s_%s" % (family, region)] = float(value)
     if with_nsd:
         for region, (pred, gt) in masks.items():
             row["nsd_" + region] = nsd(pred, gt, spacing, nsd_tolerance)

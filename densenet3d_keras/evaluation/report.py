@@ -19,7 +19,11 @@ ground truth's convention, or the first of ``brats2017``, ``brats2023``, ``brats
 values fit. A case read as ``brats2024`` (either side) is scored on the regions of
 :data:`~densenet3d_keras.core.labels.REGIONS_2024` with the BraTS 2024 GLI lesion settings;
 the others on WT, TC, ET with the ``challenge``'s BraTS 2023 settings
-(:mod:`densenet3d_keras.evaluation.challenges`).
+(:mod:`densenet3d_keras.evaluation.challenges`). ``legacy_2024`` (``--brats2024-legacy-metrics``)
+says how the HD95, sensitivity and specificity of ``brats2024`` cases are computed: on the 0/1
+masks (``masks``, the default) or on the official script's lesion label maps, giving exactly its
+values (``official``; :mod:`densenet3d_keras.evaluation.metrics`); it changes nothing for the
+other cases.
 
 Outputs, written only once every case has been scored (temporary names, then ``os.replace``,
 so a failure leaves no partial file behind):
@@ -28,7 +32,8 @@ so a failure leaves no partial file behind):
   integers; NaN for a region a case was not scored on) and, with lesion-wise metrics, the
   ``challenge`` settings the row was scored with (``GLI-2023``);
 * ``<out>/summary.json``: number of cases, case ids, the metric set, the challenge and its
-  lesion settings, and mean / std / median / count per metric (NaN written as ``null``);
+  lesion settings, ``brats2024_legacy_metrics``, and mean / std / median / count per metric
+  (NaN written as ``null``);
 * with overlays, ``<out>/overlays/<case>.png`` (see :mod:`densenet3d_keras.evaluation.overlays`).
 """
 import csv
@@ -50,7 +55,8 @@ from densenet3d_keras.evaluation.challenges import (CHALLENGES, DEFAULT_CHALLENG
                                                     lesion_settings, settings_regions)
 from densenet3d_keras.evaluation.lesionwise import (COUNT_FAMILIES, evaluate_lesionwise,
                                                     lesion_names, prepare_brats2024)
-from densenet3d_keras.evaluation.metrics import evaluate_case, metric_names as legacy_names, summarise
+from densenet3d_keras.evaluation.metrics import (DEFAULT_LEGACY_2024, LEGACY_2024_CHOICES, evaluate_case,
+                                                 metric_names as legacy_names, summarise)
 from generators.brats import (Case,
                               NIFTI_EXTENSIONS,
                               discover_cases,
@@ -100,6 +106,14 @@ def csv_header(metric_set, regions=REGIONS):
     metrics, :data:`CHALLENGE_COLUMN`."""
     extra = (CHALLENGE_COLUMN,) if metric_set != "legacy" else ()
     return ("case",) + metric_names(metric_set, regions) + extra
+
+
+def check_legacy_2024(legacy_2024):
+    """Raise ValueError naming the choices unless ``legacy_2024`` is one of
+    :data:`LEGACY_2024_CHOICES`."""
+    if legacy_2024 not in LEGACY_2024_CHOICES:
+        raise ValueError("unknown BraTS 2024 legacy metrics %r (choose from %s)"
+                         % (legacy_2024, ", ".join(LEGACY_2024_CHOICES)))
 
 
 def find_predictions(pred_dir):
@@ -328,7 +342,8 @@ def read_pair(case, pred_path, convention="auto", on_note=None):
     return ScoringPair(pred_label, gt_label, gt_image, spacing, gt_convention, pred_convention)
 
 
-def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET, settings=None):
+def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET, settings=None,
+                 legacy_2024=DEFAULT_LEGACY_2024):
     """The metrics of a metric set for one pair of internal label maps.
 
     Args:
@@ -337,31 +352,39 @@ def score_labels(pred_label, gt_label, spacing, metric_set=DEFAULT_METRIC_SET, s
         metric_set: one of :data:`METRIC_SETS`.
         settings: :class:`~densenet3d_keras.evaluation.challenges.LesionSettings` (default
             BraTS 2023 GLI); its regions are the ones scored.
+        legacy_2024: one of :data:`LEGACY_2024_CHOICES`: with BraTS 2024 settings, ``official``
+            computes HD95, sensitivity and specificity on the official script's lesion label
+            maps, ``masks`` on the 0/1 masks; no effect with other settings.
 
     Returns:
         OrderedDict with the keys of :func:`metric_names` ``(metric_set, regions)``.
 
     Raises:
-        ValueError: an unknown metric set, different shapes, bad labels or spacing.
+        ValueError: an unknown metric set or ``legacy_2024``, different shapes, bad labels or
+            spacing.
     """
+    check_legacy_2024(legacy_2024)
     settings = settings or lesion_settings()
     regions = settings_regions(settings)
     names = metric_names(metric_set, regions)
     with_lesions = metric_set != "legacy"
-    prepared = pred_masks = None
+    prepared = pred_masks = label_maps = None
     if settings.brats2024:
         # The 2024 script deletes small predicted lesions before every metric.
         prepared = prepare_brats2024(pred_label, gt_label, spacing, settings)
         pred_masks = OrderedDict((region, part.pred_mask) for region, part in prepared.items())
+        if legacy_2024 == "official":
+            label_maps = OrderedDict((region, part.label_maps) for region, part in prepared.items())
     row = evaluate_case(pred_label, gt_label, spacing, with_nsd=with_lesions, regions=regions,
-                        pred_masks=pred_masks, hd95_penalty=settings.missed_hd95)
+                        pred_masks=pred_masks, hd95_penalty=settings.missed_hd95,
+                        label_maps=label_maps)
     if with_lesions:
         row.update(evaluate_lesionwise(pred_label, gt_label, spacing, settings, prepared))
     return OrderedDict((name, row[name]) for name in names)
 
 
 def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_METRIC_SET,
-                        challenge=DEFAULT_CHALLENGE, on_note=None):
+                        challenge=DEFAULT_CHALLENGE, on_note=None, legacy_2024=DEFAULT_LEGACY_2024):
     """Score one prediction file against a case's label map.
 
     Args:
@@ -372,6 +395,7 @@ def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_M
         challenge: one of :data:`~densenet3d_keras.evaluation.challenges.CHALLENGES`, whose
             lesion-wise settings apply (BraTS 2024 labels: the 2024 GLI ones).
         on_note: as :func:`read_pair`.
+        legacy_2024: as :func:`score_labels`.
 
     Returns:
         (row, pred_label, gt_label, gt_image): the metrics OrderedDict (``case`` first, then
@@ -387,7 +411,8 @@ def evaluate_prediction(case, pred_path, convention="auto", metric_set=DEFAULT_M
     pair = read_pair(case, pred_path, convention, on_note)
     try:
         settings = lesion_settings(challenge, "brats2024" if pair.brats2024 else "brats2023")
-        metrics = score_labels(pair.pred_label, pair.gt_label, pair.spacing, metric_set, settings)
+        metrics = score_labels(pair.pred_label, pair.gt_label, pair.spacing, metric_set, settings,
+                               legacy_2024)
     except ValueError as error:
         raise ValueError("case %s: %s" % (case.case_id, error))
     row = OrderedDict([("case", case.case_id)])
@@ -450,8 +475,9 @@ def _write_json(path, summary):
 
 
 def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False, progress=None,
-                    metric_set=DEFAULT_METRIC_SET, challenge=DEFAULT_CHALLENGE, on_note=None):
-    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]], str, str, Optional[Callable[[str], None]]) -> Tuple[List[Dict[str, object]], Dict[str, object]]
+                    metric_set=DEFAULT_METRIC_SET, challenge=DEFAULT_CHALLENGE, on_note=None,
+                    legacy_2024=DEFAULT_LEGACY_2024):
+    # type: (str, Sequence[Case], str, str, bool, Optional[Callable[[int, int, Dict[str, object]], None]], str, str, Optional[Callable[[str], None]], str) -> Tuple[List[Dict[str, object]], Dict[str, object]]
     """Score every case's prediction and write ``metrics.csv``, ``summary.json`` (and overlays).
 
     Nothing is written until every case has been scored; then each file goes to a temporary
@@ -474,18 +500,20 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
         on_note: called with a line for each file read in another convention than its names
             suggest, and for each case whose scoring may need more memory than is available
             (:mod:`densenet3d_keras.core.memory`) (default: stderr).
+        legacy_2024: ``masks`` or ``official`` (:data:`LEGACY_2024_CHOICES`): how HD95,
+            sensitivity and specificity of BraTS 2024 cases are computed (:func:`score_labels`).
 
     Returns:
         (rows, summary): one OrderedDict per case (``case`` then the metrics) and the dict
         written to ``summary.json`` (``num_cases``, ``cases``, ``label_convention``,
-        ``metric_set``, ``challenge``, ``regions``, ``lesion_settings``: settings name ->
-        dilation and volume thresholds, ``hd95``: the definition, ``metrics``: metric ->
-        mean / std / median / count).
+        ``metric_set``, ``challenge``, ``brats2024_legacy_metrics``, ``regions``,
+        ``lesion_settings``: settings name -> dilation and volume thresholds, ``hd95``: the
+        definition, ``metrics``: metric -> mean / std / median / count).
 
     Raises:
         FileNotFoundError: the prediction folder, a prediction or a ground-truth file is missing.
-        ValueError: an unknown convention, metric set or challenge, no case, a corrupt file, bad
-            labels, or a shape or affine mismatch (messages name the case).
+        ValueError: an unknown convention, metric set, challenge or ``legacy_2024``, no case, a
+            corrupt file, bad labels, or a shape or affine mismatch (messages name the case).
         OSError: the output folder cannot be created or written.
     """
     if convention not in CONVENTION_CHOICES:
@@ -493,6 +521,7 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
                          % (convention, ", ".join(CONVENTION_CHOICES)))
     metric_names(metric_set)
     lesion_settings(challenge)
+    check_legacy_2024(legacy_2024)
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError("prediction folder not found: %s" % pred_dir)
     cases = list(cases)
@@ -515,7 +544,7 @@ def evaluate_folder(pred_dir, cases, out_dir, convention="auto", overlays=False,
     overlay_dir_created = False
     try:
         rows, summary = _score_cases(cases, pred_paths, convention, overlays and staging,
-                                     progress, (metric_set, challenge, on_note))
+                                     progress, (metric_set, challenge, on_note, legacy_2024))
         _write_csv(os.path.join(staging, CSV_NAME), rows, metric_set,
                    REGIONS_2024 if "rc" in summary["regions"] else REGIONS)
         _write_json(os.path.join(staging, SUMMARY_NAME), summary)
@@ -562,15 +591,15 @@ def _warn_memory(case, on_note):
 def _score_cases(cases, pred_paths, convention, overlay_dir, progress, options):
     """Score every case (overlay PNGs into ``overlay_dir`` unless it is falsy): (rows, summary).
 
-    ``options`` is (metric set, challenge, on_note). Rows of cases scored on fewer regions than
-    others get NaN for the missing ones.
+    ``options`` is (metric set, challenge, on_note, legacy_2024). Rows of cases scored on fewer
+    regions than others get NaN for the missing ones.
     """
-    metric_set, challenge, on_note = options
+    metric_set, challenge, on_note, legacy_2024 = options
     rows = []
     for index, (case, pred_path) in enumerate(zip(cases, pred_paths)):
         _warn_memory(case, on_note)
         row, pred_label, gt_label, gt_image = evaluate_prediction(
-            case, pred_path, convention, metric_set, challenge, on_note)
+            case, pred_path, convention, metric_set, challenge, on_note, legacy_2024)
         if overlay_dir:
             _overlay(case, pred_label, gt_label, gt_image, row,
                      os.path.join(overlay_dir, case.case_id + ".png"))
@@ -594,6 +623,7 @@ def _score_cases(cases, pred_paths, convention, overlay_dir, progress, options):
         ("label_convention", convention),
         ("metric_set", metric_set),
         ("challenge", challenge),
+        ("brats2024_legacy_metrics", legacy_2024),
         ("regions", list(regions)),
         ("lesion_settings", used),
         ("hd95", HD95_DEFINITION),

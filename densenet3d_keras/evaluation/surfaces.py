@@ -146,6 +146,33 @@ def neighbour_codes(mask):
     return codes
 
 
+def wrapped_neighbour_codes(label_map):
+    """Neighbour codes of a map of non-negative integers (lesion ids), as ``surface-distance``
+    computes them when it is handed such a map instead of a mask.
+
+    That code stores the values in 8 bits and correlates them with the bit weights, writing the
+    sum to 8 bits again: each corner gets ``sum(value * weight) mod 256``, each value taken
+    modulo 256. For a 0/1 mask this is :func:`neighbour_codes`; the inside of a lesion with id
+    ``k`` gets ``(255 k) mod 256``, which is neither 0 nor 255 for ``k`` from 2 to 255, so it
+    counts as surface.
+
+    Args:
+        label_map: 3-D array of non-negative integers ``(n0, n1, n2)``.
+
+    Returns:
+        uint8 ``(n0 + 1, n1 + 1, n2 + 1)``, the corners as in :func:`neighbour_codes`.
+    """
+    padded = np.pad(np.asarray(label_map).astype(np.int64) % 256, 1)
+    shape = tuple(n + 1 for n in np.shape(label_map))
+    sums = np.zeros(shape, np.int64)
+    for di in (0, 1):
+        for dj in (0, 1):
+            for dk in (0, 1):
+                weight = 1 << (7 - (4 * di + 2 * dj + dk))
+                sums += padded[di:di + shape[0], dj:dj + shape[1], dk:dk + shape[2]] * weight
+    return (sums % 256).astype(np.uint8)
+
+
 def _union_box(first, second):
     union = np.logical_or(first, second)
     box = []
@@ -183,13 +210,46 @@ def surface_distances(gt_mask, pred_mask, spacing):
     if gt.shape != pred.shape or gt.ndim != 3:
         raise ValueError("surface distances need two 3-D masks of one shape, got %s and %s"
                          % (gt.shape, pred.shape))
+    return _surface_distances(gt, pred, spacing, neighbour_codes)
+
+
+def label_map_surface_distances(gt_map, pred_map, spacing):
+    """:func:`surface_distances` of two lesion label maps (ids 1, 2, ...) taken as they are, as
+    ``surface-distance`` computes them when handed such maps (the official BraTS 2024 script's
+    full-volume HD95): the neighbour codes are :func:`wrapped_neighbour_codes`, so the inside
+    of a lesion numbered 2 or more is surface too. Equal to :func:`surface_distances` for 0/1
+    masks.
+
+    Args:
+        gt_map: 3-D array of non-negative integers (the reference).
+        pred_map: 3-D array of the same shape.
+        spacing: voxel size in mm per axis.
+
+    Returns:
+        :class:`SurfaceDistances`, as :func:`surface_distances`.
+
+    Raises:
+        ValueError: the shapes differ, the maps are not 3-D or hold negative values.
+    """
+    gt = np.asarray(gt_map).astype(np.int64)
+    pred = np.asarray(pred_map).astype(np.int64)
+    if gt.shape != pred.shape or gt.ndim != 3:
+        raise ValueError("surface distances need two 3-D label maps of one shape, got %s and %s"
+                         % (gt.shape, pred.shape))
+    if (gt < 0).any() or (pred < 0).any():
+        raise ValueError("lesion label maps must not hold negative values")
+    return _surface_distances(gt, pred, spacing, wrapped_neighbour_codes)
+
+
+def _surface_distances(gt, pred, spacing, codes_of):
+    """:func:`surface_distances` of two checked arrays, neighbour codes from ``codes_of``."""
     box = _union_box(gt, pred)
     if box is None:
         empty = np.zeros(0)
         return SurfaceDistances(empty, empty, empty, empty)
     spacing = tuple(float(s) for s in spacing)
     areas = surfel_areas(spacing)
-    codes = [neighbour_codes(mask[box]) for mask in (gt, pred)]
+    codes = [codes_of(mask[box]) for mask in (gt, pred)]
     borders = [(code != OUTSIDE_CODE) & (code != INSIDE_CODE) for code in codes]
     maps = [ndimage.distance_transform_edt(~border, sampling=spacing) if border.any()
             else np.full(border.shape, np.inf) for border in borders]

@@ -567,3 +567,64 @@ def test_challenge_settings_in_summary_and_csv(dataset, capsys, challenge, dilat
     assert summary["lesion_settings"] == {challenge + "-2023": {
         "dilation_iterations": dilation,
         "min_lesion_volume_mm3": {"wt": volume, "tc": volume, "et": volume}}}
+
+
+# ------------------------------------------------------------------ --brats2024-legacy-metrics
+
+def with_two_cavities(dataset):
+    """Give the 2023-layout case two resection cavities (RC lesions 1 and 2, 48 voxels each, far
+    apart and from the tumour), predicted exactly."""
+    on_disk = with_cavity(dataset)
+    on_disk[26:30, 26:30, 18:21] = 4
+    save(on_disk, os.path.join(dataset["gt"], NEW, NEW + "-seg.nii.gz"))
+    save(on_disk, os.path.join(dataset["pred"], NEW + ".nii.gz"))
+    return on_disk
+
+
+def test_brats2024_legacy_metrics_official_or_masks(dataset, capsys):
+    from densenet3d_keras.evaluation.metrics import LEGACY_2024_CHOICES
+
+    assert evaluate_keras.LEGACY_2024_CHOICES == LEGACY_2024_CHOICES  # the flag's choices
+    on_disk = with_two_cavities(dataset)
+    voxels = on_disk.size
+    results = {}
+    for choice in ("masks", "official"):
+        out_dir = dataset["out"] + "-" + choice
+        code, out, err = run(capsys, "--pred", dataset["pred"], "--gt", dataset["gt"], "-o", out_dir,
+                             *(("--brats2024-legacy-metrics", choice) if choice == "official" else ()))
+        assert code == 0, err
+        assert "brats2024_legacy_metrics=%s" % choice in out
+        header, rows = read_csv(os.path.join(out_dir, "metrics.csv"))
+        with open(os.path.join(out_dir, "summary.json")) as stream:
+            summary = json.load(stream)
+        assert summary["brats2024_legacy_metrics"] == choice  # the default is masks
+        results[choice] = (header, {row["case"]: row for row in rows})
+    (header, masks), (official_header, official) = results["masks"], results["official"]
+    assert header == official_header
+    # A perfect prediction of two cavities: the masks say so; the official label maps count only
+    # cavity 1 (48 voxels) as true positives, against sums of ids 48 + 2 * 48.
+    assert float(masks[NEW]["sensitivity_rc"]) == 1.0 and float(masks[NEW]["specificity_rc"]) == 1.0
+    assert float(official[NEW]["sensitivity_rc"]) == pytest.approx(1.0 / 3, abs=1e-6)
+    tn = voxels - 48
+    assert float(official[NEW]["specificity_rc"]) == pytest.approx(tn / (tn + 96.0), abs=1e-6)
+    # HD95 of a perfect prediction is 0 both ways (identical maps); Dice and lesion-wise values,
+    # the single-lesion regions and the 2023 cases do not change.
+    changed = set(name for name in official[NEW] if official[NEW][name] != masks[NEW][name])
+    assert changed == {"sensitivity_rc", "specificity_rc"}
+    for case_id in (PERFECT, SHIFTED):
+        assert official[case_id] == masks[case_id]
+
+
+def test_brats2024_legacy_metrics_invalid_value_is_a_usage_error(dataset, capsys):
+    with pytest.raises(SystemExit) as exit:
+        evaluate_keras.main(["--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"],
+                             "--brats2024-legacy-metrics", "exact"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: argument --brats2024-legacy-metrics: invalid choice: 'exact'")
+    assert not os.path.exists(dataset["out"])
+    from densenet3d_keras.evaluation.report import evaluate_folder
+
+    with pytest.raises(ValueError, match="unknown BraTS 2024 legacy metrics 'exact'"):
+        evaluate_folder(dataset["pred"], [], dataset["out"], legacy_2024="exact")

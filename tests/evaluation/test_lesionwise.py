@@ -280,3 +280,37 @@ def test_2024_merged_lesion_is_scored_as_one():
     assert row["lesion_dice_netc"] == pytest.approx(2 * 125 / (250 + 125))
     unmerged = lesionwise.prepare_brats2024(pred, gt, ONE_MM, settings, merge=False)
     assert unmerged["netc"].lesions.count == 2
+
+
+def test_2024_merging_numbers_as_the_official_script():
+    # The official relabelling: new ids above the largest in the order the other lesions first
+    # appear among the sorted (own, other) pairs, so own group 1 (touching other lesion 2)
+    # gets the first one; and one touching pair alone renumbers nothing. The official legacy
+    # metrics depend on these ids (lesion 1 is the one sensitivity counts).
+    own = np.zeros(SHAPE, np.int32)
+    own[box((10, 2, 2), (14, 6, 6))] = 1
+    own[box((30, 2, 2), (34, 6, 6))] = 2
+    other = np.zeros(SHAPE, np.int32)
+    other[box((14, 2, 2), (18, 6, 6))] = 2      # touches own 1
+    other[box((26, 2, 2), (30, 6, 6))] = 1      # touches own 2
+    merged = lesionwise.merge_through(own, other)
+    assert (merged[11, 3, 3], merged[31, 3, 3]) == (3, 4)
+    alone = np.where(other == 2, 2, 0).astype(np.int32)
+    assert lesionwise.merge_through(own, alone) is own
+
+
+def test_2024_label_maps_keep_the_official_ids():
+    # WT keeps its dilation groups' ids, with the gap of a deleted predicted speck; NETC is
+    # renumbered 1..n. The ground truth's maps are its lesions.
+    from densenet3d_keras.evaluation.challenges import lesion_settings
+
+    gt = np.zeros(SHAPE, np.uint8)
+    gt[box((20, 4, 4), (25, 9, 9))] = 1
+    pred = gt.copy()
+    pred[box((2, 2, 2), (4, 4, 4))] = 2            # 8 voxels, group 1 of WT, deleted
+    prepared = lesionwise.prepare_brats2024(pred, gt, ONE_MM, lesion_settings("GLI", "brats2024"))
+    pred_ids, gt_ids = prepared["wt"].label_maps
+    assert set(np.unique(pred_ids).tolist()) == {0, 2} and prepared["wt"].pred_count == 1
+    assert set(np.unique(prepared["wt"].pred_units).tolist()) == {0, 1}
+    assert np.array_equal(gt_ids, prepared["wt"].lesions.lesions)
+    assert set(np.unique(prepared["netc"].label_maps[0]).tolist()) == {0, 1}

@@ -98,3 +98,34 @@ def test_empty_masks():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match=r"\(4, 4, 4\).*\(4, 4, 5\)"):
         surfaces.surface_distances(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)), (1, 1, 1))
+
+
+# ------------------------------------------------- label maps (official BraTS 2024 legacy metrics)
+
+def test_wrapped_codes_of_a_mask_are_the_neighbour_codes():
+    rng = np.random.RandomState(0)
+    mask = rng.rand(6, 7, 5) > 0.6
+    assert np.array_equal(surfaces.wrapped_neighbour_codes(mask), surfaces.neighbour_codes(mask))
+
+
+def test_wrapped_codes_sum_the_ids_in_eight_bits():
+    # Inside a lesion numbered k the eight voxels give 255 k mod 256: 254 for 2, 253 for 3, so
+    # the inside counts as surface; an id of 256 is stored as 0 and vanishes.
+    for value, inside in ((1, 255), (2, 254), (3, 253), (257, 255)):
+        codes = surfaces.wrapped_neighbour_codes(np.full((3, 3, 3), value, np.int64))
+        assert codes[1, 1, 1] == inside
+    assert not surfaces.wrapped_neighbour_codes(np.full((2, 2, 2), 256, np.int64)).any()
+    # Corner (0, 0, 0) sees only voxel (0, 0, 0), bit 1: 2 * 1 = 2.
+    assert surfaces.wrapped_neighbour_codes(np.full((2, 2, 2), 2, np.int64))[0, 0, 0] == 2
+
+
+def test_label_map_distances_of_masks_are_the_mask_distances():
+    rng = np.random.RandomState(1)
+    gt, pred = rng.rand(8, 6, 7) > 0.7, rng.rand(8, 6, 7) > 0.7
+    ours = surfaces.label_map_surface_distances(gt.astype(np.int32), pred.astype(np.int32),
+                                                (1.2, 0.8, 2.0))
+    plain = surfaces.surface_distances(gt, pred, (1.2, 0.8, 2.0))
+    for first, second in zip(ours, plain):
+        assert np.array_equal(first, second)
+    with pytest.raises(ValueError, match="negative"):
+        surfaces.label_map_surface_distances(-gt.astype(np.int32), pred, (1, 1, 1))

@@ -2,8 +2,9 @@
 (``expected_2024.json``).
 
 ``python -m tests.evaluation.official.compare_2024`` scores the cases with ``evaluate_keras.py``'s
-library (``--label-convention brats2024``) and prints the README table: per metric, how many
-values were compared and the largest difference.
+library (``--label-convention brats2024``), once with each ``--brats2024-legacy-metrics``
+(``masks``, the default, and ``official``), and prints the README table: per metric, how many
+values were compared and the largest difference, for both.
 
 Which values are compared: every lesion-wise value (Dice, HD95, true positives, false
 positives, misses) and the full-volume Dice of every case and region. The official script
@@ -12,7 +13,9 @@ computes the full-volume HD95, sensitivity and specificity on its final *lesion 
 into its 8-bit neighbour codes and ``get_sensitivity_and_specificity`` counts only voxels
 labelled 1 as positives, so those three values mean what they say only where both maps hold at
 most one lesion. They are compared there (``labels`` of the recorded results: the official
-maps' lesion counts) and not elsewhere; this project scores the 0/1 masks.
+maps' lesion counts) and not elsewhere; this project scores the 0/1 masks by default. With
+``official`` this project computes them on the official maps too, and they are compared
+everywhere.
 """
 import json
 import os
@@ -44,11 +47,11 @@ def load_expected():
         return json.load(stream)["results"]
 
 
-def score_all(root, merge=True):
+def score_all(root, merge=True, legacy_2024="masks"):
     """This project's rows for the cases under ``root``: case -> row.
 
     ``merge=False`` scores without the merging of touching sub-region lesions (to show that
-    the cases need it).
+    the cases need it); ``legacy_2024`` is ``--brats2024-legacy-metrics``.
     """
     from densenet3d_keras.evaluation import lesionwise
 
@@ -57,9 +60,10 @@ def score_all(root, merge=True):
     if not merge:
         lesionwise.MERGED_THROUGH = OrderedDict()
     try:
-        out = os.path.join(root, "out-merged" if merge else "out-unmerged")
+        out = os.path.join(root, "out-%s-%s" % ("merged" if merge else "unmerged", legacy_2024))
         rows, _ = evaluate_folder(os.path.join(root, "pred"), cases, out,
-                                  convention="brats2024", challenge="GLI")
+                                  convention="brats2024", challenge="GLI",
+                                  legacy_2024=legacy_2024)
     finally:
         lesionwise.MERGED_THROUGH = saved
     return OrderedDict((row["case"], row) for row in rows)
@@ -70,14 +74,18 @@ def single_labels(values):
     return max(values["labels"]) <= 1
 
 
-def comparisons(scored, expected):
-    """Every compared value: (case, label, column, ours, official, tolerance)."""
+def comparisons(scored, expected, everywhere=False):
+    """Every compared value: (case, label, column, ours, official, tolerance).
+
+    The :data:`ON_LABEL_MAPS` columns only where :func:`single_labels`, unless ``everywhere``
+    (``scored`` with ``--brats2024-legacy-metrics official``).
+    """
     found = []
     for case_id, by_label in expected.items():
         row = scored[case_id]
         for label, values in by_label.items():
             for column, (family, tolerance) in COLUMNS.items():
-                if column in ON_LABEL_MAPS and not single_labels(values):
+                if column in ON_LABEL_MAPS and not (everywhere or single_labels(values)):
                     continue
                 ours = row["%s_%s" % (family, label.lower())]
                 found.append((case_id, label, column, float(ours), float(values[column]),
@@ -85,16 +93,46 @@ def comparisons(scored, expected):
     return found
 
 
-def table(found):
-    """Markdown lines: per metric, values compared and the largest absolute difference."""
-    lines = ["| metric (official column) | values compared | max difference | tolerance |",
-             "| --- | ---: | ---: | ---: |"]
+def differences(found, column):
+    """The absolute differences of one column's compared values."""
+    return [abs(ours - official) for _, _, name, ours, official, _ in found if name == column]
+
+
+def table(found, found_official):
+    """Markdown lines: per metric, values compared and the largest absolute difference, with
+    ``masks`` (``found``) and ``official`` (``found_official``, compared everywhere)."""
+    lines = ["| metric (official column) | masks: compared | max difference | official: compared "
+             "| max difference | tolerance |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for column, (family, tolerance) in COLUMNS.items():
-        diffs = [abs(ours - official) for _, _, name, ours, official, _ in found
-                 if name == column]
-        lines.append("| %s (`%s`) | %d | %.3g | %s |" % (family, column, len(diffs), max(diffs),
-                                                      tolerance or "exact"))
+        cells = []
+        for values in (found, found_official):
+            diffs = differences(values, column)
+            cells.append("%d | %.3g" % (len(diffs), max(diffs)))
+        lines.append("| %s (`%s`) | %s | %s |" % (family, column, " | ".join(cells),
+                                                tolerance or "exact"))
     return lines
+
+
+def wrong(found):
+    """The compared values outside their tolerance."""
+    return [item for item in found if abs(item[3] - item[4]) > item[5]]
+
+
+def masks_note(scored_masks, expected):
+    """A line: how the ``masks`` values differ from the official ones where the official maps
+    hold two lesions or more."""
+    multi = [item for item in comparisons(scored_masks, expected, everywhere=True)
+             if item[2] in ON_LABEL_MAPS and not single_labels(expected[item[0]][item[1]])]
+    regions = set(item[:2] for item in multi)
+    changed = [item for item in multi if abs(item[3] - item[4]) > 1e-9]
+    largest = dict((column, max(differences(multi, column))) for column in ON_LABEL_MAPS)
+    return ("With masks, on the %d case-regions where the official maps hold two lesions or more, "
+            "%d of their %d HD95, sensitivity and specificity values differ from the official ones, "
+            "%d beyond the tolerance (largest differences: HD95 %.3g mm, sensitivity %.3g, "
+            "specificity %.3g)." % (len(regions), len(changed), len(multi), len(wrong(multi)),
+                                    largest["Legacy_HD95"], largest["Sensitivity"],
+                                    largest["Specificity"]))
 
 
 def case_table(found):
@@ -111,7 +149,12 @@ def case_table(found):
 
 
 if __name__ == "__main__":
+    expected_values = load_expected()
     with tempfile.TemporaryDirectory() as folder:
         write_cases(folder)
-        found = comparisons(score_all(folder), load_expected())
-    sys.stdout.write("\n".join(table(found) + [""] + case_table(found)) + "\n")
+        scored = score_all(folder)
+        found_masks = comparisons(scored, expected_values)
+        found_official = comparisons(score_all(folder, legacy_2024="official"), expected_values,
+                                     everywhere=True)
+    sys.stdout.write("\n".join(table(found_masks, found_official) + ["", masks_note(
+        scored, expected_values), ""] + case_table(found_masks)) + "\n")
