@@ -39,10 +39,9 @@ slower, for checking. All give the same labels at every voxel at least 13 voxels
 edge; ``patch`` leaves that rim unscored (label 0).
 
 ``--engine openvino`` or ``onnxruntime`` runs the network as ONNX graphs instead of TensorFlow
-(:mod:`densenet3d_keras.inference.engines`): OpenVINO streams the box in slabs
-(:mod:`densenet3d_keras.inference.engine_streaming`) or runs the whole network over
-``--tiles``; ONNX Runtime runs tiles (streamed, it needs several times the memory). OpenVINO
-computes in float32 or bf16 (the fastest on CPUs with AVX-512 BF16 / AMX), ONNX Runtime in
+(:mod:`densenet3d_keras.inference.engines`): the box streamed in slabs
+(:mod:`densenet3d_keras.inference.engine_streaming`), or the whole network over ``--tiles``;
+OpenVINO in float32 or bf16 (the fastest on CPUs with AVX-512 BF16 / AMX), ONNX Runtime in
 float32. Each is an optional extra (``pip install 'densenet3d-keras[openvino]'``, ``[onnx]``);
 without it the run stops with one line naming the extra. ``--tta``, ``--ensemble``,
 ``--postprocess`` and ``--evaluate`` work the same on every engine.
@@ -213,8 +212,7 @@ def add_speed_flags(group):
                        help="what runs the network: tensorflow (default; slabs or tiles, GPUs, "
                             "NPUs), openvino (CPUs: fastest with --precision bf16; pip install "
                             "'.[openvino]') or onnxruntime (float32, portable; pip install "
-                            "'.[onnx]'); tensorflow and openvino stream the box in slabs or run "
-                            "--tiles, onnxruntime runs tiles")
+                            "'.[onnx]'); every engine streams the box in slabs or runs --tiles")
     group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default=DEFAULTS.precision,
                        help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
                             "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")

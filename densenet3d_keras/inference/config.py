@@ -4,15 +4,15 @@
 their defaults from :data:`DEFAULTS`); :func:`resolve` checks the options given and fills in
 the derived ones: the model name the checkpoint records when ``-mn`` is not given, N4
 correction as the checkpoint's training recorded it, the padding of the method, whether the
-fcn method streams (TensorFlow in eager execution and OpenVINO, unless ``--tiles``; ONNX
-Runtime runs tiles) and the engine's slab and tile sizes.
+fcn method streams (unless ``--tiles``; TensorFlow streams in eager execution only) and the
+engine's slab and tile sizes.
 """
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS
-from densenet3d_keras.inference.engines import ENGINE_SLABS, ENGINE_STREAMS, ENGINE_TILE_SIZES, check_engine
+from densenet3d_keras.inference.engines import ENGINE_SLABS, ENGINE_TILE_SIZES, check_engine
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.postprocess import load_settings
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
@@ -187,7 +187,7 @@ def _method_options(values):
         values["slab"] = ENGINE_SLABS.get(engine, DEFAULT_SLAB)
     _count_option(values, "slab", 1)
     _count_option(values, "shape_reuse", 0)
-    values["stream"] = values["method"] == "fcn" and not tiles and ENGINE_STREAMS.get(engine, False) and (
+    values["stream"] = values["method"] == "fcn" and not tiles and (
         engine != "tensorflow" or streaming_supported() is None)
 
 

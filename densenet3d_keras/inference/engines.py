@@ -41,10 +41,6 @@ ENGINE_TILE_SIZES = {"tensorflow": DEFAULT_TILE_SIZE, "openvino": 128, "onnxrunt
 #: faster the thicker they are, in more memory (dense24, bf16, a 240 x 240 x 155 case: 12
 #: planes 33 s in 3.5 GB, 16: 26 s, 4.7 GB, 24: 22 s, 5.4 GB, 48: 19 s, 7.8 GB; docs/performance.md).
 ENGINE_SLABS = {"tensorflow": DEFAULT_SLAB, "openvino": 24, "onnxruntime": 24}
-#: Engines that stream the box by default (``--tiles`` turns it off). ONNX Runtime runs tiles:
-#: streamed, it held every slab's intermediate tensors (8 GB for a 120 x 150 x 130 block
-#: without its memory arena, 16 GB with it; tiles of 88: 2.6 GB for a whole case).
-ENGINE_STREAMS = {"tensorflow": True, "openvino": True, "onnxruntime": False}
 #: Input shapes an OpenVINO predictor keeps compiled (a case's tiles share one; cases differ).
 COMPILED_SHAPES = 2
 

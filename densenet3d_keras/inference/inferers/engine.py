@@ -43,7 +43,7 @@ class _OnEngine(object):
 
 
 class EngineSlabInferer(_OnEngine, SlabInferer):
-    """``--method fcn --engine openvino`` (default): the box streamed in slabs of
+    """``--method fcn --engine openvino|onnxruntime`` (default): the box streamed in slabs of
     ``slab`` input planes, each slab a compiled graph.
 
     Args:
@@ -80,7 +80,7 @@ class EngineSlabInferer(_OnEngine, SlabInferer):
 
 
 class EngineInferer(_OnEngine, TileInferer):
-    """``--method fcn --engine onnxruntime``, or ``--engine openvino --tiles``: tiles of at most ``tile_size``
+    """``--method fcn --engine openvino|onnxruntime --tiles``: tiles of at most ``tile_size``
     voxels per edge through the engine's compiled graph of the whole network.
 
     Args:
