@@ -2,13 +2,11 @@
 
 Each engine and precision segments the same case in a process of its own (so that each peak
 RSS is its own), as ``predict_keras.py`` runs it: TensorFlow streams the box in slabs (the
-default), and so do OpenVINO and ONNX Runtime, each slab a compiled ONNX graph (``--slab``,
-default: each engine's, :data:`densenet3d_keras.inference.engines.ENGINE_SLABS`); a run named
-``ENGINE:PRECISION:tiles`` runs over tiles of ``--tile-size`` instead (default: each engine's,
+default), OpenVINO and ONNX Runtime run the network's ONNX graph over tiles of ``--tile-size`` (default: each engine's,
 :data:`densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`).
 The first run of a process includes TensorFlow's tracing and compiling of the slab shape
-(about 10 s) and OpenVINO's compiling of the slab or tile shape (1-3 s), what predicting one
-case costs; ``--warm ENGINE ...`` runs the case a second time in those engines' processes, and the
+(about 10 s) and OpenVINO's compiling of the tile shape (about 1 s), what predicting one case
+costs; ``--warm ENGINE ...`` runs the case a second time in those engines' processes, and the
 ratios use that warm run where there is one. Printed per run: wall and CPU seconds, the speed-up over TensorFlow
 float32 and TensorFlow bf16, the useful rate (every layer once per voxel of the brain's box,
 :mod:`densenet3d_keras.models.flops`) as a share of the float32 and the bfloat16 matmul peaks
@@ -22,8 +20,7 @@ with trained weights; OpenVINO float32 labels identical; peak memory < 4 GB.
 Run standalone::
 
     .venv/bin/python benchmarks/engines.py [--case <BraTS case folder>] [--checkpoint CKPT]
-        [--model dense24] [--slab N] [--tile-size N]
-        [--runs tensorflow:float32 openvino:bf16 openvino:bf16:tiles ...]
+        [--model dense24] [--tile-size N] [--runs tensorflow:float32 openvino:bf16 ...]
         [--crop N] [--warm tensorflow openvino]
 
 Without ``--case``, a synthetic 240 x 240 x 155 case; without ``--checkpoint``, random weights
@@ -48,8 +45,7 @@ if REPO not in sys.path:
 from benchmarks._peak import matmul_peak  # noqa: E402
 from benchmarks.inference import Stopwatch, peak_rss_gb, randomise_batch_norm, useful_flops  # noqa: E402
 
-RUNS = ("tensorflow:float32", "tensorflow:bf16", "openvino:float32", "openvino:bf16", "openvino:bf16:tiles",
-        "onnxruntime:float32")
+RUNS = ("tensorflow:float32", "tensorflow:bf16", "openvino:float32", "openvino:bf16", "onnxruntime:float32")
 REFERENCE = "tensorflow:float32"
 
 
@@ -73,27 +69,18 @@ def child(args):
     """One engine and precision in this process: segment the case, save the labels, print JSON."""
     from densenet3d_keras.runtime import threads
 
-    parts = args.child.split(":")
-    engine, precision, tiles = parts[0], parts[1], parts[2:] == ["tiles"]
+    engine, precision = args.child.split(":")
     threads.apply_thread_counts()  # what predict_keras.py chooses
     from densenet3d_keras.core.brain import brain_mask
-    from densenet3d_keras.inference.engines import ENGINE_SLABS
-    from densenet3d_keras.inference.inferers.engine import EngineInferer, EngineSlabInferer
+    from densenet3d_keras.inference.inferers.engine import EngineInferer
+    from densenet3d_keras.inference.tiling import bounding_box
     from densenet3d_keras.inference.inferers.slabs import SlabInferer
-    from densenet3d_keras.inference.inferers.tiles import TileInferer
-    from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE, bounding_box
 
     volumes = _volumes(args.case, args.crop)
-    slab = args.slab or ENGINE_SLABS[engine]
-    if engine == "tensorflow" and tiles:
-        inferer = TileInferer(args.checkpoint, args.model, precision=precision,
-                              tile_size=args.tile_size or DEFAULT_TILE_SIZE)
-    elif engine == "tensorflow":
-        inferer = SlabInferer(args.checkpoint, args.model, precision=precision, slab=slab)
-    elif tiles:
-        inferer = EngineInferer(args.checkpoint, args.model, engine, precision, tile_size=args.tile_size)
+    if engine == "tensorflow":
+        inferer = SlabInferer(args.checkpoint, args.model, precision=precision)
     else:
-        inferer = EngineSlabInferer(args.checkpoint, args.model, engine, precision, slab=slab)
+        inferer = EngineInferer(args.checkpoint, args.model, engine, precision, tile_size=args.tile_size)
     with Stopwatch() as load:
         inferer.load(lambda line: sys.stderr.write(line + "\n"))
     with Stopwatch() as run:
@@ -140,8 +127,6 @@ def _run(args, run, workdir):
                "--labels", labels, "--crop", str(args.crop), "--warm"] + list(args.warm)
     if args.tile_size:
         command += ["--tile-size", str(args.tile_size)]
-    if args.slab:
-        command += ["--slab", str(args.slab)]
     output = subprocess.run(command, stdout=subprocess.PIPE, universal_newlines=True)
     if output.returncode != 0:
         return None
@@ -185,10 +170,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default=None, help="weights (default: random)")
     parser.add_argument("--model", default="dense24")
     parser.add_argument("--tile-size", dest="tile_size", type=int, default=None,
-                        help="tiles of the :tiles runs (default: each engine's, as predict_keras.py)")
-    parser.add_argument("--slab", type=int, default=None,
-                        help="planes per slab of the streamed runs (default: each engine's, as predict_keras.py)")
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), metavar="ENGINE:PRECISION[:tiles]")
+                        help="tiles of the other engines (default: each engine's, as predict_keras.py)")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), metavar="ENGINE:PRECISION")
     parser.add_argument("--crop", type=int, default=0, help="keep the central N^3 voxels of the brain's box")
     parser.add_argument("--warm", nargs="*", default=[], metavar="ENGINE",
                         help="these engines' processes segment the case twice; the ratios use the "
@@ -207,10 +190,9 @@ def main(argv=None):
             args.case = write_case(workdir, "Brats17_BENCH_1", shape=(240, 240, 155), seed=0)
         if args.checkpoint is None:
             args.checkpoint = _random_checkpoint(args.model, workdir)
-        print("engines benchmark: %s from %s, case %s%s, slab %s, tile size %s (:tiles runs), %d CPU(s)"
+        print("engines benchmark: %s from %s, case %s%s, tile size %s (other engines), %d CPU(s)"
               % (args.model, args.checkpoint, args.case, ", central %d^3 of the brain's box" % args.crop
-                 if args.crop else "", args.slab or "each engine's", args.tile_size or "each engine's",
-                 os.cpu_count() or 0))
+                 if args.crop else "", args.tile_size or "each engine's", os.cpu_count() or 0))
         sys.stdout.flush()
         before = _peaks()
         results = {}

@@ -163,7 +163,7 @@ def _conv(x, kernel):
 
 class TensorOps(object):
     """What a streamed pathway does to its tensors, in TensorFlow (NDHWC; planes are axis 1).
-    :mod:`densenet3d_keras.inference.engine_streaming` writes the same steps as an ONNX graph."""
+    :mod:`densenet3d_keras.inference.onnx_slabs` writes the same steps as an ONNX graph."""
 
     @staticmethod
     def planes(x):
