@@ -38,13 +38,12 @@ tiles). ``patch`` is the reference's 38^3 sliding window (every window run), 20-
 slower, for checking. All give the same labels at every voxel at least 13 voxels from the
 edge; ``patch`` leaves that rim unscored (label 0).
 
-``--engine openvino`` or ``onnxruntime`` runs the network as ONNX graphs instead of TensorFlow
-(:mod:`densenet3d_keras.inference.engines`): the box streamed in slabs
-(:mod:`densenet3d_keras.inference.engine_streaming`), or the whole network over ``--tiles``;
-OpenVINO in float32 or bf16 (the fastest on CPUs with AVX-512 BF16 / AMX), ONNX Runtime in
-float32. Each is an optional extra (``pip install 'densenet3d-keras[openvino]'``, ``[onnx]``);
-without it the run stops with one line naming the extra. ``--tta``, ``--ensemble``,
-``--postprocess`` and ``--evaluate`` work the same on every engine.
+``--engine openvino`` or ``onnxruntime`` runs the network's ONNX graph
+(:mod:`densenet3d_keras.inference.engines`) over tiles instead of TensorFlow: OpenVINO in
+float32 or bf16 (the fastest on CPUs with AVX-512 BF16 / AMX), ONNX Runtime in float32. Each
+is an optional extra (``pip install 'densenet3d-keras[openvino]'``, ``[onnx]``); without it the
+run stops with one line naming the extra. Tiles, ``--tta``, ``--ensemble``, ``--postprocess``
+and ``--evaluate`` work the same on every engine.
 
 ``--postprocess settings.json`` postprocesses every label map before it is written (small
 connected components, small enhancing tumour: :mod:`densenet3d_keras.inference.postprocess`;
@@ -91,7 +90,7 @@ from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, ad
 from densenet3d_keras.core.compat import PRECISION_POLICIES
 from densenet3d_keras.core.labels import LABEL_CONVENTIONS
 from densenet3d_keras.inference.config import DEFAULTS
-from densenet3d_keras.inference.engines import ENGINE_SLABS, ENGINE_TILE_SIZES, ENGINES
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, ENGINES
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.models.pretrained import MODEL_CARD, is_pretrained
 
@@ -123,8 +122,8 @@ def add_method_flags(parser):
     method.add_argument("--method", choices=list(METHODS), default=DEFAULTS.method,
                         help="; ".join("%s: %s" % (name, entry.help) for name, entry in METHODS.items()))
     method.add_argument("--slab", dest="slab", type=int, default=DEFAULTS.slab,
-                        help="fcn: planes per slab of the streamed box (bounds memory; default %s)"
-                             % ", ".join("%s %d" % item for item in sorted(ENGINE_SLABS.items())))
+                        help="fcn: planes per slab of the streamed box (bounds memory; "
+                             "default %d)" % DEFAULTS.slab)
     method.add_argument("--shape-reuse", dest="shape_reuse", type=int, default=DEFAULTS.shape_reuse, metavar="N",
                         help="fcn: stream a box on the compiled slab shape of an earlier case up to N "
                              "voxels larger per axis (zero-padded; same labels) instead of compiling "
@@ -134,7 +133,7 @@ def add_method_flags(parser):
                         help="fcn: run the model over overlapping tiles instead of streaming "
                              "the box in slabs (what graph mode does; slower, same labels)")
     method.add_argument("--tile-size", dest="tile_size", type=int, default=DEFAULTS.tile_size,
-                        help="fcn with --tiles: largest tile edge in voxels "
+                        help="fcn with --tiles or another --engine: largest tile edge in voxels "
                              "(bounds memory; outputs per tile are 26 fewer; default %s)"
                              % ", ".join("%s %d" % item for item in sorted(ENGINE_TILE_SIZES.items())))
     method.add_argument("--batch-size", dest="batch_size", type=int, default=DEFAULTS.batch_size,
@@ -212,7 +211,7 @@ def add_speed_flags(group):
                        help="what runs the network: tensorflow (default; slabs or tiles, GPUs, "
                             "NPUs), openvino (CPUs: fastest with --precision bf16; pip install "
                             "'.[openvino]') or onnxruntime (float32, portable; pip install "
-                            "'.[onnx]'); every engine streams the box in slabs or runs --tiles")
+                            "'.[onnx]'); other engines run over tiles")
     group.add_argument("--precision", choices=sorted(PRECISION_POLICIES), default=DEFAULTS.precision,
                        help="float32, or Keras mixed precision: bf16 (bfloat16 compute, for CPUs "
                             "with AVX-512 BF16 / AMX) or mixed_float16 (GPUs); docs/performance.md")

@@ -4,15 +4,14 @@
 their defaults from :data:`DEFAULTS`); :func:`resolve` checks the options given and fills in
 the derived ones: the model name the checkpoint records when ``-mn`` is not given, N4
 correction as the checkpoint's training recorded it, the padding of the method, whether the
-fcn method streams (unless ``--tiles``; TensorFlow streams in eager execution only) and the
-engine's slab and tile sizes.
+fcn method streams (not with an ``engine`` other than TensorFlow: tiles).
 """
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 from densenet3d_keras.core import compat
 from densenet3d_keras.core.labels import NO_CAVITY_CLASS
-from densenet3d_keras.inference.engines import ENGINE_SLABS, ENGINE_TILE_SIZES, check_engine
+from densenet3d_keras.inference.engines import ENGINE_TILE_SIZES, check_engine
 from densenet3d_keras.inference.inferers.registry import METHODS
 from densenet3d_keras.inference.postprocess import load_settings
 from densenet3d_keras.inference.streaming import DEFAULT_REUSE, DEFAULT_SLAB, streaming_supported
@@ -46,8 +45,7 @@ class PredictConfig(object):
     n4correction_from: str = "default"
     method: str = "fcn"
     stream: bool = True
-    #: ``None``: the engine's, :data:`~densenet3d_keras.inference.engines.ENGINE_SLABS`.
-    slab: Optional[int] = None
+    slab: int = DEFAULT_SLAB
     shape_reuse: int = DEFAULT_REUSE
     #: ``None``: the engine's, :data:`~densenet3d_keras.inference.engines.ENGINE_TILE_SIZES`.
     tile_size: Optional[int] = None
@@ -182,27 +180,24 @@ def _method_options(values):
     if values["padding"] == "auto":
         values["padding"] = METHODS[values["method"]].padding
     tiles = bool(values.pop("tiles", False))
-    engine = _default(values, "engine")
-    if values["slab"] is None:
-        values["slab"] = ENGINE_SLABS.get(engine, DEFAULT_SLAB)
     _count_option(values, "slab", 1)
     _count_option(values, "shape_reuse", 0)
-    values["stream"] = values["method"] == "fcn" and not tiles and (
-        engine != "tensorflow" or streaming_supported() is None)
+    values["stream"] = values["method"] == "fcn" and not tiles and streaming_supported() is None
 
 
 def _engine_options(values):
     """Check ``engine`` with the precision and method; an engine other than TensorFlow runs
-    the fcn method (streamed, or over tiles with ``--tiles``) on the valid-padding network."""
+    the fcn method over tiles (no streaming)."""
     values["engine"] = _default(values, "engine")
     check_engine(values["engine"], values["precision"])
     if values["engine"] != "tensorflow":
         if values["method"] != "fcn":
-            raise ValueError("--engine %s runs --method fcn (streamed, or over --tiles), not --method %s"
+            raise ValueError("--engine %s runs --method fcn (over tiles), not --method %s"
                              % (values["engine"], values["method"]))
         if values["padding"] != "valid":
             raise ValueError("--engine %s runs the valid-padding network (the same logits); "
                              "drop --padding %s" % (values["engine"], values["padding"]))
+        values["stream"] = False
 
 
 def resolve(values):

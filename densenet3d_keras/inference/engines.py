@@ -19,7 +19,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from densenet3d_keras.inference.streaming import DEFAULT_SLAB
 from densenet3d_keras.inference.tiling import DEFAULT_TILE_SIZE
 
 #: ``--engine`` -> ``(packages it imports, the extra that installs them)``; TensorFlow needs none.
@@ -37,10 +36,6 @@ OPENVINO_PRECISIONS = {"float32": "f32", "bf16": "bf16"}
 #: tile (dense24, a 240 x 240 x 155 case, bf16: 8 tiles of 99 x 114 x 99 in 2.9 GB, 1.18x
 #: faster than 27 tiles of 75 x 85 x 75); ONNX Runtime took 6.2 GB with those, 2.6 GB with 88.
 ENGINE_TILE_SIZES = {"tensorflow": DEFAULT_TILE_SIZE, "openvino": 128, "onnxruntime": DEFAULT_TILE_SIZE}
-#: Default output planes per slab (``--slab``) per engine when streaming. OpenVINO's slabs run
-#: faster the thicker they are, in more memory (dense24, bf16, a 240 x 240 x 155 case: 12
-#: planes 33 s in 3.5 GB, 16: 26 s, 4.7 GB, 24: 22 s, 5.4 GB, 48: 19 s, 7.8 GB; docs/performance.md).
-ENGINE_SLABS = {"tensorflow": DEFAULT_SLAB, "openvino": 24, "onnxruntime": 24}
 #: Input shapes an OpenVINO predictor keeps compiled (a case's tiles share one; cases differ).
 COMPILED_SHAPES = 2
 

@@ -50,14 +50,8 @@ def conv_weights(conv, after=None):
     """A Keras ``Conv3D``'s ``(kernel, bias)`` in ONNX layout ``(out, in, kd, kh, kw)``, with the
     batch norm ``after`` it (``(scale, shift)`` or ``None``) folded in; bias ``None`` when
     there is neither a bias nor a folded batch norm."""
+    kernel = np.transpose(_value(conv.kernel), (4, 3, 0, 1, 2))
     bias = _value(conv.bias) if getattr(conv, "use_bias", False) else None
-    return conv_weights_of(_value(conv.kernel), bias, after)
-
-
-def conv_weights_of(kernel, bias=None, after=None):
-    """:func:`conv_weights` of a Keras-layout ``(kd, kh, kw, in, out)`` kernel and its bias
-    (or ``None``) given as arrays."""
-    kernel = np.transpose(np.asarray(kernel, dtype=np.float32), (4, 3, 0, 1, 2))
     if after is not None:
         scale, shift = after
         kernel = kernel * scale[:, None, None, None, None]
@@ -65,7 +59,7 @@ def conv_weights_of(kernel, bias=None, after=None):
     return np.ascontiguousarray(kernel, dtype=np.float32), None if bias is None else bias.astype(np.float32)
 
 
-class Graph(object):
+class _Graph(object):
     """Nodes and constants being collected; names are unique and readable."""
 
     def __init__(self, helper, numpy_helper):
@@ -216,7 +210,7 @@ def onnx_model(model, model_name, input_size=None, batch_size=None, doc=""):
 
     architecture = architecture_of(model_name)
     _check_model(model, architecture)
-    graph = Graph(helper, numpy_helper)
+    graph = _Graph(helper, numpy_helper)
     x = graph.node("Transpose", [INPUT_NAME], "input_ncdhw", perm=[0, 4, 1, 2, 3])
     taps = {}
     for prefix, start, stop in PATHWAYS:

@@ -86,31 +86,20 @@ def _quiet_shape_retracing():
         logger.addFilter(_ShapeRetracingFilter())
 
 
-def value(variable):
-    """A Keras variable's value, float32 numpy."""
+def _value(variable):
     return np.asarray(keras.backend.get_value(variable), dtype=np.float32)
 
 
-def tf_constant(array, dtype=None):
-    """A TensorFlow constant of a float32 array (``dtype``: float32 unless given)."""
-    return tf.constant(array, dtype=dtype or tf.float32)
-
-
-def numpy_constant(array, dtype=None):
-    """The float32 array itself (for a graph written elsewhere; ``dtype`` is not applied)."""
-    return array
-
-
-def _affine(norm, constant=tf_constant):
+def _affine(norm):
     """``(scale, shift)`` of a batch-norm layer in inference mode, float32 constants."""
-    gamma, beta = value(norm.gamma), value(norm.beta)
-    mean, variance = value(norm.moving_mean), value(norm.moving_variance)
+    gamma, beta = _value(norm.gamma), _value(norm.beta)
+    mean, variance = _value(norm.moving_mean), _value(norm.moving_variance)
     scale = (gamma / np.sqrt(variance + np.float32(norm.epsilon))).astype(np.float32)
-    return constant(scale), constant((beta - mean * scale).astype(np.float32))
+    return tf.constant(scale), tf.constant((beta - mean * scale).astype(np.float32))
 
 
-def _kernel(conv, dtype, constant=tf_constant):
-    return constant(value(conv.kernel), dtype)
+def _kernel(conv, dtype):
+    return tf.constant(_value(conv.kernel), dtype=dtype)
 
 
 def _window(kept, new, start, stop, crop):
@@ -161,66 +150,23 @@ def _conv(x, kernel):
     return tf.nn.conv3d(x, kernel, strides=[1, 1, 1, 1, 1], padding="VALID")
 
 
-class TensorOps(object):
-    """What a streamed pathway does to its tensors, in TensorFlow (NDHWC; planes are axis 1).
-    :mod:`densenet3d_keras.inference.onnx_slabs` writes the same steps as an ONNX graph."""
+class _Slab(object):
+    """The kept planes of one slab step: read in layer order, the new ones collected."""
 
-    @staticmethod
-    def planes(x):
-        """The number of planes of ``x``."""
-        return x.shape[1]
-
-    @staticmethod
-    def empty(x):
-        """No planes of ``x``'s kind: what the first slab has kept."""
-        return x[:, :0]
-
-    @staticmethod
-    def last(x, count):
-        """The last ``count`` planes of ``x``."""
-        return x[:, x.shape[1] - count:]
-
-    @staticmethod
-    def join(kept, x):
-        """``kept`` planes, then ``x``'s."""
-        return tf.concat([kept, x], axis=1)
-
-    @staticmethod
-    def run(step, kept, new, starts, crops, count):
-        """One step (:data:`_Step`) on the pieces' windows (see :meth:`_Pathway._run`)."""
-        if step.before is not None:
-            x = _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count,
-                                  step.before[0], step.before[1], step.dtype)
-        else:
-            x = _raw(kept, new, starts, crops, count, step.dtype)
-        if step.kernel is None:
-            return x
-        y = _conv(x, step.kernel)
-        if step.bias is not None:
-            y = tf.nn.bias_add(y, step.bias)
-        return y if step.after is None else _post_norm_relu(y, step.after[0], step.after[1])
-
-
-class SlabCarry(object):
-    """The kept planes of one slab step: read in layer order, the new ones collected, through
-    ``ops`` (:class:`TensorOps` or a graph writer's)."""
-
-    def __init__(self, kept=None, ops=TensorOps):
+    def __init__(self, kept=None):
         self.first = kept is None
-        self.ops = ops
         self._kept = None if kept is None else iter(kept)
         self.new = []
 
     def carry(self, x, keep):
-        """The planes the previous slab kept before ``x`` (none on the first); the last
-        ``keep`` planes of those and ``x`` are kept for the next slab."""
-        ops = self.ops
-        kept = ops.empty(x) if self._kept is None else next(self._kept)
-        planes = ops.planes(x)
+        """The planes the previous slab kept before ``x`` (none, ``x[:, :0]``, on the first);
+        the last ``keep`` planes of those and ``x`` are kept for the next slab."""
+        kept = x[:, :0] if self._kept is None else next(self._kept)
+        planes = x.shape[1]
         if planes >= keep:  # a slice of x alone: a copy of ``keep`` planes
-            self.new.append(ops.last(x, keep))
+            self.new.append(x[:, planes - keep:])
         else:
-            self.new.append(ops.join(ops.last(kept, keep - planes), x))
+            self.new.append(tf.concat([kept[:, kept.shape[1] - (keep - planes):], x], axis=1))
         return kept
 
 
@@ -233,9 +179,8 @@ class SlabCarry(object):
 _Step = namedtuple("_Step", ["radius", "before", "kernel", "bias", "after", "appends", "dtype"])
 
 
-def _steps(model, architecture, prefix, dtype, constant=tf_constant):
-    """The operations of the pathway ``prefix`` of ``model``, in order, from its description,
-    their weights made by ``constant(array, dtype)`` (:func:`tf_constant`, :func:`numpy_constant`).
+def _steps(model, architecture, prefix, dtype):
+    """The operations of the pathway ``prefix`` of ``model``, in order, from its description.
 
     Raises:
         ValueError: a layer of the description is missing, or holds another number of units.
@@ -243,25 +188,23 @@ def _steps(model, architecture, prefix, dtype, constant=tf_constant):
     steps = []
     if architecture.init_filters:
         init = model.get_layer(init_name(prefix))
-        steps.append(_Step(1, None, _kernel(init, tf.float32, constant), constant(value(init.bias)), None,
-                           False, tf.float32))
+        steps.append(_Step(1, None, _kernel(init, tf.float32), tf.constant(_value(init.bias)), None, False,
+                           tf.float32))
     for index, (block, radius) in enumerate(zip(architecture.blocks, architecture.tap_radii), 1):
         layer = model.get_layer(block_name(prefix, index))
         if len(getattr(layer, "convs", ())) != len(block.unit_filters):
             raise ValueError("layer %s does not hold the %d units of %r" % (layer.name, len(block.unit_filters), block))
         for norm, conv in zip(layer.norms, layer.convs):
             if block.dense:  # BN -> ReLU -> conv, appended
-                steps.append(_Step(1, _affine(norm, constant), _kernel(conv, dtype, constant), None, None, True,
-                                   dtype))
+                steps.append(_Step(1, _affine(norm), _kernel(conv, dtype), None, None, True, dtype))
             else:  # conv -> BN -> ReLU, replacing
-                steps.append(_Step(1, None, _kernel(conv, dtype, constant), None, _affine(norm, constant), False,
-                                   dtype))
+                steps.append(_Step(1, None, _kernel(conv, dtype), None, _affine(norm), False, dtype))
         if block.tap_filters is None:
             steps.append(_Step(0, None, None, None, None, None, tf.float32))
         else:
             tap = model.get_layer(tap_name(prefix, radius))
-            steps.append(_Step(0, _affine(tap.norm_in, constant), _kernel(tap.conv, dtype, constant), None,
-                               _affine(tap.norm_out, constant), None, dtype))
+            steps.append(_Step(0, _affine(tap.norm_in), _kernel(tap.conv, dtype), None, _affine(tap.norm_out),
+                               None, dtype))
     return steps
 
 
@@ -307,24 +250,20 @@ class _Pathway(object):
     scales come out on the same grid. Each piece keeps as many planes for the next slab as its
     deepest reader reaches back (:func:`_keep`).
 
-    The tensors are the slab's ops' (:attr:`SlabCarry.ops`): TensorFlow's, or an ONNX graph's
-    being written.
-
     Args:
         model: a model of :func:`~densenet3d_keras.models.builder.build_model`.
         architecture: its :class:`~densenet3d_keras.models.architecture.Architecture`.
         prefix: the pathway's layer-name prefix (:data:`~densenet3d_keras.models.presets.PATHWAYS`).
         dtype: the convolutions' dtype (``tf.float32``, ``tf.bfloat16``, ``tf.float16``).
-        constant: makes the weights (:func:`tf_constant`, :func:`numpy_constant`).
     """
 
-    def __init__(self, model, architecture, prefix, dtype, constant=tf_constant):
-        self.steps = _steps(model, architecture, prefix, dtype, constant)
+    def __init__(self, model, architecture, prefix, dtype):
+        self.steps = _steps(model, architecture, prefix, dtype)
         self.depth = architecture.margin
         self.keep = _keep(self.steps, self.depth)
 
     def __call__(self, x, slab):
-        planes = slab.ops.planes(x)
+        planes = x.shape[1]
 
         def new_planes(lag):
             return planes if not slab.first else planes - 2 * lag
@@ -333,10 +272,10 @@ class _Pathway(object):
         taps = []
         for step in self.steps:
             if step.appends is None:
-                taps.append(self._run(slab.ops, step, pieces, self.depth, new_planes(self.depth)))
+                taps.append(self._run(step, pieces, self.depth, new_planes(self.depth)))
                 continue
             lag = pieces[-1][2]
-            output = self._run(slab.ops, step, pieces, lag, new_planes(lag + step.radius) + 2 * step.radius)
+            output = self._run(step, pieces, lag, new_planes(lag + step.radius) + 2 * step.radius)
             piece = self._piece(output, lag + step.radius, slab)
             pieces = pieces + [piece] if step.appends else [piece]
         return taps
@@ -345,57 +284,101 @@ class _Pathway(object):
         """A piece of lag ``lag``: its planes kept from the previous slab, ``new``, ``lag``.
         Pieces are made in the order of :func:`_keep` (one per lag)."""
         keep = self.keep[lag]
-        return (slab.carry(new, keep) if keep else slab.ops.empty(new)), new, lag
+        return (slab.carry(new, keep) if keep else new[:, :0]), new, lag
 
     @staticmethod
-    def _run(ops, step, pieces, lag, count):
-        """One step on the pieces, reading at ``lag`` ``count`` planes of each (see the class):
-        piece ``i``'s window starts at plane ``starts[i]`` of its kept planes then its new ones
-        and is cropped by ``crops[i]`` voxels in the other two axes."""
+    def _run(step, pieces, lag, count):
+        """One step on the pieces, reading at ``lag`` ``count`` planes of each (see the class)."""
         kept, new, starts, crops = [], [], [], []
         for piece_kept, piece_new, piece_lag in pieces:
             behind = lag - piece_lag
             kept.append(piece_kept)
             new.append(piece_new)
-            starts.append(ops.planes(piece_kept) + ops.planes(piece_new) - behind - count)
+            starts.append(piece_kept.shape[1] + piece_new.shape[1] - behind - count)
             crops.append(behind)
-        return ops.run(step, kept, new, starts, crops, count)
+        if step.before is not None:
+            x = _gather_norm_relu(tuple(kept), tuple(new), tuple(starts), tuple(crops), count,
+                                  step.before[0], step.before[1], step.dtype)
+        else:
+            x = _raw(kept, new, starts, crops, count, step.dtype)
+        if step.kernel is None:
+            return x
+        y = _conv(x, step.kernel)
+        if step.bias is not None:
+            y = tf.nn.bias_add(y, step.bias)
+        return y if step.after is None else _post_norm_relu(y, step.after[0], step.after[1])
 
 
-class BlockStreamer(object):
-    """A box streamed in slabs along its first axis: the plan, the shapes reused and the loop.
-    Subclasses run one slab (:meth:`_slab`): :class:`SlabStreamer` with TensorFlow functions,
-    :class:`~densenet3d_keras.inference.engine_streaming.EngineStreamer` with compiled ONNX
-    graphs.
+class SlabStreamer(object):
+    """A predictor (batch ``(N, D, H, W, 4)`` -> label logits ``(N, D - 2m, H - 2m, W - 2m, 5)``)
+    that streams each block through the network in slabs along its first axis.
 
     Args:
-        margin: the network's receptive-field radius.
-        classes: logits per voxel.
-        slab, reuse: as :class:`SlabStreamer`.
+        model: a model of :func:`~densenet3d_keras.models.builder.build_model` with its
+            weights (either padding; only the weights are read, once, here).
+        slab: output planes per slab after the first; memory grows with it.
+        reuse: a block whose cross-section (its last two axes) is at most ``reuse`` voxels
+            smaller per axis than one already streamed runs zero-padded to that one, with its
+            slab step, so that it reuses the traced and compiled slab functions (a new shape
+            costs about 10 s and 100 MB that TensorFlow keeps for the process); a new
+            cross-section is rounded up to a multiple of :data:`SHAPE_GRID` first. 0 streams
+            every block at its own shape. The padding reaches none of the block's own outputs.
+        precision: ``"float32"``, ``"bf16"`` (bfloat16 convolutions) or ``"mixed_float16"``
+            (float16 convolutions).
+        architecture: the model's :class:`~densenet3d_keras.models.architecture.Architecture`
+            (default: the preset of the model's name), whose layers are read.
+
+    Attributes:
+        margin: the network's receptive-field radius (13).
+        shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step
+            (a block of one slab records none).
+        last_shape: ``(planes, height, width)`` the last block ran at: with its spare planes
+            and on the cross-section it was padded to.
+        progress: ``None`` or a callable ``(planes done, planes total)`` called after each slab.
+
+    Raises:
+        ValueError: streaming is not supported here (:func:`streaming_supported`), a bad slab
+            or precision, or a model without the layers of ``build_model``.
     """
 
-    def __init__(self, margin, classes, slab=DEFAULT_SLAB, reuse=DEFAULT_REUSE):
+    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32", reuse=DEFAULT_REUSE, architecture=None):
+        reason = streaming_supported()
+        if reason:
+            raise ValueError(reason)
         if int(slab) != slab or slab < 1:
             raise ValueError("slab must be a positive number of planes, got %r" % (slab,))
         if int(reuse) != reuse or reuse < 0:
             raise ValueError("reuse must be a number of voxels >= 0, got %r" % (reuse,))
-        self.margin = margin
-        self.classes = classes
+        if precision not in CONV_DTYPES:
+            raise ValueError("precision must be one of %s, got %r" % (", ".join(CONV_DTYPES), precision))
+        dtype = tf.as_dtype(CONV_DTYPES[precision])
+        try:
+            architecture = architecture or architecture_of(model.name)
+            self.pathways = [(start, stop, _Pathway(model, architecture, prefix, dtype))
+                             for prefix, start, stop in PATHWAYS]
+            head = model.get_layer("head")
+        except ValueError as error:
+            raise ValueError("model %r cannot be streamed: %s" % (model.name, error))
+        self.heads = [(_kernel(conv, tf.float32), tf.constant(_value(conv.bias)))
+                      for conv in (head.label_conv_15, head.label_conv_27)]
+        self.margin = architecture.margin
         self.slab = int(slab)
         self.reuse = int(reuse)
         self.shapes = {}
         self.last_shape = None
         self.progress = None
+        self._step = tf.function(self._forward)
+        _quiet_shape_retracing()
 
-    def _begin(self, block):
-        """The padded ``(D, H, W, C)`` block as :meth:`_slab` reads it (here: as it is)."""
-        return block
-
-    def _slab(self, block, start, stop, kept):
-        """``(scores, kept)``: the logits ``(planes, H - 2m, W - 2m, classes)`` of the input
-        planes ``[start, stop)`` of the :meth:`_begin` block, and the planes kept for the next
-        slab (``kept``: the previous slab's, ``None`` on the first)."""
-        raise NotImplementedError
+    def _forward(self, x, kept=None):
+        slab = _Slab(kept)
+        taps = [stage(x[..., start:stop], slab) for start, stop, stage in self.pathways]
+        (flair_15, flair_27), (t1_15, t1_27) = taps
+        logits = None
+        for (kernel, bias), features in zip(self.heads, ([t1_15, flair_15], [t1_27, flair_27])):
+            scores = tf.nn.bias_add(_conv(tf.concat(features, axis=-1), kernel), bias)
+            logits = scores if logits is None else logits + scores
+        return logits, slab.new
 
     def plan(self, planes, step=None):
         """:meth:`plan_for` this streamer's slab and margin."""
@@ -453,17 +436,13 @@ class BlockStreamer(object):
         block = np.pad(block, [(0, total - planes), (0, padded_height - height), (0, padded_width - width),
                                (0, 0)])
         self.last_shape = block.shape[:3]
-        logits = np.empty((total - margin2,) + tuple(s - margin2 for s in block.shape[1:3]) + (self.classes,),
-                          dtype=np.float32)
+        logits = np.empty((total - margin2,) + tuple(s - margin2 for s in block.shape[1:3])
+                          + (self.heads[0][1].shape[0],), dtype=np.float32)
         kept = None
-        block = self._begin(block)
         for start, stop in [(0, first)] + [(first + i * step, first + (i + 1) * step) for i in range(count)]:
-            scores, kept = self._slab(block, start, stop, kept)
-            # A slab's scores are those of its last output planes; any before the block's first
-            # output plane (a slab that starts with nothing kept) are not the network's.
-            low = stop - margin2 - scores.shape[0]
-            if stop > margin2:
-                logits[max(0, low):stop - margin2] = scores[max(0, -low):]
+            scores, kept = self._step(block[None, start:stop], kept)
+            # The first slab gives its planes but 2 margin, the others as many as they take.
+            logits[stop - margin2 - scores.shape[1]:stop - margin2] = scores.numpy()[0]
             if self.progress is not None:
                 self.progress(stop, total)
         return logits[:planes - margin2, :height - margin2, :width - margin2]
@@ -473,80 +452,3 @@ class BlockStreamer(object):
         if batch.ndim != 5:
             raise ValueError("expected a batch (N, D, H, W, C), got shape %s" % (batch.shape,))
         return np.stack([self.predict_block(block) for block in batch])
-
-
-def streamed_pathways(model, architecture, dtype, constant=tf_constant):
-    """``(pathways, head, architecture)``: ``[(first channel, stop channel, _Pathway)]`` of
-    ``model``'s pathways, its head layer and its architecture (``architecture``, else its name's).
-
-    Raises:
-        ValueError: a model without the layers of ``build_model`` (naming the model).
-    """
-    try:
-        architecture = architecture or architecture_of(model.name)
-        pathways = [(start, stop, _Pathway(model, architecture, prefix, dtype, constant))
-                    for prefix, start, stop in PATHWAYS]
-        return pathways, model.get_layer("head"), architecture
-    except ValueError as error:
-        raise ValueError("model %r cannot be streamed: %s" % (model.name, error))
-
-
-class SlabStreamer(BlockStreamer):
-    """A predictor (batch ``(N, D, H, W, 4)`` -> label logits ``(N, D - 2m, H - 2m, W - 2m, 5)``)
-    that streams each block through the network in slabs along its first axis.
-
-    Args:
-        model: a model of :func:`~densenet3d_keras.models.builder.build_model` with its
-            weights (either padding; only the weights are read, once, here).
-        slab: output planes per slab after the first; memory grows with it.
-        reuse: a block whose cross-section (its last two axes) is at most ``reuse`` voxels
-            smaller per axis than one already streamed runs zero-padded to that one, with its
-            slab step, so that it reuses the traced and compiled slab functions (a new shape
-            costs about 10 s and 100 MB that TensorFlow keeps for the process); a new
-            cross-section is rounded up to a multiple of :data:`SHAPE_GRID` first. 0 streams
-            every block at its own shape. The padding reaches none of the block's own outputs.
-        precision: ``"float32"``, ``"bf16"`` (bfloat16 convolutions) or ``"mixed_float16"``
-            (float16 convolutions).
-        architecture: the model's :class:`~densenet3d_keras.models.architecture.Architecture`
-            (default: the preset of the model's name), whose layers are read.
-
-    Attributes:
-        margin: the network's receptive-field radius (13).
-        shapes: ``{(height, width): step}``, the cross-sections streamed so far and their step
-            (a block of one slab records none).
-        last_shape: ``(planes, height, width)`` the last block ran at: with its spare planes
-            and on the cross-section it was padded to.
-        progress: ``None`` or a callable ``(planes done, planes total)`` called after each slab.
-
-    Raises:
-        ValueError: streaming is not supported here (:func:`streaming_supported`), a bad slab
-            or precision, or a model without the layers of ``build_model``.
-    """
-
-    def __init__(self, model, slab=DEFAULT_SLAB, precision="float32", reuse=DEFAULT_REUSE, architecture=None):
-        reason = streaming_supported()
-        if reason:
-            raise ValueError(reason)
-        if precision not in CONV_DTYPES:
-            raise ValueError("precision must be one of %s, got %r" % (", ".join(CONV_DTYPES), precision))
-        self.pathways, head, architecture = streamed_pathways(model, architecture,
-                                                              tf.as_dtype(CONV_DTYPES[precision]))
-        self.heads = [(_kernel(conv, tf.float32), tf.constant(value(conv.bias)))
-                      for conv in (head.label_conv_15, head.label_conv_27)]
-        super(SlabStreamer, self).__init__(architecture.margin, int(self.heads[0][1].shape[0]), slab, reuse)
-        self._step = tf.function(self._forward)
-        _quiet_shape_retracing()
-
-    def _forward(self, x, kept=None):
-        slab = SlabCarry(kept)
-        taps = [stage(x[..., start:stop], slab) for start, stop, stage in self.pathways]
-        (flair_15, flair_27), (t1_15, t1_27) = taps
-        logits = None
-        for (kernel, bias), features in zip(self.heads, ([t1_15, flair_15], [t1_27, flair_27])):
-            scores = tf.nn.bias_add(_conv(tf.concat(features, axis=-1), kernel), bias)
-            logits = scores if logits is None else logits + scores
-        return logits, slab.new
-
-    def _slab(self, block, start, stop, kept):
-        scores, kept = self._step(block[None, start:stop], kept)
-        return scores.numpy()[0], kept

@@ -1,5 +1,5 @@
-"""predict_keras.py --engine: the same run (streamed or tiles, --tta, --evaluate) on OpenVINO as
-on TensorFlow, and the one-line refusals (ensembles: tests/inference/test_engines.py)."""
+"""predict_keras.py --engine: the same run (tiles, --tta, --evaluate) on OpenVINO as on
+TensorFlow, and the one-line refusals (ensembles: tests/inference/test_engines.py)."""
 import os
 
 import nibabel as nib
@@ -20,30 +20,22 @@ def test_tta_and_evaluation_run_unchanged_on_openvino(case, checkpoint, tmp_path
     common = ["-m", checkpoint, "-i", case.directory, "--tile-size", "66", "--tta",
               "--evaluate"]
     outputs = {}
-    runs = (("tensorflow", ["--tiles"], "tile", None),
-            ("openvino", ["--engine", "openvino", "--slab", "20"], "box",
-             "engine openvino (float32): the network's ONNX graph streamed in slabs of 20 planes"),
-            ("openvino_tiles", ["--engine", "openvino", "--tiles"], "tile",
-             "engine openvino (float32): the network's ONNX graph over tiles of at most 66 voxels"))
-    for name, flags, unit, line in runs:
+    for name, flags in (("tensorflow", ["--tiles"]), ("openvino", ["--engine", "openvino"])):
         outputs[name] = str(tmp_path / name)
         code, stdout, err = run_predict(common + ["-o", outputs[name]] + flags, capsys)
         assert code == 0, err[-2000:]
         assert os.path.isfile(os.path.join(outputs[name], "metrics.csv"))
-        assert ("averaging softmax probabilities over 1 model(s) x 8 mirror image(s): 8 forward passes per %s"
-                % unit) in stdout
-        assert line is None or line in stdout
-        assert name == "tensorflow" or '"engine": "openvino"' in stdout  # the run's configuration
-    want = _labels(outputs["tensorflow"], case.case_id)
-    assert want.any()
-    for name in ("openvino", "openvino_tiles"):
-        assert np.mean(_labels(outputs[name], case.case_id) == want) >= 0.9999, name
+        assert "averaging softmax probabilities over 1 model(s) x 8 mirror image(s): 8 forward passes per tile" in stdout
+    assert "engine openvino (float32): the network's ONNX graph over tiles of at most 66 voxels" in stdout
+    assert '"engine": "openvino"' in stdout  # the run's configuration
+    want, got = _labels(outputs["tensorflow"], case.case_id), _labels(outputs["openvino"], case.case_id)
+    assert want.any() and np.mean(got == want) >= 0.9999
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--engine", "onnxruntime", "--precision", "bf16"],
      "error: --engine onnxruntime computes in float32, not --precision bf16"),
-    (["--engine", "openvino", "--method", "patch"], "error: --engine openvino runs --method fcn (streamed, or over --tiles)"),
+    (["--engine", "openvino", "--method", "patch"], "error: --engine openvino runs --method fcn (over tiles)"),
     (["--engine", "openvino", "--padding", "same"], "error: --engine openvino runs the valid-padding network"),
     (["--engine", "pytorch"], "error: argument --engine: invalid choice: 'pytorch'"),
 ])

@@ -1,17 +1,15 @@
-"""OpenVINO and ONNX Runtime against the Keras model: per precision, on batches and on a case,
-the whole network's graph (tiles) and the streamed slab graphs.
+"""OpenVINO and ONNX Runtime against the Keras model: per precision, on batches and on a case.
 
 Tolerances: float32 logits within 1e-4 of TensorFlow's (about 3e-6 measured) and identical
 labels; bf16 (OpenVINO) logits within 2% of the largest logit at worst and 0.2% on average
-(0.6% and 0.07% measured on the tiny preset), labels equal wherever float32's decision is
-clearer than that difference, and on at least 99% of a case's voxels (99.99% measured).
+(0.6% and 0.07% measured on the tiny preset) and labels equal on at least 99% of the voxels
+(99.99% measured).
 """
 import numpy as np
 import pytest
 
 from densenet3d_keras.inference.engines import check_engine, engine_predictor
-from densenet3d_keras.inference.engine_streaming import EngineStreamer, slab_graph
-from densenet3d_keras.inference.inferers.engine import EngineInferer, EngineSlabInferer
+from densenet3d_keras.inference.inferers.engine import EngineInferer
 from densenet3d_keras.inference.inferers.registry import build_inferer
 from densenet3d_keras.inference.inferers.tiles import TileInferer
 from generators.volumes import load_case_volumes
@@ -41,13 +39,7 @@ def _assert_close(got, want, precision, mask=None):
     else:
         assert difference.max() <= 0.02 * largest and difference.mean() <= 0.002 * largest, (
             difference.max(), difference.mean(), largest)
-        # Labels agree wherever float32's two best logits are further apart than twice the
-        # largest difference; on a few dozen voxels of random weights a near tie or two can
-        # flip, so overall agreement is only required to be high.
-        best = np.sort(want, axis=-1)
-        sure = best[..., -1] - best[..., -2] > 2 * difference.max()
-        assert np.all(got.argmax(-1)[sure] == want.argmax(-1)[sure])
-        assert agree >= (0.99 if want[..., 0].size > 1000 else 0.95), agree
+        assert agree >= 0.99, agree
         assert difference.max() > 0  # it did compute in bfloat16
 
 
@@ -92,87 +84,35 @@ def reference(case, checkpoint):  # noqa: F811
 
 
 @pytest.mark.parametrize("engine, precision, package", ENGINES)
-def test_an_engine_streams_the_keras_logits_of_a_block(tiny, batches, engine, precision, package):
-    """Every voxel as the Keras model computes it, whatever the slab: thinner than the margin
-    (the first slabs give nothing), not dividing the block, and one slab for the whole block."""
-    _require(package)
-    for slab in (5, 16, 64):
-        streamer = EngineStreamer(tiny, engine, precision, slab=slab, reuse=0)
-        for batch, want in batches:
-            got = streamer(batch)
-            assert got.shape == want.shape and got.dtype == np.float32
-            _assert_close(got, want, precision)
-        # One compiled graph per slab shape (the first slab starts with zero planes kept).
-        assert streamer.compiled == len(batches)
-
-
-def test_a_streamed_box_reuses_the_graph_of_a_larger_cross_section(tiny, batches):
-    _require("onnxruntime")
-    streamer = EngineStreamer(tiny, "onnxruntime", slab=8)
-    batch, want = batches[1]  # 41 x 39 x 45
-    _assert_close(streamer(batch), want, "float32")
-    smaller = np.ascontiguousarray(batch[:, :, 2:-3, 1:])
-    got = streamer(smaller)
-    assert streamer.compiled == 1 and streamer.last_shape[1:] == (40, 48)
-    _assert_close(got, np.asarray(tiny(smaller, training=False)[1]), "float32")
-
-
-def test_the_slab_graph_keeps_the_planes_its_readers_need(tiny):
-    """A slab's kept planes reach their fixed shapes and feed the next slab's graph."""
-    _require("onnxruntime")
-    streamer = EngineStreamer(tiny, "onnxruntime", slab=6)
-    shapes = streamer.kept_shapes((1, 4, 6, 40, 40))
-    proto, new = slab_graph(streamer.pathways, streamer.head, (1, 4, 6, 40, 40), shapes)
-    assert new == shapes and len(shapes) == len(proto.graph.output) - 1
-    assert [i.name for i in proto.graph.input] == ["slab"] + ["kept_%d" % i for i in range(len(shapes))]
-    assert {node.op_type for node in proto.graph.node} <= {"Slice", "Concat", "Mul", "Add", "Relu", "Conv",
-                                                          "Identity"}
-    # Each kept tensor holds a few planes of a full-width layer: never more than the margin.
-    assert all(0 < shape[2] <= 2 * streamer.margin for shape in shapes)
-
-
-@pytest.mark.parametrize("streamed", [False, True], ids=["tiles", "streamed"])
-@pytest.mark.parametrize("engine, precision, package", ENGINES)
-def test_an_engine_segments_a_case_as_tensorflow_does(checkpoint, reference, engine, precision, package,  # noqa: F811
-                                                      streamed):
+def test_an_engine_segments_a_case_as_tensorflow_does(checkpoint, reference, engine, precision, package):  # noqa: F811
     _require(package)
     volumes, want = reference
     lines = []
-    if streamed:
-        inferer = EngineSlabInferer(checkpoint, "tiny", engine, precision, slab=20)
-    else:
-        inferer = EngineInferer(checkpoint, "tiny", engine, precision, tile_size=44)
+    inferer = EngineInferer(checkpoint, "tiny", engine, precision, tile_size=44)
     inferer.load(lines.append)
     got = inferer.segment(volumes)
-    how = "streamed in slabs of 20 planes" if streamed else "over tiles of at most 44 voxels per edge"
-    assert lines[-1] == "engine %s (%s): the network's ONNX graph %s" % (engine, precision, how)
+    assert lines[-1].startswith("engine %s (%s): the network's ONNX graph over tiles of at most 44 " % (engine, precision))
     assert inferer.model is None and inferer.describe() == "tiny fcn %s %s" % (engine, precision)
-    if streamed:
-        assert got.num_passes == 1
-    else:
-        assert (got.num_passes, got.pass_shape) == (want.num_passes, want.pass_shape) and got.num_passes > 1
+    assert (got.num_passes, got.pass_shape) == (want.num_passes, want.pass_shape) and got.num_passes > 1
     np.testing.assert_array_equal(got.scored, want.scored)
     _assert_close(got.logits, want.logits, precision, want.scored)
 
 
-@pytest.mark.parametrize("flags, text, unit", [
-    (["--engine", "openvino"], "tiny fcn openvino float32", "planes"),
-    (["--engine", "openvino", "--precision", "bf16", "--tta"], "tiny fcn openvino bf16 tta", "planes"),
-    (["--engine", "onnxruntime", "--ensemble", "b.h5", "--tiles"], "tiny fcn onnxruntime float32 ensemble of 2",
-     "tiles"),
-    # bf16 is OpenVINO's own, so graph mode (where Keras has no bf16) does not refuse it; and
-    # the engines stream there too (streaming is TensorFlow's only in eager execution).
-    (["--engine", "openvino", "--precision", "bf16", "--graph-mode"], "tiny fcn openvino bf16", "planes"),
+@pytest.mark.parametrize("flags, text", [
+    (["--engine", "openvino"], "tiny fcn openvino float32"),
+    (["--engine", "openvino", "--precision", "bf16", "--tta"], "tiny fcn openvino bf16 tta"),
+    (["--engine", "onnxruntime", "--ensemble", "b.h5"], "tiny fcn onnxruntime float32 ensemble of 2"),
+    # bf16 is OpenVINO's own, so graph mode (where Keras has no bf16) does not refuse it.
+    (["--engine", "openvino", "--precision", "bf16", "--graph-mode"], "tiny fcn openvino bf16"),
 ])
-def test_an_engine_run_gets_engine_inferers(flags, text, unit):
+def test_an_engine_run_gets_engine_inferers_over_tiles(flags, text):
     _require("openvino" if "openvino" in flags else "onnxruntime")
     config = _config(flags)
     inferer = build_inferer(config)
-    assert config.stream is (unit == "planes") and config.padding == "valid"
-    assert config.slab == (24 if unit == "planes" else config.slab)
+    assert config.stream is False and config.padding == "valid"
     members = getattr(inferer, "members", [inferer])
-    assert all(type(member) is (EngineSlabInferer if unit == "planes" else EngineInferer) for member in members)
-    assert inferer.describe() == text and inferer.unit == unit
+    assert all(type(member) is EngineInferer for member in members)
+    assert inferer.describe() == text and inferer.unit == "tiles"
 
 
 @pytest.mark.parametrize("engine, precision, message", [

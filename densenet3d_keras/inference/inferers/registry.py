@@ -7,7 +7,7 @@ subclass with a ``from_config(config, checkpoint, member)`` class method, and on
 from collections import OrderedDict, namedtuple
 
 from densenet3d_keras.inference.inferers.averaged import AveragedInferer
-from densenet3d_keras.inference.inferers.engine import EngineInferer, EngineSlabInferer
+from densenet3d_keras.inference.inferers.engine import EngineInferer
 from densenet3d_keras.inference.inferers.keras_model import Member
 from densenet3d_keras.inference.inferers.patch import PatchInferer
 from densenet3d_keras.inference.inferers.slabs import SlabInferer
@@ -19,10 +19,10 @@ Method = namedtuple("Method", ["make", "help", "padding"])
 
 
 def _fcn(config, checkpoint, member=None):
-    """Streamed slabs, or tiles where asked (``--tiles``) or where streaming cannot run, on
-    TensorFlow or through another ``--engine``."""
+    """Streamed slabs, or tiles where asked (``--tiles``) or where streaming cannot run; with an
+    ``--engine`` other than TensorFlow, tiles through that engine."""
     if config.engine != "tensorflow":
-        return (EngineSlabInferer if config.stream else EngineInferer).from_config(config, checkpoint, member)
+        return EngineInferer.from_config(config, checkpoint, member)
     return (SlabInferer if config.stream else TileInferer).from_config(config, checkpoint, member)
 
 
