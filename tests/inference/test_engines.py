@@ -1,9 +1,10 @@
 """OpenVINO and ONNX Runtime against the Keras model: per precision, on batches and on a case.
 
 Tolerances: float32 logits within 1e-4 of TensorFlow's (about 3e-6 measured) and identical
-labels; bf16 (OpenVINO) logits within 2% of the largest logit at worst and 0.2% on average
-(0.6% and 0.07% measured on the tiny preset) and labels equal on at least 99% of the voxels
-(99.99% measured).
+labels; bf16 (OpenVINO) logits within 2% of the largest logit at worst and 0.5% on average
+(0.6% and 0.07% typical on the tiny preset, up to 0.24% on average in one run of ten), labels equal wherever float32's decision is
+clearer than that difference, and on at least 98% of a case's voxels (99.99% measured with
+the trained checkpoint).
 """
 import numpy as np
 import pytest
@@ -37,9 +38,16 @@ def _assert_close(got, want, precision, mask=None):
     if precision == "float32":
         assert difference.max() <= 1e-4 and agree == 1.0, (difference.max(), agree)
     else:
-        assert difference.max() <= 0.02 * largest and difference.mean() <= 0.002 * largest, (
+        assert difference.max() <= 0.02 * largest and difference.mean() <= 0.005 * largest, (
             difference.max(), difference.mean(), largest)
-        assert agree >= 0.99, agree
+        # Labels agree wherever float32's two best logits are further apart than twice the
+        # largest difference. Random weights leave near ties, which flip from run to run
+        # (OpenVINO's bf16 sums vary): overall, 98.96-100% of 1,728 voxels agreed in ten runs,
+        # down to 97.2% on a batch of 72.
+        best = np.sort(want, axis=-1)
+        sure = best[..., -1] - best[..., -2] > 2 * difference.max()
+        assert np.all(got.argmax(-1)[sure] == want.argmax(-1)[sure])
+        assert agree >= (0.98 if want[..., 0].size > 1000 else 0.95), agree
         assert difference.max() > 0  # it did compute in bfloat16
 
 
