@@ -44,6 +44,24 @@ LEGACY_2024_CHOICES = ("masks", "official")
 POSTPROCESSING_NAME = "postprocessing.json"
 
 
+def add_scoring_flags(group):
+    """``--challenge`` and ``--brats2024-legacy-metrics`` (also ``predict_keras.py --evaluate``'s)."""
+    group.add_argument("--challenge", choices=CHALLENGES, default="GLI",
+                       help="BraTS challenge whose lesion-wise settings apply (official 2023 "
+                            "scripts): GLI, SSA, PED dilate 3 times and drop lesions <= 50 "
+                            "mm^3, MEN 1 and 50, MET 1 and 2 (default GLI; BraTS 2024 "
+                            "post-treatment labels always take the 2024 GLI settings)")
+    group.add_argument("--brats2024-legacy-metrics", dest="brats2024_legacy_metrics",
+                       choices=LEGACY_2024_CHOICES, default=LEGACY_2024_CHOICES[0],
+                       help="HD95, sensitivity and specificity of BraTS 2024 post-treatment "
+                            "cases: masks scores the 0/1 region masks (default); official "
+                            "gives exactly the official 2024 script's values, computed on its "
+                            "lesion label maps (ids 1, 2, ...), which lose their meaning where "
+                            "a region holds two lesions or more (sensitivity then counts only "
+                            "lesion 1; elsewhere the two agree). Dice and lesion-wise metrics "
+                            "are the same either way; no effect on BraTS 2017/2023 cases")
+
+
 def build_parser():
     """The ``evaluate_keras.py`` argument parser."""
     parser = ArgumentParser(
@@ -72,20 +90,7 @@ def build_parser():
                         help="legacy: Dice, HD95, sensitivity, specificity; lesionwise: BraTS "
                              "2023 lesion-wise Dice, HD95, TP/FP/FN lesions and NSD at 1 mm; "
                              "all: both (default)")
-    parser.add_argument("--challenge", choices=CHALLENGES, default="GLI",
-                        help="BraTS challenge whose lesion-wise settings apply (official 2023 "
-                             "scripts): GLI, SSA, PED dilate 3 times and drop lesions <= 50 "
-                             "mm^3, MEN 1 and 50, MET 1 and 2 (default GLI; BraTS 2024 "
-                             "post-treatment labels always take the 2024 GLI settings)")
-    parser.add_argument("--brats2024-legacy-metrics", dest="brats2024_legacy_metrics",
-                        choices=LEGACY_2024_CHOICES, default=LEGACY_2024_CHOICES[0],
-                        help="HD95, sensitivity and specificity of BraTS 2024 post-treatment "
-                             "cases: masks scores the 0/1 region masks (default); official "
-                             "gives exactly the official 2024 script's values, computed on its "
-                             "lesion label maps (ids 1, 2, ...), which lose their meaning where "
-                             "a region holds two lesions or more (sensitivity then counts only "
-                             "lesion 1; elsewhere the two agree). Dice and lesion-wise metrics "
-                             "are the same either way; no effect on BraTS 2017/2023 cases")
+    add_scoring_flags(parser)
     parser.add_argument("--choose-postprocessing", dest="choose_postprocessing",
                         action="store_true",
                         help="also choose postprocessing (small-component removal, ET to "

@@ -8,7 +8,8 @@ Usage::
         [--method fcn|patch] [--slab 12] [--shape-reuse 16] [--tiles [--tile-size 88]] [--batch-size N]
         [--padding auto|same|valid]
         [-nc true|false] [--label-convention auto|brats2017|brats2023]
-        [--save-probabilities] [--evaluate] [--overlays] [--postprocess settings.json]
+        [--save-probabilities] [--evaluate [--challenge GLI] [--brats2024-legacy-metrics masks]] [--overlays]
+        [--postprocess settings.json]
         [--tta] [--ensemble <checkpoint> ...] [--part-id I --num-parts N]
         [--engine tensorflow|openvino|onnxruntime]
         [--precision float32|bf16|mixed_float16] [--intra-op-threads N] [--inter-op-threads N]
@@ -66,7 +67,8 @@ cannot ``--evaluate`` (the parts would overwrite each other's ``metrics.csv``): 
 
 ``--evaluate`` then scores the predictions against each case's ``seg`` file with
 :func:`densenet3d_keras.evaluation.report.evaluate_folder` (``<out>/metrics.csv``,
-``<out>/summary.json``) and prints the Dice / HD95 table; ``--overlays`` (implies
+``<out>/summary.json``; ``--challenge`` and ``--brats2024-legacy-metrics`` as in
+``evaluate_keras.py``) and prints the Dice / HD95 table; ``--overlays`` (implies
 ``--evaluate``) also writes ``<out>/overlays/<case id>.png``.
 
 ``--demo`` predicts the test cases of the ``train_keras.py --demo`` dataset with the best
@@ -84,6 +86,7 @@ temporary name and renamed into place, so a failure leaves no partial file.
 import os
 import sys
 
+from densenet3d_keras.cli.evaluate import add_scoring_flags
 from densenet3d_keras.cli.progress import TextProgress
 from densenet3d_keras.cli.runner import (ArgumentParser, add_graph_mode_flag, add_thread_flags,
                                          apply_graph_mode, given_options, run_command, str2bool)
@@ -197,6 +200,7 @@ def build_parser():
     output.add_argument("--evaluate", action="store_true",
                         help="score the predictions against the cases' seg files "
                              "(metrics.csv, summary.json in the output folder)")
+    add_scoring_flags(output)
     output.add_argument("--overlays", action="store_true",
                         help="also write overlays/<case>.png (implies --evaluate)")
     parser.add_argument("--demo", action="store_true", help="predict and evaluate the test cases of "
@@ -253,7 +257,8 @@ def evaluate_predictions(config, cases):
     rows, summary = evaluate_folder(config.out, cases, config.out,
                                     convention=config.label_convention,
                                     overlays=config.overlays, progress=table,
-                                    metric_set=DEFAULT_METRIC_SET)
+                                    metric_set=DEFAULT_METRIC_SET, challenge=config.challenge,
+                                    legacy_2024=config.brats2024_legacy_metrics)
     table.finish(summary)
     _log("metrics: %s, %s" % (os.path.join(config.out, "metrics.csv"),
                               os.path.join(config.out, "summary.json")))

@@ -55,6 +55,10 @@ class PredictConfig(object):
     label_convention: str = "auto"
     save_probabilities: bool = False
     evaluate: bool = False
+    #: ``--evaluate``'s lesion-wise settings (``GLI``, ``MEN``, ``MET``, ``PED``, ``SSA``) and how
+    #: BraTS 2024 cases' HD95, sensitivity and specificity are scored (``masks``, ``official``).
+    challenge: str = "GLI"
+    brats2024_legacy_metrics: str = "masks"
     overlays: bool = False
     graph_mode: bool = False
     #: What runs the network: ``tensorflow``, ``openvino`` or ``onnxruntime``.

@@ -132,6 +132,26 @@ def test_volume_smaller_than_the_patch_is_padded_and_predicted(workspace, tmp_pa
     assert os.path.isfile(os.path.join(out, "metrics.csv"))
 
 
+def test_evaluate_takes_the_challenge_settings_of_evaluate_keras(workspace, tmp_path, capsys):
+    import json
+
+    case_dir = os.path.join(workspace["small"], "Brats17_SMALL_1")
+    for challenge in ("GLI", "MET"):
+        out = str(tmp_path / challenge)
+        code, _, err = _run(["-m", workspace["checkpoint"], "-mn", "tiny", "-i", case_dir, "-o", out, "--evaluate",
+                             "--challenge", challenge, "--brats2024-legacy-metrics", "official"], capsys)
+        assert code == 0, err
+        with open(os.path.join(out, "summary.json")) as stream:
+            summary = json.load(stream)
+        assert summary["challenge"] == challenge and summary["brats2024_legacy_metrics"] == "official"
+        with open(os.path.join(out, "metrics.csv")) as stream:
+            header, row = stream.read().splitlines()[:2]
+        assert dict(zip(header.split(","), row.split(",")))["challenge"] == "%s-2023" % challenge
+    with pytest.raises(SystemExit):
+        _run(["-m", workspace["checkpoint"], "-i", case_dir, "-o", str(tmp_path / "x"), "--evaluate",
+              "--challenge", "XYZ"], capsys)
+
+
 def test_n4_corrected_files_are_read_with_nc_true(workspace, tmp_path, capsys):
     (case_id,) = _case_ids(workspace["root"], "test.txt")
     root = str(tmp_path / "root")
