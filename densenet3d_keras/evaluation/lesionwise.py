@@ -185,17 +185,14 @@ def ground_truth_lesions(gt_mask, spacing, iterations=DILATION_ITERATIONS,
         :class:`GroundTruthLesions`.
     """
     gt = np.asarray(gt_mask, dtype=bool)
-    spacing = check_spacing(spacing)
-    lesions = np.zeros(gt.shape, np.int32)
-    footprint = np.zeros(gt.shape, np.int32)
-    # The dilation reaches ``iterations`` voxels: computing it in that box is exact and fast.
-    box = bounding_box(gt, margin=iterations)
-    if not gt.any():
-        return GroundTruthLesions(lesions, footprint, 0, np.zeros(0, np.int64),
-                                  np.zeros(0, bool), box)
-    dilated = ndimage.binary_dilation(gt[box], structure=DILATION_STRUCTURE, iterations=iterations)
-    footprint[box], count = connected_components(dilated)
-    lesions[box] = np.where(gt[box], footprint[box], 0)
+    lesions, footprint, count = dilation_groups(gt, iterations)
+    return _lesions_with_sizes(lesions, footprint, count, check_spacing(spacing), min_volume,
+                               bounding_box(gt, margin=iterations))
+
+
+def _lesions_with_sizes(lesions, footprint, count, spacing, min_volume, box):
+    """:class:`GroundTruthLesions` of lesions numbered 1..count inside ``box``, with their
+    sizes and which are kept (volume above ``min_volume`` mm^3)."""
     sizes = np.bincount(lesions[box].ravel(), minlength=count + 1)[1:].astype(np.int64)
     kept = lesion_volumes(sizes, spacing) > min_volume
     return GroundTruthLesions(lesions, footprint, count, sizes, kept, box)
@@ -564,12 +561,11 @@ def prepare_brats2024(pred_label, gt_label, spacing, settings, merge=True):
         present = gt_groups[region] > 0
         lookup[gt_groups[region][present]] = gt_merged[region][present]
         lesions, footprint, count = _renumbered(gt_merged[region], lookup[footprints[region]])
-        sizes = np.bincount(lesions.ravel(), minlength=count + 1)[1:].astype(np.int64)
-        kept = lesion_volumes(sizes, spacing) > settings.min_volume[region]
         box = bounding_box(gt_groups[region] > 0, margin=settings.iterations(region))
         units, _, unit_count = _renumbered(pred_merged[region])
         prepared[region] = Brats2024Region(
-            units, unit_count, GroundTruthLesions(lesions, footprint, count, sizes, kept, box),
+            units, unit_count,
+            _lesions_with_sizes(lesions, footprint, count, spacing, settings.min_volume[region], box),
             units if region in RENUMBERED_2024 else pred_merged[region])
     return prepared
 

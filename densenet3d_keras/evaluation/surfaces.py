@@ -135,14 +135,21 @@ def neighbour_codes(mask):
         ``(i - 1 + di, j - 1 + dj, k - 1 + dk)`` (outside the volume = empty), bit
         ``7 - (4 di + 2 dj + dk)``.
     """
-    padded = np.pad(np.asarray(mask, dtype=np.uint8), 1)
-    shape = tuple(n + 1 for n in np.shape(mask))
+    return _corner_codes(np.asarray(mask, dtype=np.uint8))
+
+
+def _corner_codes(values):
+    """``sum(value * bit weight)`` over each corner's 2 x 2 x 2 voxels in uint8 arithmetic (so
+    modulo 256): for a 0/1 mask the neighbour codes; for wrapped label values, what
+    ``surface-distance`` computes from them (:func:`wrapped_neighbour_codes`)."""
+    padded = np.pad(values, 1)
+    shape = tuple(n + 1 for n in values.shape)
     codes = np.zeros(shape, np.uint8)
     for di in (0, 1):
         for dj in (0, 1):
             for dk in (0, 1):
-                bit = np.uint8(1 << (7 - (4 * di + 2 * dj + dk)))
-                codes |= padded[di:di + shape[0], dj:dj + shape[1], dk:dk + shape[2]] * bit
+                weight = np.uint8(1 << (7 - (4 * di + 2 * dj + dk)))
+                codes += padded[di:di + shape[0], dj:dj + shape[1], dk:dk + shape[2]] * weight
     return codes
 
 
@@ -162,15 +169,7 @@ def wrapped_neighbour_codes(label_map):
     Returns:
         uint8 ``(n0 + 1, n1 + 1, n2 + 1)``, the corners as in :func:`neighbour_codes`.
     """
-    padded = np.pad(np.asarray(label_map).astype(np.int64) % 256, 1)
-    shape = tuple(n + 1 for n in np.shape(label_map))
-    sums = np.zeros(shape, np.int64)
-    for di in (0, 1):
-        for dj in (0, 1):
-            for dk in (0, 1):
-                weight = 1 << (7 - (4 * di + 2 * dj + dk))
-                sums += padded[di:di + shape[0], dj:dj + shape[1], dk:dk + shape[2]] * weight
-    return (sums % 256).astype(np.uint8)
+    return _corner_codes((np.asarray(label_map).astype(np.int64) % 256).astype(np.uint8))
 
 
 def _union_box(first, second):

@@ -385,15 +385,18 @@ def test_incomplete_ground_truth_folder_is_an_error_or_a_listed_skip(dataset, ca
     assert len(rows) == 3
 
 
-def test_usage_error_is_one_line(dataset, capsys):
+@pytest.mark.parametrize("flag, value", [("--label-convention", "brats2099"),
+                                         ("--brats2024-legacy-metrics", "exact")])
+def test_usage_error_is_one_line(dataset, capsys, flag, value):
     with pytest.raises(SystemExit) as exit:
         evaluate_keras.main(["--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"],
-                             "--label-convention", "brats2099"])
+                             flag, value])
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert err.startswith("error: argument --label-convention: invalid choice: 'brats2099'")
+    assert err.startswith("error: argument %s: invalid choice: '%s'" % (flag, value))
     assert err.endswith("(see --help)\n")
+    assert not os.path.exists(dataset["out"])
 
 
 # ------------------------------------------------ --metrics and --choose-postprocessing
@@ -615,15 +618,7 @@ def test_brats2024_legacy_metrics_official_or_masks(dataset, capsys):
         assert official[case_id] == masks[case_id]
 
 
-def test_brats2024_legacy_metrics_invalid_value_is_a_usage_error(dataset, capsys):
-    with pytest.raises(SystemExit) as exit:
-        evaluate_keras.main(["--pred", dataset["pred"], "--gt", dataset["gt"], "-o", dataset["out"],
-                             "--brats2024-legacy-metrics", "exact"])
-    assert exit.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("error: argument --brats2024-legacy-metrics: invalid choice: 'exact'")
-    assert not os.path.exists(dataset["out"])
+def test_an_unknown_brats2024_legacy_metrics_value_is_refused_by_the_api(dataset):
     from densenet3d_keras.evaluation.report import evaluate_folder
 
     with pytest.raises(ValueError, match="unknown BraTS 2024 legacy metrics 'exact'"):

@@ -226,21 +226,23 @@ def _save(array, affine, path):
     nib.save(image, path)
 
 
-def write_cases(root):
-    """Write the cases under ``root`` (module docstring); returns the case ids."""
-    for case_id, make in CASES.items():
+def write_cases(root, cases=None, convention="brats2023"):
+    """Write the cases under ``root`` (module docstring; ``cases``: id -> maker, default
+    :data:`CASES`) with label files in ``convention``; returns the case ids."""
+    cases = CASES if cases is None else cases
+    for case_id, make in cases.items():
         gt, pred, affine = make()
         folder = os.path.join(root, "gt", case_id)
         os.makedirs(folder, exist_ok=True)
         os.makedirs(os.path.join(root, "pred"), exist_ok=True)
-        _save(from_internal_labels(gt, "brats2023"), affine,
+        _save(from_internal_labels(gt, convention), affine,
               os.path.join(folder, case_id + "-seg.nii.gz"))
         for key in MODALITY_KEYS:
             _save(np.ones(gt.shape, np.float32), affine,
                   os.path.join(folder, "%s-%s.nii.gz" % (case_id, key)))
-        _save(from_internal_labels(pred, "brats2023"), affine,
+        _save(from_internal_labels(pred, convention), affine,
               os.path.join(root, "pred", case_id + ".nii.gz"))
-    return list(CASES)
+    return list(cases)
 
 
 if __name__ == "__main__":

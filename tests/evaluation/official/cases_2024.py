@@ -13,14 +13,12 @@ Distances in the comments are in voxels along the first axis unless said otherwi
 one sub-region are grouped when their dilated masks meet: 3 dilations (WT, TC, SNFH, ET) join
 lesions up to 7 voxels apart, 5 (NETC, RC) up to 11.
 """
-import os
 import sys
 from collections import OrderedDict
 
 import numpy as np
 
-from densenet3d_keras.core.labels import from_internal_labels
-from tests.evaluation.official.cases import MODALITY_KEYS, _save, affine_for, ball, block, paint
+from tests.evaluation.official.cases import affine_for, ball, block, paint, write_cases as write_case_files
 
 SHAPE = (40, 36, 28)
 NETC, SNFH, RC, ET = 1, 2, 3, 4
@@ -237,19 +235,7 @@ DESCRIPTIONS = OrderedDict(zip(CASES, [
 
 def write_cases(root):
     """Write the cases under ``root`` (module docstring); returns the case ids."""
-    for case_id, make in CASES.items():
-        gt, pred, affine = make()
-        folder = os.path.join(root, "gt", case_id)
-        os.makedirs(folder, exist_ok=True)
-        os.makedirs(os.path.join(root, "pred"), exist_ok=True)
-        _save(from_internal_labels(gt, "brats2024"), affine,
-              os.path.join(folder, case_id + "-seg.nii.gz"))
-        for key in MODALITY_KEYS:
-            _save(np.ones(gt.shape, np.float32), affine,
-                  os.path.join(folder, "%s-%s.nii.gz" % (case_id, key)))
-        _save(from_internal_labels(pred, "brats2024"), affine,
-              os.path.join(root, "pred", case_id + ".nii.gz"))
-    return list(CASES)
+    return write_case_files(root, CASES, "brats2024")
 
 
 if __name__ == "__main__":

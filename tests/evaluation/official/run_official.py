@@ -27,8 +27,9 @@ COLUMNS = ("Num_TP", "Num_FP", "Num_FN", "Sensitivity", "Specificity", "Legacy_D
            "Legacy_HD95", "LesionWise_Score_Dice", "LesionWise_Score_HD95")
 
 
-def versions():
-    """Versions of the packages the official script ran with."""
+def versions(*extra):
+    """Versions of the packages the official script ran with (and of the ``extra``
+    distributions, by name)."""
     from importlib.metadata import version  # novermin (runs on the official environment)
 
     import nibabel
@@ -36,10 +37,22 @@ def versions():
     import pandas
     import scipy
 
-    return OrderedDict([("python", sys.version.split()[0]), ("numpy", numpy.__version__),
-                        ("pandas", pandas.__version__), ("scipy", scipy.__version__),
-                        ("nibabel", nibabel.__version__),
-                        ("connected-components-3d", version("connected-components-3d"))])
+    found = OrderedDict([("python", sys.version.split()[0]), ("numpy", numpy.__version__),
+                         ("pandas", pandas.__version__), ("scipy", scipy.__version__),
+                         ("nibabel", nibabel.__version__),
+                         ("connected-components-3d", version("connected-components-3d"))])
+    for name in extra:
+        found[name] = version(name)
+    return found
+
+
+def print_results(source, command, results, environment):
+    """The JSON record of an official run on stdout: where the code came from, the command,
+    the environment and the results."""
+    output = OrderedDict([("source", source), ("command", command), ("environment", environment),
+                          ("results", results)])
+    json.dump(output, sys.stdout, indent=1)
+    sys.stdout.write("\n")
 
 
 def score(official, root, case_id, challenge):
@@ -64,18 +77,11 @@ def main(root, source):
     for case_id in cases:
         results[case_id] = OrderedDict((challenge, score(official, root, case_id, challenge))
                                        for challenge in CHALLENGES)
-    output = OrderedDict([
-        ("source", "rachitsaluja/BraTS-2023-Metrics eval.py get_LesionWiseResults with its "
-                   "bundled surface_distance, run unmodified"),
-        ("command", "python -m tests.evaluation.official.cases /tmp/official_cases && "
-                    "/tmp/brats_official/bin/python tests/evaluation/official/run_official.py "
-                    "/tmp/official_cases /tmp/brats_official_src"),
-        ("environment", versions()),
-        ("results", results),
-    ])
-    json.dump(output, sys.stdout, indent=1)
-    sys.stdout.write("\n")
-
+    print_results("rachitsaluja/BraTS-2023-Metrics eval.py get_LesionWiseResults with its "
+                  "bundled surface_distance, run unmodified",
+                  "python -m tests.evaluation.official.cases /tmp/official_cases && "
+                  "/tmp/brats_official/bin/python tests/evaluation/official/run_official.py "
+                  "/tmp/official_cases /tmp/brats_official_src", results, versions())
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:

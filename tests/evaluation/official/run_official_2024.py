@@ -25,33 +25,18 @@ value (see ``compare_2024.py``).
 
 Usage: ``run_official_2024.py <cases root> <folder holding metrics_GLI.py and surface_distance/>``.
 """
-import json
 import os
 import sys
 import tempfile
 from collections import OrderedDict
+
+from run_official import print_results, versions  # beside this script (run by its path)
 
 COLUMNS = ("Num_TP", "Num_FP", "Num_FN", "Sensitivity", "Specificity", "Legacy_Dice",
            "Legacy_HD95", "Legacy NSD @ 0.5", "Legacy NSD @ 1.0", "GT_Complete_Volume",
            "LesionWise_Score_Dice", "LesionWise_Score_HD95", "LesionWise_Score_NSD @ 0.5",
            "LesionWise_Score_NSD @ 1.0")
 LABELS = ("WT", "TC", "NETC", "SNFH", "ET", "RC")
-
-
-def versions():
-    """Versions of the packages the official script ran with."""
-    from importlib.metadata import version  # novermin (runs on the official environment)
-
-    import nibabel
-    import numpy
-    import pandas
-    import scipy
-
-    return OrderedDict([("python", sys.version.split()[0]), ("numpy", numpy.__version__),
-                        ("pandas", pandas.__version__), ("scipy", scipy.__version__),
-                        ("nibabel", nibabel.__version__),
-                        ("connected-components-3d", version("connected-components-3d")),
-                        ("MedPy", version("MedPy"))])
 
 
 def _label_count(path):
@@ -91,20 +76,13 @@ def main(root, source):
         os.chdir(work)
         for case_id in cases:
             results[case_id] = score(official, root, case_id)
-    output = OrderedDict([
-        ("source", "rachitsaluja/BraTS-2024-Metrics metrics_GLI.py (commit 9e8879a) "
-                   "get_LesionWiseResults(pred, gt, 'BraTS-GLI') with BraTS-2023-Metrics' "
-                   "bundled surface_distance, run unmodified"),
-        ("command", "python -m tests.evaluation.official.cases_2024 /tmp/official_cases_2024 && "
-                    "/tmp/brats2024_official/bin/python "
-                    "tests/evaluation/official/run_official_2024.py /tmp/official_cases_2024 "
-                    "/tmp/brats2024_official_src"),
-        ("environment", versions()),
-        ("results", results),
-    ])
-    json.dump(output, sys.stdout, indent=1)
-    sys.stdout.write("\n")
-
+    print_results("rachitsaluja/BraTS-2024-Metrics metrics_GLI.py (commit 9e8879a) "
+                  "get_LesionWiseResults(pred, gt, 'BraTS-GLI') with BraTS-2023-Metrics' "
+                  "bundled surface_distance, run unmodified",
+                  "python -m tests.evaluation.official.cases_2024 /tmp/official_cases_2024 && "
+                  "/tmp/brats2024_official/bin/python "
+                  "tests/evaluation/official/run_official_2024.py /tmp/official_cases_2024 "
+                  "/tmp/brats2024_official_src", results, versions("MedPy"))
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
