@@ -14,8 +14,9 @@ leaves Transposes around every one of them and the zero padding as constants. He
   folded into that convolution's kernel and bias;
 - crops are ``Slice`` with constant starts and negative ends, so the spatial axes may be
   dynamic; dense units ``Concat`` the cropped features with their new channels;
-- the head's two scales are one 1x1x1 ``Conv`` per output over the concatenated taps (the sum
-  of two pointwise convolutions is one over the concatenation).
+- the head's pointwise convolutions are one 1x1x1 ``Conv`` per tap, summed (a convolution
+  over a concatenation is the sum of one per part): the taps are never concatenated, which
+  halves the peak memory of a tile.
 
 Operators: Transpose, Slice, Conv, Mul, Add, Relu, Concat only. The ``onnx`` package is an
 optional dependency (``pip install .[onnx]``), imported when a graph is built.
@@ -159,20 +160,54 @@ def _pathway(graph, model, x, architecture, prefix):
     return taps
 
 
-def _head(graph, model, taps):
-    """The two outputs (NCDHW) from the taps ``{prefix: [tap_15, tap_27]}``: one 1x1x1 conv
-    per output over the concatenated scales (the Keras head sums one per scale)."""
+#: The head's outputs and, in the order its convolutions concatenate them, the pathways whose
+#: taps each reads (:class:`~densenet3d_keras.nn.layers.HierarchicalHead`: t1 first).
+HEAD_INPUTS = (("wt", ("flair_t2",)), ("labels", ("t1_t1ce", "flair_t2")))
+
+
+def head_parts(model):
+    """The head's pointwise convolutions split by the tap they read.
+
+    The head sums, per output, one 1x1x1 convolution per scale over that scale's taps
+    concatenated across pathways; a convolution over a concatenation is the sum of one per
+    part (the pathways share one architecture, so the parts are equal in size).
+
+    Returns:
+        ``(kernels, biases)``: ``kernels[output][scale]`` a list of ONNX kernels
+        ``(classes, tap channels, 1, 1, 1)`` in the order of :data:`HEAD_INPUTS`;
+        ``biases[output]`` the sum of the scales' biases, ``None`` when they have none.
+    """
     head = model.get_layer("head")
-    flair_15, flair_27 = taps["flair_t2"]
-    t1_15, t1_27 = taps["t1_t1ce"]
+    convs = {"wt": (head.wt_conv_15, head.wt_conv_27), "labels": (head.label_conv_15, head.label_conv_27)}
+    kernels, biases = {}, {}
+    for output, prefixes in HEAD_INPUTS:
+        biases[output] = None
+        kernels[output] = []
+        for conv in convs[output]:
+            kernel, bias = conv_weights(conv)
+            if bias is not None:
+                biases[output] = bias if biases[output] is None else biases[output] + bias
+            kernels[output].append([np.ascontiguousarray(part)
+                                    for part in np.split(kernel, len(prefixes), axis=1)])
+    return kernels, biases
+
+
+def _head(graph, model, taps):
+    """The two outputs (NCDHW) from the taps ``{prefix: [tap_15, tap_27]}``: per output, one
+    1x1x1 conv per tap it reads, summed (the Keras head concatenates the taps of a scale
+    across pathways before its conv; without that concatenation of 2 x (96 + 168) channels
+    a dense24 tile needs about half the peak memory)."""
+    kernels, biases = head_parts(model)
     outputs = []
-    for name, convs, parts in (
-            ("wt", (head.wt_conv_15, head.wt_conv_27), ([flair_15], [flair_27])),
-            ("labels", (head.label_conv_15, head.label_conv_27), ([t1_15, flair_15], [t1_27, flair_27]))):
-        (kernel_15, bias_15), (kernel_27, bias_27) = [conv_weights(conv) for conv in convs]
-        weights = (np.concatenate([kernel_15, kernel_27], axis=1), bias_15 + bias_27)
-        features = graph.node("Concat", parts[0] + parts[1], "head_%s_taps" % name, axis=1)
-        outputs.append(graph.conv(features, weights, "head_%s_conv" % name))
+    for output, prefixes in HEAD_INPUTS:
+        scales = []
+        for scale, parts in enumerate(kernels[output]):
+            shares = [graph.conv(taps[prefix][scale], (kernel, biases[output] if scale == part == 0 else None),
+                                 "head_%s_%s_%d" % (output, prefix, scale))
+                      for part, (prefix, kernel) in enumerate(zip(prefixes, parts))]
+            scales.append(shares[0] if len(shares) == 1 else graph.node(
+                "Add", shares, "head_%s_%d" % (output, scale)))
+        outputs.append(graph.node("Add", scales, "head_%s_sum" % output))
     return outputs
 
 
