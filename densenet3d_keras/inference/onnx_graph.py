@@ -13,7 +13,11 @@ leaves Transposes around every one of them and the zero padding as constants. He
   its inference-mode constants; one after a convolution (the taps', the plain blocks') is
   folded into that convolution's kernel and bias;
 - crops are ``Slice`` with constant starts and negative ends, so the spatial axes may be
-  dynamic; dense units ``Concat`` the cropped features with their new channels;
+  dynamic;
+- a dense block keeps its input apart from the channels its units add: each unit's
+  convolution is the sum of one over the (cropped) input and one over the added channels,
+  only the added channels are concatenated unit by unit, and the input joins them once at the
+  end of the block (the same sums without a copy of the input per unit);
 - the head's pointwise convolutions are one 1x1x1 ``Conv`` per tap, summed (a convolution
   over a concatenation is the sum of one per part): the taps are never concatenated, which
   halves the peak memory of a tile.
@@ -125,16 +129,42 @@ def _block(graph, x, layer, block, name):
     """A block of the description over ``x`` (NCDHW), read from its Keras layer."""
     if len(getattr(layer, "convs", ())) != len(block.unit_filters):
         raise ValueError("layer %s does not hold the %d units of %r" % (layer.name, len(block.unit_filters), block))
+    if block.dense:
+        return _dense_block(graph, x, layer, name)
+    for index, (norm, conv) in enumerate(zip(layer.norms, layer.convs), 1):
+        # conv -> BN -> ReLU, the batch norm folded into the conv
+        x = graph.conv(x, conv_weights(conv, batch_norm_affine(norm)), "%s_unit%d_conv" % (name, index), relu=True)
+    return x
+
+
+def _dense_block(graph, x, layer, name):
+    """A dense block over ``x`` (NCDHW), its input and the channels its units add kept apart.
+
+    Unit ``k`` is BN -> ReLU -> conv over the block's input cropped by ``k - 1`` voxels per
+    side and the channels added so far, concatenated; here that convolution is the sum of
+    one over each part (its kernel and batch norm split by channel), so only the added
+    channels are concatenated unit by unit and the input joins them once, at the end. The
+    sums are the same; the copies of the input into every unit's concatenation are gone.
+    """
     step = (KERNEL - 1) // 2
+    added = None
     for index, (norm, conv) in enumerate(zip(layer.norms, layer.convs), 1):
         unit = "%s_unit%d" % (name, index)
-        if block.dense:  # BN -> ReLU -> conv, appended to the cropped features
-            y = graph.conv(graph.norm_relu(x, batch_norm_affine(norm), unit + "_bn"),
-                           conv_weights(conv), unit + "_conv")
-            x = graph.node("Concat", [graph.crop(x, step, unit + "_crop"), y], unit + "_concat", axis=1)
-        else:  # conv -> BN -> ReLU, the batch norm folded into the conv
-            x = graph.conv(x, conv_weights(conv, batch_norm_affine(norm)), unit + "_conv", relu=True)
-    return x
+        scale, shift = batch_norm_affine(norm)
+        kernel, bias = conv_weights(conv)
+        if added is None:
+            inputs = kernel.shape[1]
+        part = graph.crop(x, step * (index - 1), unit + "_input_crop")
+        y = graph.conv(graph.norm_relu(part, (scale[:inputs], shift[:inputs]), unit + "_bn_input"),
+                       (np.ascontiguousarray(kernel[:, :inputs]), bias), unit + "_conv_input")
+        if added is not None:
+            y_added = graph.conv(graph.norm_relu(added, (scale[inputs:], shift[inputs:]), unit + "_bn_added"),
+                                 (np.ascontiguousarray(kernel[:, inputs:]), None), unit + "_conv_added")
+            y = graph.node("Add", [y, y_added], unit + "_sum")
+            y = graph.node("Concat", [graph.crop(added, step, unit + "_added_crop"), y], unit + "_concat", axis=1)
+        added = y
+    x = graph.crop(x, step * len(layer.convs), name + "_input_crop")
+    return graph.node("Concat", [x, added], name + "_features", axis=1)
 
 
 def _tap(graph, model, x, block, name, crop):

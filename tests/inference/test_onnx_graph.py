@@ -45,17 +45,22 @@ def test_the_graph_holds_plain_operators_only(tiny):
     transposes = [node for node in proto.graph.node if node.op_type == "Transpose"]
     assert len(transposes) == 3
     assert sorted(n.input[0] == INPUT_NAME or n.output[0] in OUTPUT_NAMES for n in transposes) == [True] * 3
-    # tiny: per pathway 1 init + 2 x 6 units + 2 taps; the head one conv per tap it reads
-    # (wt: flair's 2, labels: all 4), never a concatenation of taps: the only Concats are
-    # the dense units'.
-    assert ops["Conv"] == 2 * (1 + 12 + 2) + 2 + 4
-    assert ops["Concat"] == 2 * 12
-    # Batch norm as x * scale + shift only before the units' and taps' convolutions (14 per
-    # pathway); the taps' second batch norm is folded into their convolution. The head adds
-    # its shares: wt's 2 scales (1 Add), labels' 2 pathways per scale and the 2 scales (3).
-    assert ops["Mul"] == 2 * (12 + 2)
-    assert ops["Add"] == 2 * (12 + 2) + 1 + 3
-    assert ops["Relu"] == 2 * (12 + 2 + 2)
+    # tiny: per pathway 1 init conv and 2 dense blocks of 6 units, each unit one conv over
+    # the block's input and (from the 2nd unit) one over the channels added so far, summed;
+    # 2 taps; the head one conv per tap it reads (wt: flair's 2, labels: all 4).
+    units, blocks = 6, 2
+    per_block = 2 * units - 1
+    assert ops["Conv"] == 2 * (1 + blocks * per_block + 2) + 2 + 4
+    # Only the added channels are concatenated unit by unit, the input once per block; never
+    # a concatenation of taps.
+    assert ops["Concat"] == 2 * blocks * units
+    # Batch norm as x * scale + shift only before the units' and taps' convolutions (one per
+    # part of a unit's input); the taps' second batch norm is folded into their convolution.
+    # Adds: those shifts, the units' two-part sums, and the head's shares (wt's 2 scales: 1;
+    # labels' 2 pathways per scale and the 2 scales: 3).
+    assert ops["Mul"] == 2 * (blocks * per_block + 2)
+    assert ops["Add"] == 2 * (blocks * per_block + 2) + 2 * blocks * (units - 1) + 1 + 3
+    assert ops["Relu"] == 2 * (blocks * per_block + 2 + 2)
     # No constant of zero channels or padding: the largest is a convolution kernel.
     kernels = [init for init in proto.graph.initializer if init.name.endswith("_kernel")]
     assert max(init.ByteSize() for init in proto.graph.initializer) == max(k.ByteSize() for k in kernels)
