@@ -7,7 +7,8 @@ default), OpenVINO and ONNX Runtime run the network's ONNX graph over tiles of `
 The first run of a process includes TensorFlow's tracing and compiling of the slab shape
 (about 10 s) and OpenVINO's compiling of the tile shape (about 1 s), what predicting one case
 costs; ``--warm ENGINE ...`` runs the case a second time in those engines' processes, and the
-ratios use that warm run where there is one. Printed per run: wall and CPU seconds, the speed-up over TensorFlow
+ratios use that warm run where there is one (``--repeat N``: the fastest of N warm runs, for a
+shared machine whose speed varies from minute to minute). Printed per run: wall and CPU seconds, the speed-up over TensorFlow
 float32 and TensorFlow bf16, the useful rate (every layer once per voxel of the brain's box,
 :mod:`densenet3d_keras.models.flops`) as a share of the float32 and the bfloat16 matmul peaks
 measured with TensorFlow in the same benchmark (before and after the runs, averaged), the share
@@ -21,7 +22,7 @@ Run standalone::
 
     .venv/bin/python benchmarks/engines.py [--case <BraTS case folder>] [--checkpoint CKPT]
         [--model dense24] [--tile-size N] [--runs tensorflow:float32 openvino:bf16 ...]
-        [--crop N] [--warm tensorflow openvino]
+        [--crop N] [--warm tensorflow openvino] [--repeat N]
 
 Without ``--case``, a synthetic 240 x 240 x 155 case; without ``--checkpoint``, random weights
 with randomised batch-norm statistics. ``--crop N`` keeps the central N^3 voxels of the brain's
@@ -86,13 +87,17 @@ def child(args):
     with Stopwatch() as run:
         segmentation = inferer.segment(volumes)
     warm = None
-    if engine in args.warm:
-        with Stopwatch() as warm:
+    warm_walls = []
+    for _ in range(args.repeat if engine in args.warm else 0):
+        with Stopwatch() as again:
             inferer.segment(volumes)
+        warm_walls.append(again.wall)
+        if warm is None or again.wall < warm.wall:
+            warm = again
     np.save(args.labels, segmentation.labels.astype(np.uint8))
     box = bounding_box(brain_mask(volumes.image, volumes.background))
     print(json.dumps({"first": run.wall, "first_cpu": run.cpu, "wall": (warm or run).wall,
-                      "cpu": (warm or run).cpu, "warm": warm is not None, "load": load.wall, "rss": peak_rss_gb(),
+                      "cpu": (warm or run).cpu, "warm": warm is not None, "warm_walls": warm_walls, "load": load.wall, "rss": peak_rss_gb(),
                       "passes": inferer.describe_passes(segmentation), "box": [list(box[0]), list(box[1])],
                       "shape": list(volumes.image.shape[:3])}))
     return 0
@@ -124,7 +129,7 @@ def _run(args, run, workdir):
     labels = os.path.join(workdir, run.replace(":", "_") + ".npy")
     command = [sys.executable, os.path.abspath(__file__), "--child", run, "--case", args.case,
                "--checkpoint", args.checkpoint, "--model", args.model,
-               "--labels", labels, "--crop", str(args.crop), "--warm"] + list(args.warm)
+               "--labels", labels, "--crop", str(args.crop), "--repeat", str(args.repeat), "--warm"] + list(args.warm)
     if args.tile_size:
         command += ["--tile-size", str(args.tile_size)]
     output = subprocess.run(command, stdout=subprocess.PIPE, universal_newlines=True)
@@ -174,11 +179,15 @@ def main(argv=None):
     parser.add_argument("--runs", nargs="+", default=list(RUNS), metavar="ENGINE:PRECISION")
     parser.add_argument("--crop", type=int, default=0, help="keep the central N^3 voxels of the brain's box")
     parser.add_argument("--warm", nargs="*", default=[], metavar="ENGINE",
-                        help="these engines' processes segment the case twice; the ratios use the "
-                             "second (warm) run where there is one")
+                        help="these engines' processes segment the case again after the first run; "
+                             "the ratios use the fastest of these warm runs where there are some")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="warm runs per --warm engine (default 1; more on a shared, noisy machine)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--labels", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1, got %d" % args.repeat)
     if args.child:
         return child(args)
     runs = [REFERENCE] + [run for run in args.runs if run != REFERENCE]
@@ -199,8 +208,10 @@ def main(argv=None):
         for run in runs:
             started = time.time()
             figures = _run(args, run, workdir)
-            print("%s: %s" % (run, "failed" if figures is None else "%.1f s wall, %.1f s CPU, %s, peak RSS %.2f GB"
-                              % (figures["wall"], figures["cpu"], figures["passes"], figures["rss"])))
+            print("%s: %s" % (run, "failed" if figures is None else "%.1f s wall, %.1f s CPU, %s, peak RSS %.2f GB%s"
+                              % (figures["wall"], figures["cpu"], figures["passes"], figures["rss"],
+                                 " (warm runs: %s s)" % ", ".join("%.1f" % w for w in figures["warm_walls"])
+                                 if len(figures["warm_walls"]) > 1 else "")))
             print("  (process %.0f s)" % (time.time() - started))
             sys.stdout.flush()
             if figures is not None:
