@@ -33,9 +33,9 @@ ENGINE_PRECISIONS = {"openvino": ("float32", "bf16"), "onnxruntime": ("float32",
 OPENVINO_PRECISIONS = {"float32": "f32", "bf16": "bf16"}
 #: Default largest tile edge (``--tile-size``) per engine. OpenVINO's is larger than
 #: TensorFlow's: larger tiles recompute less of their overlaps and it needs less memory per
-#: tile (dense24, a 240 x 240 x 155 case, bf16: 8 tiles of 99 x 114 x 99 in 1.9 GB, 1.18x
-#: faster than 27 tiles of 75 x 85 x 75; 2 tiles of 172 x 114 x 172 took 4.4 GB for 7% less
-#: time); ONNX Runtime took 5.7 GB with 128, 2.5 GB with 88.
+#: tile (dense24, a 240 x 240 x 155 case, bf16: 8 tiles of 99 x 114 x 99 in 2.0 GB, 1.18x
+#: faster than 27 tiles of 75 x 85 x 75; 2 tiles of 172 x 114 x 172 took 4 GB more for 0-5%
+#: less time); ONNX Runtime took 5.7 GB with 128, 2.5 GB with 88.
 ENGINE_TILE_SIZES = {"tensorflow": DEFAULT_TILE_SIZE, "openvino": 128, "onnxruntime": DEFAULT_TILE_SIZE}
 #: Input shapes an OpenVINO predictor keeps compiled (a case's tiles share one; cases differ).
 COMPILED_SHAPES = 2
