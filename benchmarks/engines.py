@@ -86,18 +86,16 @@ def child(args):
         inferer.load(lambda line: sys.stderr.write(line + "\n"))
     with Stopwatch() as run:
         segmentation = inferer.segment(volumes)
-    warm = None
-    warm_walls = []
+    warm_runs = []
     for _ in range(args.repeat if engine in args.warm else 0):
         with Stopwatch() as again:
             inferer.segment(volumes)
-        warm_walls.append(again.wall)
-        if warm is None or again.wall < warm.wall:
-            warm = again
+        warm_runs.append(again)
+    warm = min(warm_runs, key=lambda stopwatch: stopwatch.wall) if warm_runs else None
     np.save(args.labels, segmentation.labels.astype(np.uint8))
     box = bounding_box(brain_mask(volumes.image, volumes.background))
     print(json.dumps({"first": run.wall, "first_cpu": run.cpu, "wall": (warm or run).wall,
-                      "cpu": (warm or run).cpu, "warm": warm is not None, "warm_walls": warm_walls, "load": load.wall, "rss": peak_rss_gb(),
+                      "cpu": (warm or run).cpu, "warm": warm is not None, "warm_walls": [stopwatch.wall for stopwatch in warm_runs], "load": load.wall, "rss": peak_rss_gb(),
                       "passes": inferer.describe_passes(segmentation), "box": [list(box[0]), list(box[1])],
                       "shape": list(volumes.image.shape[:3])}))
     return 0

@@ -147,19 +147,18 @@ def _dense_block(graph, x, layer, name):
     sums are the same; the copies of the input into every unit's concatenation are gone.
     """
     step = (KERNEL - 1) // 2
+    inputs = int(layer.convs[0].kernel.shape[-2])  # the block's input channels
     added = None
     for index, (norm, conv) in enumerate(zip(layer.norms, layer.convs), 1):
         unit = "%s_unit%d" % (name, index)
         scale, shift = batch_norm_affine(norm)
         kernel, bias = conv_weights(conv)
-        if added is None:
-            inputs = kernel.shape[1]
         part = graph.crop(x, step * (index - 1), unit + "_input_crop")
         y = graph.conv(graph.norm_relu(part, (scale[:inputs], shift[:inputs]), unit + "_bn_input"),
-                       (np.ascontiguousarray(kernel[:, :inputs]), bias), unit + "_conv_input")
+                       (kernel[:, :inputs], bias), unit + "_conv_input")
         if added is not None:
             y_added = graph.conv(graph.norm_relu(added, (scale[inputs:], shift[inputs:]), unit + "_bn_added"),
-                                 (np.ascontiguousarray(kernel[:, inputs:]), None), unit + "_conv_added")
+                                 (kernel[:, inputs:], None), unit + "_conv_added")
             y = graph.node("Add", [y, y_added], unit + "_sum")
             y = graph.node("Concat", [graph.crop(added, step, unit + "_added_crop"), y], unit + "_concat", axis=1)
         added = y
@@ -217,8 +216,7 @@ def head_parts(model):
             kernel, bias = conv_weights(conv)
             if bias is not None:
                 biases[output] = bias if biases[output] is None else biases[output] + bias
-            kernels[output].append([np.ascontiguousarray(part)
-                                    for part in np.split(kernel, len(prefixes), axis=1)])
+            kernels[output].append(np.split(kernel, len(prefixes), axis=1))
     return kernels, biases
 
 
